@@ -1,0 +1,150 @@
+//! Types shared by the kernel programs (`mirror-ebpf`) and the agent (`mirror-user`).
+//!
+//! How a copy carries its origin to user space:
+//!
+//! 1. The TC classifier on a mirrored interface writes [`mark_for`] into `skb->mark`, calls
+//!    `bpf_clone_redirect` into the near end of the mirror veth pair and puts the original mark
+//!    back, so the original packet leaves the program exactly as it came in.
+//! 2. The clone keeps that mark. The TC egress classifier on the near end of the pair (it only
+//!    ever sees clones) turns the mark into a [`Tag`] that it prepends to the frame with
+//!    `bpf_skb_change_head`, stamped with the kernel's monotonic clock.
+//! 3. XDP on the far end redirects the frame, tag first, into the AF_XDP socket; the agent reads
+//!    the tag and strips it before the frame goes anywhere else.
+#![no_std]
+
+/// Bit set in `skb->mark` while a packet is being cloned by the mirror.
+pub const MARK_CLONE: u32 = 1 << 31;
+/// Bit set in `skb->mark` when the clone was taken on TC egress.
+pub const MARK_EGRESS: u32 = 1 << 30;
+/// Interface indexes the mark can carry (the kernel hands them out from 1 upwards).
+pub const MARK_IFINDEX_MASK: u32 = MARK_EGRESS - 1;
+
+/// The default `SO_MARK` of the agent's own sockets: the classifier never mirrors packets that
+/// carry it, so tunnel and NetFlow traffic leaving a mirrored interface is not copied again.
+pub const DEFAULT_AGENT_MARK: u32 = 0x6d69_7272; // "mirr"
+
+/// Magic number at the start of every [`Tag`], checked by the agent.
+pub const TAG_MAGIC: u16 = 0x4d54; // "MT"
+/// Bytes the tag adds in front of each copied frame.
+pub const TAG_LEN: usize = size_of::<Tag>();
+
+/// Largest frame (without the tag) that the mirror veth pair carries. The pair's MTU is set from
+/// this; an XDP program without multi-buffer support caps a veth near one page.
+pub const MAX_FRAME: u32 = 3_072;
+
+/// Direction of a copy, as the mirrored interface saw the packet (tc's point of view).
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// Received by the interface (for a pod's host-side veth: sent by the pod).
+    Ingress = 0,
+    /// Transmitted by the interface (for a pod's host-side veth: delivered to the pod).
+    Egress = 1,
+}
+
+/// Returns the mark that tells the tagging program where a clone comes from.
+#[inline(always)]
+pub const fn mark_for(ifindex: u32, direction: Direction) -> u32 {
+    let dir = match direction {
+        Direction::Ingress => 0,
+        Direction::Egress => MARK_EGRESS,
+    };
+    MARK_CLONE | dir | (ifindex & MARK_IFINDEX_MASK)
+}
+
+/// The header prepended to every copy on its way to the AF_XDP socket. All fields are in host
+/// byte order: the tag never leaves this machine.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tag {
+    /// [`TAG_MAGIC`].
+    pub magic: u16,
+    /// [`Direction`] as `u8`.
+    pub direction: u8,
+    /// Reserved, zero.
+    pub flags: u8,
+    /// Index of the mirrored interface.
+    pub ifindex: u32,
+    /// `bpf_ktime_get_ns()` when the copy was taken (`CLOCK_MONOTONIC`).
+    pub ktime_ns: u64,
+}
+
+impl Tag {
+    /// Builds the tag for a clone that carries `mark`, or `None` if the mark is not the mirror's.
+    #[inline(always)]
+    pub const fn from_mark(mark: u32, ktime_ns: u64) -> Option<Self> {
+        if mark & MARK_CLONE == 0 {
+            return None;
+        }
+        Some(Self {
+            magic: TAG_MAGIC,
+            direction: if mark & MARK_EGRESS == 0 { 0 } else { 1 },
+            flags: 0,
+            ifindex: mark & MARK_IFINDEX_MASK,
+            ktime_ns,
+        })
+    }
+}
+
+/// Counters the kernel programs keep in a per-CPU array, indexed by these values.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KernelCounter {
+    /// Packets cloned into the mirror veth.
+    Cloned = 0,
+    /// `bpf_clone_redirect` failed.
+    CloneFailed = 1,
+    /// Not cloned: larger than [`MAX_FRAME`].
+    TooBig = 2,
+    /// Not cloned: the agent's own traffic.
+    OwnTraffic = 3,
+    /// Dropped at the near end of the pair: no mirror mark (e.g. the kernel's own packets).
+    Untagged = 4,
+    /// `bpf_skb_change_head` or the tag write failed.
+    TagFailed = 5,
+}
+
+/// Number of [`KernelCounter`] slots.
+pub const KERNEL_COUNTERS: u32 = 6;
+
+/// Settings the agent writes into the `CONFIG` array before attaching anything.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Config {
+    /// Index of the near end of the mirror veth pair (where clones go).
+    pub mirror_ifindex: u32,
+    /// `SO_MARK` of the agent's own sockets; packets with it are never mirrored.
+    pub agent_mark: u32,
+}
+
+#[cfg(feature = "user")]
+mod user {
+    // SAFETY: plain `#[repr(C)]` data without padding or invalid bit patterns.
+    unsafe impl aya::Pod for super::Config {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mark_round_trips_through_tag() {
+        let tag = Tag::from_mark(mark_for(42, Direction::Egress), 7).unwrap();
+        assert_eq!(tag.ifindex, 42);
+        assert_eq!(tag.direction, Direction::Egress as u8);
+        assert_eq!(tag.magic, TAG_MAGIC);
+        let tag = Tag::from_mark(mark_for(3, Direction::Ingress), 0).unwrap();
+        assert_eq!((tag.ifindex, tag.direction), (3, 0));
+    }
+
+    #[test]
+    fn foreign_marks_are_not_tags() {
+        assert_eq!(Tag::from_mark(0, 0), None);
+        assert_eq!(Tag::from_mark(DEFAULT_AGENT_MARK, 0), None);
+    }
+
+    #[test]
+    fn tag_is_sixteen_bytes() {
+        assert_eq!(TAG_LEN, 16);
+    }
+}

@@ -1,0 +1,56 @@
+//! TC classifiers on the mirrored interfaces: copy each packet into the mirror veth pair.
+use aya_ebpf::{
+    bindings::TC_ACT_UNSPEC, macros::{classifier, map}, maps::Array, programs::TcContext,
+};
+use mirror_common::{Config, Direction, KernelCounter, MAX_FRAME, mark_for};
+
+use crate::counters::count;
+
+/// Written once by the agent before it attaches anything.
+#[map]
+static CONFIG: Array<Config> = Array::with_max_entries(1, 0);
+
+#[classifier]
+pub fn mirror_ingress(ctx: TcContext) -> i32 {
+    clone(&ctx, Direction::Ingress)
+}
+
+#[classifier]
+pub fn mirror_egress(ctx: TcContext) -> i32 {
+    clone(&ctx, Direction::Egress)
+}
+
+/// Always lets the original go on to whatever runs next (`TC_ACT_UNSPEC` is TCX's "next"): the
+/// mirror never decides the fate of the traffic it watches.
+#[inline(always)]
+fn clone(ctx: &TcContext, direction: Direction) -> i32 {
+    let Some(config) = CONFIG.get(0) else {
+        return TC_ACT_UNSPEC;
+    };
+    // SAFETY: the context pointer is valid for the whole program run.
+    let (mark, ifindex, gso_size) = unsafe {
+        let skb = &*ctx.skb.skb;
+        (skb.mark, skb.ifindex, skb.gso_size)
+    };
+    if config.mirror_ifindex == 0 {
+        return TC_ACT_UNSPEC;
+    }
+    if mark == config.agent_mark {
+        count(KernelCounter::OwnTraffic);
+        return TC_ACT_UNSPEC;
+    }
+    // A GSO packet is cut into MTU-sized frames when it leaves the mirror veth.
+    if gso_size == 0 && ctx.len() > MAX_FRAME {
+        count(KernelCounter::TooBig);
+        return TC_ACT_UNSPEC;
+    }
+    // The clone inherits the mark; the original gets its own back before anyone else sees it.
+    ctx.set_mark(mark_for(ifindex, direction));
+    let cloned = ctx.clone_redirect(config.mirror_ifindex, 0);
+    ctx.set_mark(mark);
+    count(match cloned {
+        Ok(()) => KernelCounter::Cloned,
+        Err(_) => KernelCounter::CloneFailed,
+    });
+    TC_ACT_UNSPEC
+}

@@ -1,0 +1,28 @@
+//! The mirror's kernel side. See `mirror-common` for how a copy carries its origin.
+#![cfg_attr(target_arch = "bpf", no_std)]
+#![cfg_attr(target_arch = "bpf", no_main)]
+
+#[cfg(target_arch = "bpf")]
+mod clone;
+#[cfg(target_arch = "bpf")]
+mod counters;
+#[cfg(target_arch = "bpf")]
+mod tag;
+#[cfg(target_arch = "bpf")]
+mod xsk;
+
+#[cfg(target_arch = "bpf")]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+#[cfg(target_arch = "bpf")]
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 4] = *b"GPL\0";
+
+#[cfg(not(target_arch = "bpf"))]
+fn main() {
+    eprintln!("mirror-ebpf holds eBPF programs; it is built for bpfel-unknown-none by mirror-user");
+}

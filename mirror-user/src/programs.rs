@@ -1,0 +1,108 @@
+//! Loading the kernel programs of `mirror-ebpf` and attaching them where they belong.
+use std::os::fd::AsRawFd;
+
+use anyhow::{Context as _, bail};
+use aya::{
+    Ebpf,
+    maps::{Array, MapData, PerCpuArray, XskMap},
+    programs::{SchedClassifier, TcAttachType, Xdp, XdpMode},
+    util::KernelVersion,
+};
+use mirror_common::{Config, KERNEL_COUNTERS, KernelCounter};
+
+/// The programs, built by `build.rs` (empty when the build had no bpf-linker).
+static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/mirror-ebpf"));
+
+/// TCX (kernel 6.6) keeps each attachment a link owned by this process: dropping it detaches,
+/// and so does the kernel if the process dies.
+const TCX: KernelVersion = KernelVersion::new(6, 6, 0);
+
+/// The loaded programs; every attachment is detached when this is dropped.
+pub struct Programs {
+    ebpf: Ebpf,
+    counters: PerCpuArray<MapData, u64>,
+}
+
+impl Programs {
+    /// Loads the programs and writes their configuration.
+    pub fn load(config: Config) -> anyhow::Result<Self> {
+        if OBJECT.is_empty() {
+            bail!("this binary was built without its eBPF programs (bpf-linker was missing); run `cargo xtask setup` and rebuild");
+        }
+        let kernel = KernelVersion::current().context("reading the kernel version")?;
+        if kernel < TCX {
+            bail!("kernel {kernel:?} lacks TCX (bpf_mprog links for tc, Linux 6.6); the mirror needs it");
+        }
+        let mut ebpf = Ebpf::load(OBJECT).context("loading the eBPF programs (needs root or CAP_BPF+CAP_NET_ADMIN)")?;
+        let mut cfg: Array<_, Config> =
+            Array::try_from(ebpf.map_mut("CONFIG").context("map CONFIG missing")?)?;
+        cfg.set(0, config, 0).context("writing map CONFIG")?;
+        let counters = PerCpuArray::try_from(ebpf.take_map("COUNTERS").context("map COUNTERS missing")?)?;
+        for name in ["mirror_ingress", "mirror_egress", "mirror_tag"] {
+            let prog: &mut SchedClassifier = program(&mut ebpf, name)?.try_into()?;
+            prog.load().with_context(|| format!("loading program {name}"))?;
+        }
+        let xdp: &mut Xdp = program(&mut ebpf, "mirror_xsk")?.try_into()?;
+        xdp.load().context("loading program mirror_xsk")?;
+        Ok(Self { ebpf, counters })
+    }
+
+    /// Stops all cloning at once (the classifiers see no mirror to clone into); used before
+    /// the ring is drained at shutdown.
+    pub fn pause(&mut self) -> anyhow::Result<()> {
+        let mut cfg: Array<_, Config> =
+            Array::try_from(self.ebpf.map_mut("CONFIG").context("map CONFIG missing")?)?;
+        let mut config = cfg.get(&0, 0).context("reading map CONFIG")?;
+        config.mirror_ifindex = 0;
+        cfg.set(0, config, 0).context("writing map CONFIG")?;
+        Ok(())
+    }
+
+    /// XDP in driver mode on the far end: generic (SKB) mode delivers nothing to AF_XDP on veth.
+    pub fn attach_xsk(&mut self, far: &str) -> anyhow::Result<()> {
+        let xdp: &mut Xdp = program(&mut self.ebpf, "mirror_xsk")?.try_into()?;
+        xdp.attach(far, XdpMode::Driver)
+            .with_context(|| format!("attaching XDP program to {far} (driver mode)"))?;
+        Ok(())
+    }
+
+    /// Lets the XDP program redirect queue `queue` of the far end into `socket`.
+    pub fn register_socket(&mut self, queue: u32, socket: &impl AsRawFd) -> anyhow::Result<()> {
+        let mut xsks = XskMap::try_from(self.ebpf.map_mut("XSKS").context("map XSKS missing")?)?;
+        xsks.set(queue, socket.as_raw_fd(), 0).context("inserting the AF_XDP socket into XSKS")?;
+        Ok(())
+    }
+
+    /// The tagging program on the near end's egress: it sees the clones and nothing else.
+    pub fn attach_tagger(&mut self, near: &str) -> anyhow::Result<()> {
+        self.attach_tc("mirror_tag", near, TcAttachType::Egress)
+    }
+
+    /// The cloning programs on a mirrored interface.
+    pub fn attach_mirror(&mut self, iface: &str, ingress: bool, egress: bool) -> anyhow::Result<()> {
+        if ingress {
+            self.attach_tc("mirror_ingress", iface, TcAttachType::Ingress)?;
+        }
+        if egress {
+            self.attach_tc("mirror_egress", iface, TcAttachType::Egress)?;
+        }
+        Ok(())
+    }
+
+    fn attach_tc(&mut self, name: &str, iface: &str, at: TcAttachType) -> anyhow::Result<()> {
+        let prog: &mut SchedClassifier = program(&mut self.ebpf, name)?.try_into()?;
+        prog.attach(iface, at).with_context(|| format!("attaching {name} to {iface} {at:?}"))?;
+        Ok(())
+    }
+
+    /// Sums a kernel counter over all CPUs.
+    pub fn counter(&self, counter: KernelCounter) -> anyhow::Result<u64> {
+        debug_assert!((counter as u32) < KERNEL_COUNTERS);
+        let values = self.counters.get(&(counter as u32), 0).context("reading map COUNTERS")?;
+        Ok(values.iter().sum())
+    }
+}
+
+fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> anyhow::Result<&'a mut aya::programs::Program> {
+    ebpf.program_mut(name).with_context(|| format!("program {name} missing from the eBPF object"))
+}

@@ -1,0 +1,237 @@
+//! `mirror run`: sets the data path up, runs it until a signal, and takes it all down again.
+use std::{
+    ffi::CString,
+    net::{IpAddr, SocketAddr, SocketAddrV4},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use anyhow::Context as _;
+use mirror_common::{Config, KernelCounter, MAX_FRAME, TAG_LEN};
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::{
+    UsageError,
+    capture::{BATCH, Capture, IfaceCounters},
+    cli::RunArgs,
+    metrics::{DropReason, Metrics},
+    programs::Programs,
+    remote::route_to,
+    send::{Destination, SendDrops, Sender},
+    tunnel::vxlan::{HEADER_LEN, VxlanEncap},
+    veth::{self, MirrorVeth},
+    xsk::Xsk,
+};
+
+/// A mirrored interface, checked to exist.
+struct Iface {
+    name: String,
+    ifindex: u32,
+}
+
+pub fn run(args: &RunArgs) -> anyhow::Result<()> {
+    let ifaces = resolve_ifaces(&args.ifaces)?;
+    let remotes = resolve_remotes(args)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    runtime.block_on(run_async(args, ifaces, remotes))
+}
+
+fn resolve_ifaces(names: &[String]) -> anyhow::Result<Vec<Iface>> {
+    let mut ifaces: Vec<Iface> = Vec::new();
+    for name in names {
+        if name == veth::NEAR || name == veth::FAR {
+            return Err(UsageError(format!("--iface {name}: that is the mirror's own veth")).into());
+        }
+        let ifindex = CString::new(name.as_str())
+            // SAFETY: valid C string.
+            .map(|c| unsafe { libc::if_nametoindex(c.as_ptr()) })
+            .unwrap_or(0);
+        if ifindex == 0 {
+            return Err(UsageError(format!("--iface {name}: no such interface in this network namespace")).into());
+        }
+        if !ifaces.iter().any(|i| i.ifindex == ifindex) {
+            ifaces.push(Iface { name: name.clone(), ifindex });
+        }
+    }
+    Ok(ifaces)
+}
+
+/// Each remote with its address and the route the kernel knows to it.
+fn resolve_remotes(args: &RunArgs) -> anyhow::Result<Vec<(SocketAddrV4, u32)>> {
+    let mut out = Vec::new();
+    for remote in &args.remotes {
+        let IpAddr::V4(ip) = remote.ip else {
+            return Err(UsageError(format!("--remote {remote}: IPv6 remotes are not supported yet")).into());
+        };
+        if ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast() {
+            return Err(UsageError(format!("--remote {remote}: not a unicast address")).into());
+        }
+        let addr = SocketAddrV4::new(ip, remote.port.unwrap_or(args.vxlan_port));
+        let route = route_to(SocketAddr::V4(addr)).with_context(|| format!("finding the route to remote {addr}"))?;
+        out.push((addr, route.mtu));
+    }
+    Ok(out)
+}
+
+async fn run_async(args: &RunArgs, ifaces: Vec<Iface>, remotes: Vec<(SocketAddrV4, u32)>) -> anyhow::Result<()> {
+    let metrics = Metrics::new()?;
+    let _server = match args.metrics {
+        Some(addr) => Some(crate::metrics::serve(addr, metrics.clone()).await?),
+        None => None,
+    };
+    let (connection, handle, _) = rtnetlink::new_connection().context("opening a netlink socket")?;
+    tokio::spawn(connection);
+    // Room for the largest frame plus the tag (the veth MTU excludes the Ethernet header).
+    let veth = MirrorVeth::create(handle, MAX_FRAME + TAG_LEN as u32).await?;
+    let result = mirror(args, &ifaces, &remotes, &metrics, &veth).await;
+    let removed = veth.remove().await;
+    result.and(removed)
+}
+
+async fn mirror(
+    args: &RunArgs,
+    ifaces: &[Iface],
+    remotes: &[(SocketAddrV4, u32)],
+    metrics: &Metrics,
+    veth: &MirrorVeth,
+) -> anyhow::Result<()> {
+    let tunnel = args.tunnel.name();
+    let mut programs = Programs::load(Config { mirror_ifindex: veth.near_ifindex, agent_mark: args.agent_mark })?;
+    veth.up().await?;
+    programs.attach_xsk(veth::FAR)?;
+    let xsk = Xsk::open(veth::FAR, 0)?;
+    programs.register_socket(0, xsk.rx.fd())?;
+    programs.attach_tagger(veth::NEAR)?;
+
+    let mut destinations = Vec::new();
+    for &(addr, mtu) in remotes {
+        let source = route_to(SocketAddr::V4(addr))?.source;
+        let (sent_packets, sent_bytes) = metrics.sent(tunnel, &addr.to_string());
+        destinations.push(Destination {
+            encap: VxlanEncap::new(source, *addr.ip(), addr.port(), args.vni),
+            addr,
+            max_inner: (mtu as usize).saturating_sub(HEADER_LEN),
+            sent_packets,
+            sent_bytes,
+        });
+    }
+    let drops = SendDrops { too_big: metrics.dropped(DropReason::TooBig), send_error: metrics.dropped(DropReason::SendError) };
+    let sender = Sender::new(destinations, drops, BATCH, args.agent_mark).context("opening the raw send socket")?;
+    let capture = Capture {
+        xsk,
+        sender,
+        ifaces: ifaces
+            .iter()
+            .map(|iface| {
+                let (ip, ib) = metrics.captured(&iface.name, "ingress");
+                let (ep, eb) = metrics.captured(&iface.name, "egress");
+                IfaceCounters { ifindex: iface.ifindex, packets: [ip, ep], bytes: [ib, eb] }
+            })
+            .collect(),
+        malformed: metrics.dropped(DropReason::Malformed),
+        ring_full: metrics.dropped(DropReason::RingFull),
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let (done_tx, mut done_rx) = tokio::sync::oneshot::channel();
+    let thread = std::thread::Builder::new()
+        .name("mirror-capture".into())
+        .spawn({
+            let stop = Arc::clone(&stop);
+            move || {
+                let _ = done_tx.send(capture.run(&stop));
+            }
+        })
+        .context("starting the capture thread")?;
+
+    let mut kernel = KernelCounters::new(metrics);
+    let attached = attach_all(&mut programs, args, ifaces, metrics);
+    let outcome = match attached {
+        Err(e) => Err(e),
+        Ok(()) => {
+            let remotes: Vec<String> = remotes.iter().map(|(a, _)| a.to_string()).collect();
+            let names: Vec<&str> = ifaces.iter().map(|i| i.name.as_str()).collect();
+            eprintln!(
+                "mirror: ready: copying {} ({:?}) to {} over {tunnel} VNI {}",
+                names.join(", "),
+                args.direction,
+                remotes.join(", "),
+                args.vni
+            );
+            wait(&mut done_rx, &programs, &mut kernel).await
+        }
+    };
+    // Stop new copies first, then let the thread drain what is already in the ring.
+    programs.pause()?;
+    stop.store(true, Ordering::Relaxed);
+    let finished = match done_rx.await {
+        Ok(result) => result,
+        Err(_) => Err(anyhow::anyhow!("the capture thread panicked")),
+    };
+    let _ = thread.join();
+    kernel.update(&programs);
+    metrics.attached_interfaces.set(0);
+    // Dropping the programs detaches every TCX and XDP link.
+    drop(programs);
+    outcome.and(finished)
+}
+
+fn attach_all(programs: &mut Programs, args: &RunArgs, ifaces: &[Iface], metrics: &Metrics) -> anyhow::Result<()> {
+    for iface in ifaces {
+        programs.attach_mirror(&iface.name, args.direction.ingress(), args.direction.egress())?;
+        metrics.attached_interfaces.inc();
+    }
+    Ok(())
+}
+
+/// Waits for SIGINT or SIGTERM (`Ok`) or the end of the capture thread (its error).
+async fn wait(
+    done: &mut tokio::sync::oneshot::Receiver<anyhow::Result<()>>,
+    programs: &Programs,
+    kernel: &mut KernelCounters,
+) -> anyhow::Result<()> {
+    let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            _ = sigint.recv() => return Ok(()),
+            _ = sigterm.recv() => return Ok(()),
+            result = &mut *done => {
+                return result.unwrap_or_else(|_| Err(anyhow::anyhow!("the capture thread panicked")))
+                    .and_then(|()| Err(anyhow::anyhow!("the capture thread stopped")));
+            }
+            _ = tick.tick() => kernel.update(programs),
+        }
+    }
+}
+
+/// Kernel-side drop counters, carried into the metrics as deltas.
+struct KernelCounters {
+    sources: Vec<(KernelCounter, prometheus::IntCounter, u64)>,
+}
+
+impl KernelCounters {
+    fn new(metrics: &Metrics) -> Self {
+        let sources = [
+            (KernelCounter::CloneFailed, DropReason::CloneFailed),
+            (KernelCounter::TagFailed, DropReason::CloneFailed),
+            (KernelCounter::TooBig, DropReason::TooBig),
+        ];
+        Self { sources: sources.into_iter().map(|(k, r)| (k, metrics.dropped(r), 0)).collect() }
+    }
+
+    fn update(&mut self, programs: &Programs) {
+        for (counter, metric, seen) in &mut self.sources {
+            if let Ok(now) = programs.counter(*counter) {
+                metric.inc_by(now.saturating_sub(*seen));
+                *seen = now;
+            }
+        }
+    }
+}

@@ -1,0 +1,142 @@
+//! The dedicated veth pair that carries the clones from TC to the AF_XDP socket.
+//!
+//! The near end (`mirror-tx`) receives the clones of `bpf_clone_redirect`; the far end
+//! (`mirror-rx`) runs the XDP program that hands them to the socket. The pair's alias names the
+//! agent that owns it, so a second agent refuses to start and a leftover of a killed one is
+//! removed.
+use std::{fs, io, path::Path};
+
+use anyhow::{Context as _, anyhow, bail};
+use futures::TryStreamExt as _;
+use rtnetlink::{
+    Handle, LinkUnspec, LinkVeth,
+    packet_route::link::{LinkAttribute, LinkMessage},
+};
+
+pub const NEAR: &str = "mirror-tx";
+pub const FAR: &str = "mirror-rx";
+const ALIAS_PREFIX: &str = "mirror agent pid ";
+
+/// The pair, deleted on [`MirrorVeth::remove`].
+pub struct MirrorVeth {
+    handle: Handle,
+    mtu: u32,
+    pub near_ifindex: u32,
+    pub far_ifindex: u32,
+}
+
+impl MirrorVeth {
+    /// Creates the pair, down (the MTU is set on both ends by [`MirrorVeth::up`]); takes over a pair left by a dead agent.
+    pub async fn create(handle: Handle, mtu: u32) -> anyhow::Result<Self> {
+        if let Some(link) = get(&handle, NEAR).await? {
+            let owner = alias(&link).and_then(|a| a.strip_prefix(ALIAS_PREFIX)?.parse::<u32>().ok());
+            match owner {
+                Some(pid) if pid != std::process::id() && Path::new(&format!("/proc/{pid}")).exists() => {
+                    bail!("another mirror agent (pid {pid}) owns {NEAR} in this network namespace")
+                }
+                Some(pid) => eprintln!("mirror: removing {NEAR} left behind by pid {pid}"),
+                None => bail!("an interface named {NEAR} exists and is not the mirror's; remove it"),
+            }
+            handle.link().del(link.header.index).execute().await.context("deleting stale mirror veth")?;
+        }
+        let alias = format!("{ALIAS_PREFIX}{}", std::process::id());
+        handle
+            .link()
+            .add(LinkVeth::new(NEAR, FAR).alias(alias).build())
+            .execute()
+            .await
+            .with_context(|| format!("creating veth pair {NEAR}/{FAR}"))?;
+        let index = |name| {
+            let handle = handle.clone();
+            async move {
+                get(&handle, name).await?.map(|l| l.header.index).ok_or_else(|| anyhow!("{name} vanished"))
+            }
+        };
+        let near_ifindex = index(NEAR).await?;
+        let far_ifindex = index(FAR).await?;
+        let veth = Self { handle, mtu, near_ifindex, far_ifindex };
+        for name in [NEAR, FAR] {
+            // No IPv6 autoconfiguration: the kernel must not send its own packets on the pair.
+            let sysctl = format!("/proc/sys/net/ipv6/conf/{name}/disable_ipv6");
+            if Path::new(&sysctl).exists() {
+                fs::write(&sysctl, "1").with_context(|| format!("writing {sysctl}"))?;
+            }
+        }
+        // Clones of locally sent packets carry partial checksums; without TX checksum offload
+        // the kernel completes them as the copies leave the near end.
+        disable_tx_checksum(NEAR).with_context(|| format!("turning off TX checksum offload on {NEAR}"))?;
+        Ok(veth)
+    }
+
+    /// Brings both ends up (the far end first, so XDP is ready when clones arrive).
+    pub async fn up(&self) -> anyhow::Result<()> {
+        for index in [self.far_ifindex, self.near_ifindex] {
+            self.handle
+                .link()
+                .set(LinkUnspec::new_with_index(index).mtu(self.mtu).up().arp(false).build())
+                .execute()
+                .await
+                .context("bringing the mirror veth up")?;
+        }
+        Ok(())
+    }
+
+    /// Deletes the pair (both ends go with one).
+    pub async fn remove(self) -> anyhow::Result<()> {
+        self.handle
+            .link()
+            .del(self.near_ifindex)
+            .execute()
+            .await
+            .with_context(|| format!("deleting veth pair {NEAR}/{FAR}"))
+    }
+}
+
+async fn get(handle: &Handle, name: &str) -> anyhow::Result<Option<LinkMessage>> {
+    let mut links = handle.link().get().match_name(name.to_owned()).execute();
+    match links.try_next().await {
+        Ok(link) => Ok(link),
+        // The kernel answers ENODEV for a name it does not know.
+        Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("looking up {name}")),
+    }
+}
+
+fn alias(link: &LinkMessage) -> Option<&str> {
+    link.attributes.iter().find_map(|a| match a {
+        LinkAttribute::IfAlias(alias) => Some(alias.as_str()),
+        _ => None,
+    })
+}
+
+/// `ethtool -K NAME tx off`, through the legacy `ETHTOOL_STXCSUM` ioctl that every kernel keeps.
+fn disable_tx_checksum(name: &str) -> io::Result<()> {
+    const ETHTOOL_STXCSUM: u32 = 0x17;
+    #[repr(C)]
+    struct EthtoolValue {
+        cmd: u32,
+        data: u32,
+    }
+    let mut value = EthtoolValue { cmd: ETHTOOL_STXCSUM, data: 0 };
+    // SAFETY: zeroed ifreq is valid; name length checked below.
+    let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
+    let bytes = name.as_bytes();
+    if bytes.len() >= ifr.ifr_name.len() {
+        return Err(io::Error::from(io::ErrorKind::InvalidInput));
+    }
+    for (dst, src) in ifr.ifr_name.iter_mut().zip(bytes) {
+        *dst = *src as libc::c_char;
+    }
+    ifr.ifr_ifru.ifru_data = (&raw mut value).cast();
+    // SAFETY: plain socket call.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd is ours, ifr points at a live EthtoolValue.
+    let rc = unsafe { libc::ioctl(fd, libc::SIOCETHTOOL, &raw mut ifr) };
+    let err = io::Error::last_os_error();
+    // SAFETY: fd is ours.
+    unsafe { libc::close(fd) };
+    if rc < 0 { Err(err) } else { Ok(()) }
+}

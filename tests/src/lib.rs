@@ -1,0 +1,1 @@
+//! Test worlds in network namespaces.
