@@ -1,1 +1,19 @@
 //! The mirror agent.
+
+pub mod capture;
+pub mod cli;
+pub mod flow_hash;
+pub mod metrics;
+pub mod programs;
+pub mod remote;
+pub mod run;
+pub mod send;
+pub mod tunnel;
+pub mod veth;
+pub mod wire;
+pub mod xsk;
+
+/// Bad usage, configuration or input: the binary exits with code 2 and this one line.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);

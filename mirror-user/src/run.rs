@@ -50,8 +50,7 @@ fn resolve_ifaces(names: &[String]) -> anyhow::Result<Vec<Iface>> {
         }
         let ifindex = CString::new(name.as_str())
             // SAFETY: valid C string.
-            .map(|c| unsafe { libc::if_nametoindex(c.as_ptr()) })
-            .unwrap_or(0);
+            .map_or(0, |c| unsafe { libc::if_nametoindex(c.as_ptr()) });
         if ifindex == 0 {
             return Err(UsageError(format!("--iface {name}: no such interface in this network namespace")).into());
         }
@@ -150,22 +149,20 @@ async fn mirror(
         .context("starting the capture thread")?;
 
     let mut kernel = KernelCounters::new(metrics);
-    let attached = attach_all(&mut programs, args, ifaces, metrics);
-    let outcome = match attached {
-        Err(e) => Err(e),
-        Ok(()) => {
-            let remotes: Vec<String> = remotes.iter().map(|(a, _)| a.to_string()).collect();
-            let names: Vec<&str> = ifaces.iter().map(|i| i.name.as_str()).collect();
-            eprintln!(
-                "mirror: ready: copying {} ({:?}) to {} over {tunnel} VNI {}",
-                names.join(", "),
-                args.direction,
-                remotes.join(", "),
-                args.vni
-            );
-            wait(&mut done_rx, &programs, &mut kernel).await
-        }
-    };
+    let outcome = async {
+        attach_all(&mut programs, args, ifaces, metrics)?;
+        let remotes: Vec<String> = remotes.iter().map(|(a, _)| a.to_string()).collect();
+        let names: Vec<&str> = ifaces.iter().map(|i| i.name.as_str()).collect();
+        eprintln!(
+            "mirror: ready: copying {} ({:?}) to {} over {tunnel} VNI {}",
+            names.join(", "),
+            args.direction,
+            remotes.join(", "),
+            args.vni
+        );
+        wait(&mut done_rx, &programs, &mut kernel).await
+    }
+    .await;
     // Stop new copies first, then let the thread drain what is already in the ring.
     programs.pause()?;
     stop.store(true, Ordering::Relaxed);

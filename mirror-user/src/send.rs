@@ -60,7 +60,7 @@ impl Sender {
         }
         // SAFETY: `raw` is a fresh fd that nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        setsockopt(&fd, libc::SOL_SOCKET, libc::SO_MARK, mark)?;
+        setsockopt(&fd, libc::SOL_SOCKET, libc::SO_MARK, mark.cast_signed())?;
         setsockopt(&fd, libc::SOL_SOCKET, libc::SO_SNDBUF, 4 << 20)?;
         let slots = batch * destinations.len().max(1);
         Ok(Self {
@@ -182,8 +182,7 @@ fn sockaddr(addr: SocketAddrV4) -> libc::sockaddr_in {
     }
 }
 
-fn setsockopt(fd: &OwnedFd, level: libc::c_int, name: libc::c_int, value: u32) -> io::Result<()> {
-    let value = value as libc::c_int;
+fn setsockopt(fd: &OwnedFd, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
     // SAFETY: valid fd and an int-sized option.
     let rc = unsafe {
         libc::setsockopt(

@@ -125,7 +125,7 @@ fn disable_tx_checksum(name: &str) -> io::Result<()> {
         return Err(io::Error::from(io::ErrorKind::InvalidInput));
     }
     for (dst, src) in ifr.ifr_name.iter_mut().zip(bytes) {
-        *dst = *src as libc::c_char;
+        *dst = libc::c_char::from_ne_bytes([*src]);
     }
     ifr.ifr_ifru.ifru_data = (&raw mut value).cast();
     // SAFETY: plain socket call.

@@ -1,0 +1,3 @@
+//! Outer headers of the tunnels that carry the copies to remote analysers.
+
+pub mod vxlan;
