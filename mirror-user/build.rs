@@ -23,7 +23,11 @@ fn main() -> anyhow::Result<()> {
     let root = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?).join("../mirror-ebpf");
     let root = root.to_str().ok_or_else(|| anyhow!("non-UTF-8 path"))?;
     aya_build::build_ebpf(
-        [Package { name: "mirror-ebpf", root_dir: root, ..Default::default() }],
+        [Package {
+            name: "mirror-ebpf",
+            root_dir: root,
+            ..Default::default()
+        }],
         Toolchain::default(),
     )
     .context("building the eBPF programs of mirror-ebpf")

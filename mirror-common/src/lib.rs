@@ -43,7 +43,10 @@ pub enum Direction {
 }
 
 /// Returns the mark that tells the tagging program where a clone comes from.
-#[expect(clippy::inline_always, reason = "called from eBPF programs, which must not call out")]
+#[expect(
+    clippy::inline_always,
+    reason = "called from eBPF programs, which must not call out"
+)]
 #[inline(always)]
 pub const fn mark_for(ifindex: u32, direction: Direction) -> u32 {
     let dir = match direction {
@@ -72,7 +75,10 @@ pub struct Tag {
 
 impl Tag {
     /// Builds the tag for a clone that carries `mark`, or `None` if the mark is not the mirror's.
-    #[expect(clippy::inline_always, reason = "called from eBPF programs, which must not call out")]
+    #[expect(
+        clippy::inline_always,
+        reason = "called from eBPF programs, which must not call out"
+    )]
     #[inline(always)]
     pub const fn from_mark(mark: u32, ktime_ns: u64) -> Option<Self> {
         if mark & MARK_CLONE == 0 {

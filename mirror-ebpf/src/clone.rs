@@ -1,6 +1,9 @@
 //! TC classifiers on the mirrored interfaces: copy each packet into the mirror veth pair.
 use aya_ebpf::{
-    bindings::TC_ACT_UNSPEC, macros::{classifier, map}, maps::Array, programs::TcContext,
+    bindings::TC_ACT_UNSPEC,
+    macros::{classifier, map},
+    maps::Array,
+    programs::TcContext,
 };
 use mirror_common::{Config, Direction, KernelCounter, MAX_FRAME, mark_for};
 

@@ -1,6 +1,9 @@
 //! The capture thread: batches from the AF_XDP ring, tag checked and stripped, copies handed to
 //! the sender, frames returned to the fill ring. No allocation and no syscall per packet.
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
+)]
 
 use std::{
     sync::atomic::{AtomicBool, Ordering},
@@ -50,7 +53,10 @@ impl Capture {
                 if stop.load(Ordering::Relaxed) {
                     break;
                 }
-                self.xsk.rx.poll(IDLE_POLL_MS).context("polling the AF_XDP socket")?;
+                self.xsk
+                    .rx
+                    .poll(IDLE_POLL_MS)
+                    .context("polling the AF_XDP socket")?;
             } else {
                 let batch = descs.get(..received).unwrap_or_default();
                 for desc in batch {
@@ -61,7 +67,8 @@ impl Capture {
                         continue;
                     };
                     let slot = self.ifaces.iter().position(|i| i.ifindex == tag.ifindex);
-                    let Some(tally) = slot.and_then(|s| tallies.get_mut(s)?.get_mut(usize::from(tag.direction & 1)))
+                    let Some(tally) = slot
+                        .and_then(|s| tallies.get_mut(s)?.get_mut(usize::from(tag.direction & 1)))
                     else {
                         self.malformed.inc();
                         continue;
@@ -75,11 +82,15 @@ impl Capture {
                 self.sender.flush();
                 // SAFETY: these frames were consumed above and are no longer referenced.
                 let refilled = unsafe { self.xsk.fill.produce(batch) };
-                anyhow::ensure!(refilled == received, "fill ring took {refilled} of {received} frames back");
+                anyhow::ensure!(
+                    refilled == received,
+                    "fill ring took {refilled} of {received} frames back"
+                );
                 for (iface, tally) in self.ifaces.iter().zip(&mut tallies) {
                     for (dir, (packets, bytes)) in tally.iter_mut().enumerate() {
                         if *packets > 0
-                            && let (Some(p), Some(b)) = (iface.packets.get(dir), iface.bytes.get(dir))
+                            && let (Some(p), Some(b)) =
+                                (iface.packets.get(dir), iface.bytes.get(dir))
                         {
                             p.inc_by(*packets);
                             b.inc_by(*bytes);
@@ -99,7 +110,9 @@ impl Capture {
 
     /// Copies the kernel dropped because the ring or the fill ring had no room.
     fn update_ring_full(&self, seen: u64) -> u64 {
-        let Ok(stats) = self.xsk.rx.fd().xdp_statistics() else { return seen };
+        let Ok(stats) = self.xsk.rx.fd().xdp_statistics() else {
+            return seen;
+        };
         let now = stats.rx_dropped() + stats.rx_ring_full();
         self.ring_full.inc_by(now.saturating_sub(seen));
         now

@@ -126,7 +126,9 @@ mod tests {
 
     #[test]
     fn defaults() {
-        let Command::Run(run) = parse(&["--iface", "veth1", "--remote", "198.18.0.2"]).unwrap().command;
+        let Command::Run(run) = parse(&["--iface", "veth1", "--remote", "198.18.0.2"])
+            .unwrap()
+            .command;
         assert_eq!(run.vni.get(), 1);
         assert_eq!(run.vxlan_port, 4789);
         assert_eq!(run.direction, DirectionArg::Both);
@@ -137,9 +139,25 @@ mod tests {
 
     #[test]
     fn vni_above_24_bits_is_rejected() {
-        let err = parse(&["--iface", "a", "--remote", "198.18.0.2", "--vni", "16777216"]).unwrap_err();
+        let err = parse(&[
+            "--iface",
+            "a",
+            "--remote",
+            "198.18.0.2",
+            "--vni",
+            "16777216",
+        ])
+        .unwrap_err();
         assert_eq!(err.kind(), ErrorKind::ValueValidation);
-        parse(&["--iface", "a", "--remote", "198.18.0.2", "--vni", "16777215"]).unwrap();
+        parse(&[
+            "--iface",
+            "a",
+            "--remote",
+            "198.18.0.2",
+            "--vni",
+            "16777215",
+        ])
+        .unwrap();
     }
 
     #[test]

@@ -33,7 +33,13 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    pub const ALL: [Self; 5] = [Self::RingFull, Self::TooBig, Self::SendError, Self::CloneFailed, Self::Malformed];
+    pub const ALL: [Self; 5] = [
+        Self::RingFull,
+        Self::TooBig,
+        Self::SendError,
+        Self::CloneFailed,
+        Self::Malformed,
+    ];
 
     pub fn label(self) -> &'static str {
         match self {
@@ -65,15 +71,24 @@ impl Metrics {
                 "Bytes of the copied frames (Ethernet header included)",
                 &["iface", "direction"],
             )?,
-            sent_packets: counter("mirror_sent_packets_total", "Tunnel packets sent", &["tunnel", "remote"])?,
+            sent_packets: counter(
+                "mirror_sent_packets_total",
+                "Tunnel packets sent",
+                &["tunnel", "remote"],
+            )?,
             sent_bytes: counter(
                 "mirror_sent_bytes_total",
                 "Bytes of the tunnel packets sent (outer IP header included)",
                 &["tunnel", "remote"],
             )?,
-            dropped: counter("mirror_dropped_packets_total", "Copies not delivered, by reason", &["reason"])?,
+            dropped: counter(
+                "mirror_dropped_packets_total",
+                "Copies not delivered, by reason",
+                &["reason"],
+            )?,
             attached_interfaces: {
-                let gauge = IntGauge::new("mirror_attached_interfaces", "Interfaces being mirrored")?;
+                let gauge =
+                    IntGauge::new("mirror_attached_interfaces", "Interfaces being mirrored")?;
                 registry.register(Box::new(gauge.clone()))?;
                 gauge
             },
@@ -94,7 +109,10 @@ impl Metrics {
     }
 
     pub fn sent(&self, tunnel: &str, remote: &str) -> (IntCounter, IntCounter) {
-        (self.sent_packets.with_label_values(&[tunnel, remote]), self.sent_bytes.with_label_values(&[tunnel, remote]))
+        (
+            self.sent_packets.with_label_values(&[tunnel, remote]),
+            self.sent_bytes.with_label_values(&[tunnel, remote]),
+        )
     }
 
     pub fn dropped(&self, reason: DropReason) -> IntCounter {
@@ -111,14 +129,27 @@ impl Metrics {
 }
 
 /// Binds `addr` now (so a bad address fails at start) and serves `/metrics` until dropped.
-pub async fn serve(addr: SocketAddr, metrics: Metrics) -> anyhow::Result<tokio::task::JoinHandle<()>> {
-    let listener =
-        tokio::net::TcpListener::bind(addr).await.with_context(|| format!("listening for metrics on {addr}"))?;
+pub async fn serve(
+    addr: SocketAddr,
+    metrics: Metrics,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("listening for metrics on {addr}"))?;
     let app = Router::new().route(
         "/metrics",
         get(move || {
             let metrics = metrics.clone();
-            async move { ([(header::CONTENT_TYPE, TextEncoder::new().format_type().to_owned())], metrics.render()).into_response() }
+            async move {
+                (
+                    [(
+                        header::CONTENT_TYPE,
+                        TextEncoder::new().format_type().to_owned(),
+                    )],
+                    metrics.render(),
+                )
+                    .into_response()
+            }
         }),
     );
     Ok(tokio::spawn(async move {
@@ -138,13 +169,28 @@ mod tests {
         metrics.captured("veth1", "ingress").0.inc();
         metrics.sent("vxlan", "198.18.0.2:4789").1.inc_by(100);
         let text = metrics.render();
-        assert!(text.contains("mirror_captured_packets_total{direction=\"ingress\",iface=\"veth1\"} 1"), "{text}");
-        assert!(text.contains("mirror_sent_bytes_total{remote=\"198.18.0.2:4789\",tunnel=\"vxlan\"} 100"), "{text}");
-        assert!(text.contains("mirror_dropped_packets_total{reason=\"ring_full\"} 0"), "{text}");
+        assert!(
+            text.contains("mirror_captured_packets_total{direction=\"ingress\",iface=\"veth1\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "mirror_sent_bytes_total{remote=\"198.18.0.2:4789\",tunnel=\"vxlan\"} 100"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("mirror_dropped_packets_total{reason=\"ring_full\"} 0"),
+            "{text}"
+        );
         for line in text.lines().filter(|l| l.starts_with("# TYPE")) {
             let name = line.split_whitespace().nth(2).unwrap();
             assert!(name.starts_with("mirror_"), "{name}");
-            assert_eq!(line.ends_with("counter"), name.ends_with("_total"), "{line}");
+            assert_eq!(
+                line.ends_with("counter"),
+                name.ends_with("_total"),
+                "{line}"
+            );
         }
     }
 }

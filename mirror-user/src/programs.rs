@@ -27,20 +27,27 @@ impl Programs {
     /// Loads the programs and writes their configuration.
     pub fn load(config: Config) -> anyhow::Result<Self> {
         if OBJECT.is_empty() {
-            bail!("this binary was built without its eBPF programs (bpf-linker was missing); run `cargo xtask setup` and rebuild");
+            bail!(
+                "this binary was built without its eBPF programs (bpf-linker was missing); run `cargo xtask setup` and rebuild"
+            );
         }
         let kernel = KernelVersion::current().context("reading the kernel version")?;
         if kernel < TCX {
-            bail!("kernel {kernel:?} lacks TCX (bpf_mprog links for tc, Linux 6.6); the mirror needs it");
+            bail!(
+                "kernel {kernel:?} lacks TCX (bpf_mprog links for tc, Linux 6.6); the mirror needs it"
+            );
         }
-        let mut ebpf = Ebpf::load(OBJECT).context("loading the eBPF programs (needs root or CAP_BPF+CAP_NET_ADMIN)")?;
+        let mut ebpf = Ebpf::load(OBJECT)
+            .context("loading the eBPF programs (needs root or CAP_BPF+CAP_NET_ADMIN)")?;
         let mut cfg: Array<_, Config> =
             Array::try_from(ebpf.map_mut("CONFIG").context("map CONFIG missing")?)?;
         cfg.set(0, config, 0).context("writing map CONFIG")?;
-        let counters = PerCpuArray::try_from(ebpf.take_map("COUNTERS").context("map COUNTERS missing")?)?;
+        let counters =
+            PerCpuArray::try_from(ebpf.take_map("COUNTERS").context("map COUNTERS missing")?)?;
         for name in ["mirror_ingress", "mirror_egress", "mirror_tag"] {
             let prog: &mut SchedClassifier = program(&mut ebpf, name)?.try_into()?;
-            prog.load().with_context(|| format!("loading program {name}"))?;
+            prog.load()
+                .with_context(|| format!("loading program {name}"))?;
         }
         let xdp: &mut Xdp = program(&mut ebpf, "mirror_xsk")?.try_into()?;
         xdp.load().context("loading program mirror_xsk")?;
@@ -69,7 +76,8 @@ impl Programs {
     /// Lets the XDP program redirect queue `queue` of the far end into `socket`.
     pub fn register_socket(&mut self, queue: u32, socket: &impl AsRawFd) -> anyhow::Result<()> {
         let mut xsks = XskMap::try_from(self.ebpf.map_mut("XSKS").context("map XSKS missing")?)?;
-        xsks.set(queue, socket.as_raw_fd(), 0).context("inserting the AF_XDP socket into XSKS")?;
+        xsks.set(queue, socket.as_raw_fd(), 0)
+            .context("inserting the AF_XDP socket into XSKS")?;
         Ok(())
     }
 
@@ -79,7 +87,12 @@ impl Programs {
     }
 
     /// The cloning programs on a mirrored interface.
-    pub fn attach_mirror(&mut self, iface: &str, ingress: bool, egress: bool) -> anyhow::Result<()> {
+    pub fn attach_mirror(
+        &mut self,
+        iface: &str,
+        ingress: bool,
+        egress: bool,
+    ) -> anyhow::Result<()> {
         if ingress {
             self.attach_tc("mirror_ingress", iface, TcAttachType::Ingress)?;
         }
@@ -91,18 +104,23 @@ impl Programs {
 
     fn attach_tc(&mut self, name: &str, iface: &str, at: TcAttachType) -> anyhow::Result<()> {
         let prog: &mut SchedClassifier = program(&mut self.ebpf, name)?.try_into()?;
-        prog.attach(iface, at).with_context(|| format!("attaching {name} to {iface} {at:?}"))?;
+        prog.attach(iface, at)
+            .with_context(|| format!("attaching {name} to {iface} {at:?}"))?;
         Ok(())
     }
 
     /// Sums a kernel counter over all CPUs.
     pub fn counter(&self, counter: KernelCounter) -> anyhow::Result<u64> {
         debug_assert!((counter as u32) < KERNEL_COUNTERS);
-        let values = self.counters.get(&(counter as u32), 0).context("reading map COUNTERS")?;
+        let values = self
+            .counters
+            .get(&(counter as u32), 0)
+            .context("reading map COUNTERS")?;
         Ok(values.iter().sum())
     }
 }
 
 fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> anyhow::Result<&'a mut aya::programs::Program> {
-    ebpf.program_mut(name).with_context(|| format!("program {name} missing from the eBPF object"))
+    ebpf.program_mut(name)
+        .with_context(|| format!("program {name} missing from the eBPF object"))
 }

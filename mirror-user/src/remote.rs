@@ -1,7 +1,6 @@
 //! Where copies go: a remote tunnel endpoint, and what the kernel's routes say about it.
 use std::{
-    fmt,
-    io,
+    fmt, io,
     net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket},
     os::fd::AsRawFd,
     str::FromStr,
@@ -22,7 +21,10 @@ impl FromStr for Remote {
             return Ok(Self { ip, port: None });
         }
         if let Ok(addr) = s.parse::<SocketAddr>() {
-            return Ok(Self { ip: addr.ip(), port: Some(addr.port()) });
+            return Ok(Self {
+                ip: addr.ip(),
+                port: Some(addr.port()),
+            });
         }
         Err(format!("'{s}' is not an IP address or IP:PORT"))
     }
@@ -70,7 +72,10 @@ pub fn route_to(dst: SocketAddr) -> io::Result<Route> {
     if rc != 0 {
         return Err(io::Error::last_os_error());
     }
-    Ok(Route { source, mtu: mtu.unsigned_abs() })
+    Ok(Route {
+        source,
+        mtu: mtu.unsigned_abs(),
+    })
 }
 
 #[cfg(test)]
@@ -79,13 +84,25 @@ mod tests {
 
     #[test]
     fn parses_forms() {
-        assert_eq!("198.18.0.2".parse(), Ok(Remote { ip: [198, 18, 0, 2].into(), port: None }));
+        assert_eq!(
+            "198.18.0.2".parse(),
+            Ok(Remote {
+                ip: [198, 18, 0, 2].into(),
+                port: None
+            })
+        );
         assert_eq!(
             "198.18.0.2:8472".parse(),
-            Ok(Remote { ip: [198, 18, 0, 2].into(), port: Some(8472) })
+            Ok(Remote {
+                ip: [198, 18, 0, 2].into(),
+                port: Some(8472)
+            })
         );
         let v6: Remote = "[2001:db8::1]:4789".parse().unwrap();
-        assert_eq!((v6.port, v6.to_string()), (Some(4789), "[2001:db8::1]:4789".into()));
+        assert_eq!(
+            (v6.port, v6.to_string()),
+            (Some(4789), "[2001:db8::1]:4789".into())
+        );
         assert!("198.18.0.256".parse::<Remote>().is_err());
         assert!("198.18.0.2:".parse::<Remote>().is_err());
     }

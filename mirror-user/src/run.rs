@@ -46,16 +46,24 @@ fn resolve_ifaces(names: &[String]) -> anyhow::Result<Vec<Iface>> {
     let mut ifaces: Vec<Iface> = Vec::new();
     for name in names {
         if name == veth::NEAR || name == veth::FAR {
-            return Err(UsageError(format!("--iface {name}: that is the mirror's own veth")).into());
+            return Err(
+                UsageError(format!("--iface {name}: that is the mirror's own veth")).into(),
+            );
         }
         let ifindex = CString::new(name.as_str())
             // SAFETY: valid C string.
             .map_or(0, |c| unsafe { libc::if_nametoindex(c.as_ptr()) });
         if ifindex == 0 {
-            return Err(UsageError(format!("--iface {name}: no such interface in this network namespace")).into());
+            return Err(UsageError(format!(
+                "--iface {name}: no such interface in this network namespace"
+            ))
+            .into());
         }
         if !ifaces.iter().any(|i| i.ifindex == ifindex) {
-            ifaces.push(Iface { name: name.clone(), ifindex });
+            ifaces.push(Iface {
+                name: name.clone(),
+                ifindex,
+            });
         }
     }
     Ok(ifaces)
@@ -66,25 +74,34 @@ fn resolve_remotes(args: &RunArgs) -> anyhow::Result<Vec<(SocketAddrV4, u32)>> {
     let mut out = Vec::new();
     for remote in &args.remotes {
         let IpAddr::V4(ip) = remote.ip else {
-            return Err(UsageError(format!("--remote {remote}: IPv6 remotes are not supported yet")).into());
+            return Err(UsageError(format!(
+                "--remote {remote}: IPv6 remotes are not supported yet"
+            ))
+            .into());
         };
         if ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast() {
             return Err(UsageError(format!("--remote {remote}: not a unicast address")).into());
         }
         let addr = SocketAddrV4::new(ip, remote.port.unwrap_or(args.vxlan_port));
-        let route = route_to(SocketAddr::V4(addr)).with_context(|| format!("finding the route to remote {addr}"))?;
+        let route = route_to(SocketAddr::V4(addr))
+            .with_context(|| format!("finding the route to remote {addr}"))?;
         out.push((addr, route.mtu));
     }
     Ok(out)
 }
 
-async fn run_async(args: &RunArgs, ifaces: Vec<Iface>, remotes: Vec<(SocketAddrV4, u32)>) -> anyhow::Result<()> {
+async fn run_async(
+    args: &RunArgs,
+    ifaces: Vec<Iface>,
+    remotes: Vec<(SocketAddrV4, u32)>,
+) -> anyhow::Result<()> {
     let metrics = Metrics::new()?;
     let _server = match args.metrics {
         Some(addr) => Some(crate::metrics::serve(addr, metrics.clone()).await?),
         None => None,
     };
-    let (connection, handle, _) = rtnetlink::new_connection().context("opening a netlink socket")?;
+    let (connection, handle, _) =
+        rtnetlink::new_connection().context("opening a netlink socket")?;
     tokio::spawn(connection);
     // Room for the largest frame plus the tag (the veth MTU excludes the Ethernet header).
     let veth = MirrorVeth::create(handle, MAX_FRAME + TAG_LEN as u32).await?;
@@ -101,7 +118,10 @@ async fn mirror(
     veth: &MirrorVeth,
 ) -> anyhow::Result<()> {
     let tunnel = args.tunnel.name();
-    let mut programs = Programs::load(Config { mirror_ifindex: veth.near_ifindex, agent_mark: args.agent_mark })?;
+    let mut programs = Programs::load(Config {
+        mirror_ifindex: veth.near_ifindex,
+        agent_mark: args.agent_mark,
+    })?;
     veth.up().await?;
     programs.attach_xsk(veth::FAR)?;
     let xsk = Xsk::open(veth::FAR, 0)?;
@@ -120,8 +140,12 @@ async fn mirror(
             sent_bytes,
         });
     }
-    let drops = SendDrops { too_big: metrics.dropped(DropReason::TooBig), send_error: metrics.dropped(DropReason::SendError) };
-    let sender = Sender::new(destinations, drops, BATCH, args.agent_mark).context("opening the raw send socket")?;
+    let drops = SendDrops {
+        too_big: metrics.dropped(DropReason::TooBig),
+        send_error: metrics.dropped(DropReason::SendError),
+    };
+    let sender = Sender::new(destinations, drops, BATCH, args.agent_mark)
+        .context("opening the raw send socket")?;
     let capture = Capture {
         xsk,
         sender,
@@ -130,7 +154,11 @@ async fn mirror(
             .map(|iface| {
                 let (ip, ib) = metrics.captured(&iface.name, "ingress");
                 let (ep, eb) = metrics.captured(&iface.name, "egress");
-                IfaceCounters { ifindex: iface.ifindex, packets: [ip, ep], bytes: [ib, eb] }
+                IfaceCounters {
+                    ifindex: iface.ifindex,
+                    packets: [ip, ep],
+                    bytes: [ib, eb],
+                }
             })
             .collect(),
         malformed: metrics.dropped(DropReason::Malformed),
@@ -178,9 +206,18 @@ async fn mirror(
     outcome.and(finished)
 }
 
-fn attach_all(programs: &mut Programs, args: &RunArgs, ifaces: &[Iface], metrics: &Metrics) -> anyhow::Result<()> {
+fn attach_all(
+    programs: &mut Programs,
+    args: &RunArgs,
+    ifaces: &[Iface],
+    metrics: &Metrics,
+) -> anyhow::Result<()> {
     for iface in ifaces {
-        programs.attach_mirror(&iface.name, args.direction.ingress(), args.direction.egress())?;
+        programs.attach_mirror(
+            &iface.name,
+            args.direction.ingress(),
+            args.direction.egress(),
+        )?;
         metrics.attached_interfaces.inc();
     }
     Ok(())
@@ -220,7 +257,12 @@ impl KernelCounters {
             (KernelCounter::TagFailed, DropReason::CloneFailed),
             (KernelCounter::TooBig, DropReason::TooBig),
         ];
-        Self { sources: sources.into_iter().map(|(k, r)| (k, metrics.dropped(r), 0)).collect() }
+        Self {
+            sources: sources
+                .into_iter()
+                .map(|(k, r)| (k, metrics.dropped(r), 0))
+                .collect(),
+        }
     }
 
     fn update(&mut self, programs: &Programs) {

@@ -1,6 +1,9 @@
 //! Batched sending of tunnel packets through one raw IPv4 socket: one `sendmmsg` per batch, the
 //! outer headers from the tunnel code, the inner frame straight from the UMEM (no copy).
-#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing))]
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
+)]
 
 use std::{
     io,
@@ -51,10 +54,21 @@ pub struct Sender {
 
 impl Sender {
     /// A sender for up to `batch` frames between flushes; its packets carry `mark`.
-    pub fn new(destinations: Vec<Destination>, drops: SendDrops, batch: usize, mark: u32) -> io::Result<Self> {
+    pub fn new(
+        destinations: Vec<Destination>,
+        drops: SendDrops,
+        batch: usize,
+        mark: u32,
+    ) -> io::Result<Self> {
         // IPPROTO_RAW: the agent writes the whole IPv4 header (IP_HDRINCL implied).
         // SAFETY: plain socket call.
-        let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, libc::IPPROTO_RAW) };
+        let raw = unsafe {
+            libc::socket(
+                libc::AF_INET,
+                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+                libc::IPPROTO_RAW,
+            )
+        };
         if raw < 0 {
             return Err(io::Error::last_os_error());
         }
@@ -102,8 +116,14 @@ impl Sender {
             };
             dest.encap.write_header(frame, header);
             *iov = [
-                libc::iovec { iov_base: header.as_mut_ptr().cast(), iov_len: HEADER_LEN },
-                libc::iovec { iov_base: frame.as_ptr().cast_mut().cast(), iov_len: frame.len() },
+                libc::iovec {
+                    iov_base: header.as_mut_ptr().cast(),
+                    iov_len: HEADER_LEN,
+                },
+                libc::iovec {
+                    iov_base: frame.as_ptr().cast_mut().cast(),
+                    iov_len: frame.len(),
+                },
             ];
             *name = sockaddr(dest.addr);
             *target = index;
@@ -116,7 +136,13 @@ impl Sender {
     pub fn flush(&mut self) {
         let queued = self.queued;
         self.queued = 0;
-        for ((msg, iov), name) in self.msgs.iter_mut().zip(&mut self.iovecs).zip(&mut self.names).take(queued) {
+        for ((msg, iov), name) in self
+            .msgs
+            .iter_mut()
+            .zip(&mut self.iovecs)
+            .zip(&mut self.names)
+            .take(queued)
+        {
             msg.msg_hdr.msg_name = (&raw mut *name).cast();
             msg.msg_hdr.msg_namelen = size_of::<libc::sockaddr_in>() as libc::socklen_t;
             msg.msg_hdr.msg_iov = iov.as_mut_ptr();
@@ -124,11 +150,18 @@ impl Sender {
         }
         let mut done = 0;
         while done < queued {
-            let Some(pending) = self.msgs.get_mut(done..queued) else { return };
+            let Some(pending) = self.msgs.get_mut(done..queued) else {
+                return;
+            };
             // SAFETY: every pending message points at live headers, names and UMEM frames
             // (the `push` contract).
             let rc = unsafe {
-                libc::sendmmsg(self.fd.as_raw_fd(), pending.as_mut_ptr(), pending.len() as libc::c_uint, 0)
+                libc::sendmmsg(
+                    self.fd.as_raw_fd(),
+                    pending.as_mut_ptr(),
+                    pending.len() as libc::c_uint,
+                    0,
+                )
             };
             if rc < 0 {
                 let err = io::Error::last_os_error();
@@ -145,7 +178,8 @@ impl Sender {
             }
             let sent = rc.unsigned_abs() as usize;
             for slot in done..done + sent {
-                if let (Some(&target), Some([header, inner])) = (self.targets.get(slot), self.iovecs.get(slot))
+                if let (Some(&target), Some([header, inner])) =
+                    (self.targets.get(slot), self.iovecs.get(slot))
                     && let Some(tally) = self.tallies.get_mut(target)
                 {
                     tally.packets += 1;
@@ -169,7 +203,10 @@ impl Sender {
 unsafe impl Send for Sender {}
 
 fn zeroed_iovec() -> libc::iovec {
-    libc::iovec { iov_base: std::ptr::null_mut(), iov_len: 0 }
+    libc::iovec {
+        iov_base: std::ptr::null_mut(),
+        iov_len: 0,
+    }
 }
 
 fn sockaddr(addr: SocketAddrV4) -> libc::sockaddr_in {
@@ -177,12 +214,19 @@ fn sockaddr(addr: SocketAddrV4) -> libc::sockaddr_in {
         sin_family: libc::AF_INET as libc::sa_family_t,
         // Raw sockets ignore the port; the UDP header carries it.
         sin_port: 0,
-        sin_addr: libc::in_addr { s_addr: u32::from(*addr.ip()).to_be() },
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(*addr.ip()).to_be(),
+        },
         sin_zero: [0; 8],
     }
 }
 
-fn setsockopt(fd: &OwnedFd, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
+fn setsockopt(
+    fd: &OwnedFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
     // SAFETY: valid fd and an int-sized option.
     let rc = unsafe {
         libc::setsockopt(
@@ -193,5 +237,9 @@ fn setsockopt(fd: &OwnedFd, level: libc::c_int, name: libc::c_int, value: libc::
             size_of::<libc::c_int>() as libc::socklen_t,
         )
     };
-    if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }

@@ -29,15 +29,25 @@ impl MirrorVeth {
     /// Creates the pair, down (the MTU is set on both ends by [`MirrorVeth::up`]); takes over a pair left by a dead agent.
     pub async fn create(handle: Handle, mtu: u32) -> anyhow::Result<Self> {
         if let Some(link) = get(&handle, NEAR).await? {
-            let owner = alias(&link).and_then(|a| a.strip_prefix(ALIAS_PREFIX)?.parse::<u32>().ok());
+            let owner =
+                alias(&link).and_then(|a| a.strip_prefix(ALIAS_PREFIX)?.parse::<u32>().ok());
             match owner {
-                Some(pid) if pid != std::process::id() && Path::new(&format!("/proc/{pid}")).exists() => {
+                Some(pid)
+                    if pid != std::process::id() && Path::new(&format!("/proc/{pid}")).exists() =>
+                {
                     bail!("another mirror agent (pid {pid}) owns {NEAR} in this network namespace")
                 }
                 Some(pid) => eprintln!("mirror: removing {NEAR} left behind by pid {pid}"),
-                None => bail!("an interface named {NEAR} exists and is not the mirror's; remove it"),
+                None => {
+                    bail!("an interface named {NEAR} exists and is not the mirror's; remove it")
+                }
             }
-            handle.link().del(link.header.index).execute().await.context("deleting stale mirror veth")?;
+            handle
+                .link()
+                .del(link.header.index)
+                .execute()
+                .await
+                .context("deleting stale mirror veth")?;
         }
         let alias = format!("{ALIAS_PREFIX}{}", std::process::id());
         handle
@@ -49,12 +59,20 @@ impl MirrorVeth {
         let index = |name| {
             let handle = handle.clone();
             async move {
-                get(&handle, name).await?.map(|l| l.header.index).ok_or_else(|| anyhow!("{name} vanished"))
+                get(&handle, name)
+                    .await?
+                    .map(|l| l.header.index)
+                    .ok_or_else(|| anyhow!("{name} vanished"))
             }
         };
         let near_ifindex = index(NEAR).await?;
         let far_ifindex = index(FAR).await?;
-        let veth = Self { handle, mtu, near_ifindex, far_ifindex };
+        let veth = Self {
+            handle,
+            mtu,
+            near_ifindex,
+            far_ifindex,
+        };
         for name in [NEAR, FAR] {
             // No IPv6 autoconfiguration: the kernel must not send its own packets on the pair.
             let sysctl = format!("/proc/sys/net/ipv6/conf/{name}/disable_ipv6");
@@ -64,7 +82,8 @@ impl MirrorVeth {
         }
         // Clones of locally sent packets carry partial checksums; without TX checksum offload
         // the kernel completes them as the copies leave the near end.
-        disable_tx_checksum(NEAR).with_context(|| format!("turning off TX checksum offload on {NEAR}"))?;
+        disable_tx_checksum(NEAR)
+            .with_context(|| format!("turning off TX checksum offload on {NEAR}"))?;
         Ok(veth)
     }
 
@@ -73,7 +92,13 @@ impl MirrorVeth {
         for index in [self.far_ifindex, self.near_ifindex] {
             self.handle
                 .link()
-                .set(LinkUnspec::new_with_index(index).mtu(self.mtu).up().arp(false).build())
+                .set(
+                    LinkUnspec::new_with_index(index)
+                        .mtu(self.mtu)
+                        .up()
+                        .arp(false)
+                        .build(),
+                )
                 .execute()
                 .await
                 .context("bringing the mirror veth up")?;
@@ -117,7 +142,10 @@ fn disable_tx_checksum(name: &str) -> io::Result<()> {
         cmd: u32,
         data: u32,
     }
-    let mut value = EthtoolValue { cmd: ETHTOOL_STXCSUM, data: 0 };
+    let mut value = EthtoolValue {
+        cmd: ETHTOOL_STXCSUM,
+        data: 0,
+    };
     // SAFETY: zeroed ifreq is valid; name length checked below.
     let mut ifr: libc::ifreq = unsafe { std::mem::zeroed() };
     let bytes = name.as_bytes();

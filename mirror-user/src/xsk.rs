@@ -29,7 +29,8 @@ impl Xsk {
             .build()
             .context("UMEM configuration")?;
         let frames = NonZeroU32::new(FRAMES).context("zero frames")?;
-        let (umem, descs) = Umem::new(umem_config, frames, false).context("allocating the AF_XDP UMEM")?;
+        let (umem, descs) =
+            Umem::new(umem_config, frames, false).context("allocating the AF_XDP UMEM")?;
         let socket_config = SocketConfig::builder()
             .rx_queue_size(ring)
             .tx_queue_size(QueueSize::new(64).map_err(|e| anyhow!("{e}"))?)
@@ -37,7 +38,9 @@ impl Xsk {
             .libxdp_flags(LibxdpFlags::XSK_LIBXDP_FLAGS_INHIBIT_PROG_LOAD)
             .bind_flags(BindFlags::XDP_COPY)
             .build();
-        let name = iface.parse().map_err(|e| anyhow!("interface name {iface}: {e:?}"))?;
+        let name = iface
+            .parse()
+            .map_err(|e| anyhow!("interface name {iface}: {e:?}"))?;
         // SAFETY: the UMEM outlives the socket: both live in the returned `Xsk`, and the rings
         // are dropped (field order) before the UMEM.
         let (_tx, rx, fill_comp) = unsafe { Socket::new(socket_config, &umem, &name, queue) }
@@ -45,7 +48,11 @@ impl Xsk {
         let (mut fill, _comp) = fill_comp.context("AF_XDP socket came without a fill ring")?;
         // SAFETY: the descriptors are this UMEM's own frames, none in use.
         let given = unsafe { fill.produce(&descs) };
-        anyhow::ensure!(given == descs.len(), "fill ring took {given} of {} frames", descs.len());
+        anyhow::ensure!(
+            given == descs.len(),
+            "fill ring took {given} of {} frames",
+            descs.len()
+        );
         Ok(Self { umem, rx, fill })
     }
 
