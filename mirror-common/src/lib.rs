@@ -104,7 +104,7 @@ pub enum KernelCounter {
     CloneFailed = 1,
     /// Not cloned: larger than [`MAX_FRAME`].
     TooBig = 2,
-    /// Not cloned: the agent's own traffic.
+    /// Not cloned: the agent's own traffic (by mark or socket).
     OwnTraffic = 3,
     /// Dropped at the near end of the pair: no mirror mark (e.g. the kernel's own packets).
     Untagged = 4,
@@ -123,7 +123,13 @@ pub struct Config {
     pub mirror_ifindex: u32,
     /// `SO_MARK` of the agent's own sockets; packets with it are never mirrored.
     pub agent_mark: u32,
+    /// `SO_COOKIE`s of the agent's own sockets (0 = unused): their packets are never mirrored
+    /// either, even where a netfilter rule has rewritten the mark on the way out.
+    pub own_sockets: [u64; OWN_SOCKETS],
 }
+
+/// Sockets of the agent that [`Config::own_sockets`] can name.
+pub const OWN_SOCKETS: usize = 4;
 
 #[cfg(feature = "user")]
 mod user {

@@ -1,5 +1,6 @@
 //! TC classifiers on the mirrored interfaces: copy each packet into the mirror veth pair.
 use aya_ebpf::{
+    helpers::generated::bpf_get_socket_cookie,
     bindings::TC_ACT_UNSPEC,
     macros::{classifier, map},
     maps::Array,
@@ -23,6 +24,15 @@ pub fn mirror_egress(ctx: TcContext) -> i32 {
     clone(&ctx, Direction::Egress)
 }
 
+/// Whether the packet was sent by one of the agent's sockets. Only packets the host sends carry
+/// a socket, so the cookie is 0 (no match) for everything else.
+#[inline(always)]
+fn is_own_socket(ctx: &TcContext, config: &Config) -> bool {
+    // SAFETY: plain helper call on the program's own context.
+    let cookie = unsafe { bpf_get_socket_cookie(ctx.skb.skb.cast()) };
+    cookie != 0 && config.own_sockets.contains(&cookie)
+}
+
 /// Always lets the original go on to whatever runs next (`TC_ACT_UNSPEC` is TCX's "next"): the
 /// mirror never decides the fate of the traffic it watches.
 #[inline(always)]
@@ -38,7 +48,7 @@ fn clone(ctx: &TcContext, direction: Direction) -> i32 {
     if config.mirror_ifindex == 0 {
         return TC_ACT_UNSPEC;
     }
-    if mark == config.agent_mark {
+    if mark == config.agent_mark || is_own_socket(ctx, config) {
         count(KernelCounter::OwnTraffic);
         return TC_ACT_UNSPEC;
     }

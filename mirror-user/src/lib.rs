@@ -4,6 +4,7 @@ pub mod capture;
 pub mod cli;
 pub mod flow_hash;
 pub mod metrics;
+pub mod netflow;
 pub mod programs;
 pub mod remote;
 pub mod run;

@@ -1,14 +1,14 @@
 //! Loading the kernel programs of `mirror-ebpf` and attaching them where they belong.
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, BorrowedFd};
 
 use anyhow::{Context as _, bail};
 use aya::{
     Ebpf,
     maps::{Array, MapData, PerCpuArray, XskMap},
-    programs::{SchedClassifier, TcAttachType, Xdp, XdpMode},
+    programs::{LinkOrder, SchedClassifier, TcAttachType, Xdp, XdpMode, tc::TcAttachOptions},
     util::KernelVersion,
 };
-use mirror_common::{Config, KERNEL_COUNTERS, KernelCounter};
+use mirror_common::{Config, KERNEL_COUNTERS, KernelCounter, OWN_SOCKETS};
 
 /// The programs, built by `build.rs` (empty when the build had no bpf-linker).
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/mirror-ebpf"));
@@ -65,6 +65,20 @@ impl Programs {
         Ok(())
     }
 
+    /// Names the agent's own sockets to the classifiers, which then never copy their packets.
+    pub fn set_own_sockets(&mut self, sockets: &[BorrowedFd<'_>]) -> anyhow::Result<()> {
+        anyhow::ensure!(sockets.len() <= OWN_SOCKETS, "more than {OWN_SOCKETS} own sockets");
+        let mut cfg: Array<_, Config> =
+            Array::try_from(self.ebpf.map_mut("CONFIG").context("map CONFIG missing")?)?;
+        let mut config = cfg.get(&0, 0).context("reading map CONFIG")?;
+        config.own_sockets = [0; OWN_SOCKETS];
+        for (slot, socket) in config.own_sockets.iter_mut().zip(sockets) {
+            *slot = socket_cookie(*socket).context("reading SO_COOKIE of an own socket")?;
+        }
+        cfg.set(0, config, 0).context("writing map CONFIG")?;
+        Ok(())
+    }
+
     /// XDP in driver mode on the far end: generic (SKB) mode delivers nothing to AF_XDP on veth.
     pub fn attach_xsk(&mut self, far: &str) -> anyhow::Result<()> {
         let xdp: &mut Xdp = program(&mut self.ebpf, "mirror_xsk")?.try_into()?;
@@ -102,9 +116,12 @@ impl Programs {
         Ok(())
     }
 
+    /// First in the TCX chain: the copy shows the packet as the interface saw it, before any
+    /// other program (a CNI's policy, say) drops or rewrites it. The mirror always hands the
+    /// packet on, so going first changes nothing for the others.
     fn attach_tc(&mut self, name: &str, iface: &str, at: TcAttachType) -> anyhow::Result<()> {
         let prog: &mut SchedClassifier = program(&mut self.ebpf, name)?.try_into()?;
-        prog.attach(iface, at)
+        prog.attach_with_options(iface, at, TcAttachOptions::TcxOrder(LinkOrder::first()))
             .with_context(|| format!("attaching {name} to {iface} {at:?}"))?;
         Ok(())
     }
@@ -118,6 +135,22 @@ impl Programs {
             .context("reading map COUNTERS")?;
         Ok(values.iter().sum())
     }
+}
+
+fn socket_cookie(socket: BorrowedFd<'_>) -> std::io::Result<u64> {
+    let mut cookie = 0_u64;
+    let mut len = size_of::<u64>() as libc::socklen_t;
+    // SAFETY: valid fd, and a u64-sized buffer as SO_COOKIE wants.
+    let rc = unsafe {
+        libc::getsockopt(
+            socket.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_COOKIE,
+            (&raw mut cookie).cast(),
+            &raw mut len,
+        )
+    };
+    if rc == 0 { Ok(cookie) } else { Err(std::io::Error::last_os_error()) }
 }
 
 fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> anyhow::Result<&'a mut aya::programs::Program> {

@@ -21,7 +21,7 @@ use crate::{
     programs::Programs,
     remote::route_to,
     send::{Destination, SendDrops, Sender},
-    tunnel::vxlan::{HEADER_LEN, VxlanEncap},
+    tunnel::{Encap, Tunnel},
     veth::{self, MirrorVeth},
     xsk::Xsk,
 };
@@ -121,6 +121,7 @@ async fn mirror(
     let mut programs = Programs::load(Config {
         mirror_ifindex: veth.near_ifindex,
         agent_mark: args.agent_mark,
+        ..Config::default()
     })?;
     veth.up().await?;
     programs.attach_xsk(veth::FAR)?;
@@ -132,10 +133,16 @@ async fn mirror(
     for &(addr, mtu) in remotes {
         let source = route_to(SocketAddr::V4(addr))?.source;
         let (sent_packets, sent_bytes) = metrics.sent(tunnel, &addr.to_string());
+        let vxlan = Tunnel::Vxlan {
+            vni: args.vni,
+            dst_port: addr.port(),
+        };
+        let encap = Encap::new(&vxlan, IpAddr::V4(source), IpAddr::V4(*addr.ip()))
+            .with_context(|| format!("setting up the tunnel to remote {addr}"))?;
         destinations.push(Destination {
-            encap: VxlanEncap::new(source, *addr.ip(), addr.port(), args.vni),
+            max_inner: encap.max_inner_len(mtu),
+            encap,
             addr,
-            max_inner: (mtu as usize).saturating_sub(HEADER_LEN),
             sent_packets,
             sent_bytes,
         });

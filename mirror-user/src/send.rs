@@ -13,11 +13,11 @@ use std::{
 
 use prometheus::IntCounter;
 
-use crate::tunnel::vxlan::{HEADER_LEN, VxlanEncap};
+use crate::tunnel::{CopyMeta, Encap, MAX_HEADER_LEN};
 
 /// A remote endpoint with its encapsulation and counters.
 pub struct Destination {
-    pub encap: VxlanEncap,
+    pub encap: Encap,
     pub addr: SocketAddrV4,
     /// Largest inner frame that fits the path MTU to this remote.
     pub max_inner: usize,
@@ -42,7 +42,7 @@ pub struct Sender {
     fd: OwnedFd,
     destinations: Vec<Destination>,
     drops: SendDrops,
-    headers: Vec<[u8; HEADER_LEN]>,
+    headers: Vec<[u8; MAX_HEADER_LEN]>,
     iovecs: Vec<[libc::iovec; 2]>,
     names: Vec<libc::sockaddr_in>,
     msgs: Vec<libc::mmsghdr>,
@@ -80,7 +80,7 @@ impl Sender {
         Ok(Self {
             fd,
             drops,
-            headers: vec![[0; HEADER_LEN]; slots],
+            headers: vec![[0; MAX_HEADER_LEN]; slots],
             iovecs: vec![[zeroed_iovec(), zeroed_iovec()]; slots],
             // SAFETY: all-zero is a valid sockaddr_in and mmsghdr.
             names: (0..slots).map(|_| unsafe { std::mem::zeroed() }).collect(),
@@ -98,7 +98,7 @@ impl Sender {
     /// # Safety
     /// `frame` must stay valid and unchanged until the next [`Sender::flush`] returns.
     pub unsafe fn push(&mut self, frame: &[u8]) {
-        for (index, dest) in self.destinations.iter().enumerate() {
+        for (index, dest) in self.destinations.iter_mut().enumerate() {
             if frame.len() > dest.max_inner {
                 self.drops.too_big.inc();
                 continue;
@@ -114,11 +114,12 @@ impl Sender {
                 self.drops.send_error.inc();
                 continue;
             };
-            dest.encap.write_header(frame, header);
+            // Direction, capture time and truncation only matter to ERSPAN, not yet wired up.
+            let header_len = dest.encap.write_header(frame, &CopyMeta::default(), header);
             *iov = [
                 libc::iovec {
                     iov_base: header.as_mut_ptr().cast(),
-                    iov_len: HEADER_LEN,
+                    iov_len: header_len,
                 },
                 libc::iovec {
                     iov_base: frame.as_ptr().cast_mut().cast(),

@@ -7,168 +7,124 @@
         clippy::panic
     )
 )]
-//! The outer headers of a VXLAN copy over IPv4: IPv4 (20) + UDP (8) + VXLAN (8), in front of the
-//! inner Ethernet frame.
+//! The VXLAN part of a copy's outer headers: UDP (8) + VXLAN (8) after the outer IP header, in
+//! front of the inner Ethernet frame.
+//!
+//! The UDP source port comes from the inner flow hash (RFC 7348 §5). The UDP checksum:
+//! - over IPv4, zero, as RFC 7348 §5 recommends, which spares a pass over the frame;
+//! - over IPv6, computed over the pseudo-header, UDP and VXLAN headers and the whole inner
+//!   frame. RFC 8200 §8.1 requires it; RFC 6935/6936 would allow zero for tunnels, but Linux
+//!   VXLAN devices drop such packets unless `udp6zerocsumrx` is set. This is the one per-packet
+//!   pass over the inner frame (the headers' part is summed once, in the template): a
+//!   vectorised sum of 32-bit words, about as costly as copying the frame once.
 
-use core::net::Ipv4Addr;
+use etherparse::UdpHeader;
 
-use etherparse::{IpNumber, Ipv4Header, UdpHeader};
-
+use super::outer::{copy, put};
 use crate::{
-    flow_hash::{flow_hash, vxlan_source_port},
-    wire::vxlan::{self, Packet, Repr, Vni},
+    flow_hash::vxlan_source_port,
+    wire::{
+        checksum,
+        vxlan::{self, Packet, Repr, Vni},
+    },
 };
 
-/// Outer header length: IPv4 20 + UDP 8 + VXLAN 8, in front of the inner Ethernet frame.
-pub const HEADER_LEN: usize = Ipv4Header::MIN_LEN + UdpHeader::LEN + vxlan::HEADER_LEN;
+/// Length of the UDP and VXLAN headers.
+pub(super) const LEN: usize = UdpHeader::LEN + vxlan::HEADER_LEN;
 
-/// Longest inner frame whose copy still fits the 16-bit IPv4 total length.
-pub const MAX_INNER_LEN: usize = u16::MAX as usize - HEADER_LEN;
-
-/// Linux's default TTL.
-const TTL: u8 = 64;
-
-/// Byte ranges in the outer header that change per packet, plus where VXLAN starts.
+/// Byte ranges from the start of the UDP header.
 mod field {
-    use core::ops::{Range, RangeFrom};
+    use core::ops::Range;
 
-    pub const IP_TOTAL_LEN: Range<usize> = 2..4;
-    pub const IP_CHECKSUM: Range<usize> = 10..12;
-    pub const IP_HEADER: Range<usize> = 0..20;
-    pub const UDP_SRC_PORT: Range<usize> = 20..22;
-    pub const UDP_LEN: Range<usize> = 24..26;
-    pub const VXLAN: RangeFrom<usize> = 28..;
+    pub const SRC_PORT: Range<usize> = 0..2;
+    pub const LENGTH: Range<usize> = 4..6;
+    pub const CHECKSUM: Range<usize> = 6..8;
+    pub const VXLAN: Range<usize> = 8..16;
 }
 
-/// Writes the outer headers of VXLAN copies to one remote VTEP.
-///
-/// Built once per remote; [`VxlanEncap::write_header`] then patches a copy of the template per
-/// packet, without allocating.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VxlanEncap {
-    /// The outer headers with zero total length, source port, UDP length and IP checksum.
-    template: [u8; HEADER_LEN],
-    /// Folded one's complement sum of the template's IPv4 header.
-    partial_sum: u16,
+/// Write the UDP and VXLAN template at the start of `out`: zero source port, length and
+/// checksum. Return the unfolded sum of the template, the constant part of an IPv6 UDP checksum.
+pub(super) fn write_template(out: &mut [u8], dst_port: u16, vni: Vni) -> u64 {
+    let udp = UdpHeader {
+        source_port: 0,
+        destination_port: dst_port,
+        length: 0,
+        checksum: 0,
+    };
+    copy(out, &udp.to_bytes());
+    if let Some(header) = out.get_mut(field::VXLAN) {
+        Repr { vni }.emit(&mut Packet::new_unchecked(header));
+    }
+    out.get(..LEN).map_or(0, checksum::sum)
 }
 
-impl VxlanEncap {
-    /// Outer headers from `src` to the VTEP at `dst`:`dst_port`, carrying `vni`.
-    pub fn new(src: Ipv4Addr, dst: Ipv4Addr, dst_port: u16, vni: Vni) -> Self {
-        let ip = Ipv4Header {
-            total_len: 0,
-            identification: 0,
-            // RFC 7348 §4.3: VTEPs must not fragment VXLAN packets.
-            dont_fragment: true,
-            more_fragments: false,
-            time_to_live: TTL,
-            protocol: IpNumber::UDP,
-            header_checksum: 0,
-            source: src.octets(),
-            destination: dst.octets(),
-            ..Ipv4Header::default()
+/// Patch the copy of the template at the start of `out` for `inner`: source port from
+/// `flow_hash`, length, and with `checksum_base` (IPv6: pseudo-header without the length plus
+/// the template) the checksum.
+pub(super) fn patch(out: &mut [u8], inner: &[u8], flow_hash: u32, checksum_base: Option<u64>) {
+    let udp_len = u16::try_from(LEN.saturating_add(inner.len())).unwrap_or(u16::MAX);
+    let src_port = vxlan_source_port(flow_hash);
+    put(out, field::SRC_PORT, &src_port.to_be_bytes());
+    put(out, field::LENGTH, &udp_len.to_be_bytes());
+    if let Some(base) = checksum_base {
+        // The length counts twice: in the pseudo-header and in the UDP header.
+        let header_sum = base + u64::from(src_port) + 2 * u64::from(udp_len);
+        let sum = checksum::add(header_sum, checksum::sum(inner));
+        // RFC 768: a computed zero goes out as all ones; zero would mean "no checksum".
+        let value = match checksum::complement(sum) {
+            0 => 0xffff,
+            value => value,
         };
-        let udp = UdpHeader {
-            source_port: 0,
-            destination_port: dst_port,
-            length: 0,
-            // RFC 7348 §5: SHOULD be zero over IPv4, which spares a pass over the frame.
-            checksum: 0,
-        };
-        let mut template = [0_u8; HEADER_LEN];
-        let ip_udp = ip.to_bytes().into_iter().chain(udp.to_bytes());
-        for (slot, byte) in template.iter_mut().zip(ip_udp) {
-            *slot = byte;
-        }
-        Repr { vni }.emit(&mut Packet::new_unchecked(&mut template[field::VXLAN]));
-        let partial_sum = ones_complement_sum(&template[field::IP_HEADER]);
-        VxlanEncap {
-            template,
-            partial_sum,
-        }
+        put(out, field::CHECKSUM, &value.to_be_bytes());
     }
-
-    /// Writes the outer IPv4, UDP and VXLAN headers for `inner` (a whole Ethernet frame).
-    ///
-    /// `inner` must be at most [`MAX_INNER_LEN`] long, which [`VxlanEncap::max_inner_len`]
-    /// ensures; longer frames get saturated lengths (and could not be sent anyway).
-    pub fn write_header(&self, inner: &[u8], out: &mut [u8; HEADER_LEN]) {
-        *out = self.template;
-        let total_len = u16::try_from(HEADER_LEN + inner.len()).unwrap_or(u16::MAX);
-        let udp_len = total_len.saturating_sub(Ipv4Header::MIN_LEN_U16);
-        let checksum = !fold(u32::from(self.partial_sum) + u32::from(total_len));
-        let src_port = vxlan_source_port(flow_hash(inner));
-        out[field::IP_TOTAL_LEN].copy_from_slice(&total_len.to_be_bytes());
-        out[field::IP_CHECKSUM].copy_from_slice(&checksum.to_be_bytes());
-        out[field::UDP_SRC_PORT].copy_from_slice(&src_port.to_be_bytes());
-        out[field::UDP_LEN].copy_from_slice(&udp_len.to_be_bytes());
-    }
-
-    /// Longest inner frame whose copy fits in `path_mtu` (the outer IPv4 packet): `path_mtu - 36`,
-    /// 0 if even the headers do not fit, and never above [`MAX_INNER_LEN`] (loopback's MTU is
-    /// 65536).
-    pub fn max_inner_len(&self, path_mtu: u32) -> usize {
-        usize::try_from(path_mtu)
-            .unwrap_or(usize::MAX)
-            .saturating_sub(HEADER_LEN)
-            .min(MAX_INNER_LEN)
-    }
-}
-
-/// The folded one's complement sum of 16-bit big-endian words (RFC 1071).
-fn ones_complement_sum(bytes: &[u8]) -> u16 {
-    let (words, _) = bytes.as_chunks::<2>();
-    fold(
-        words
-            .iter()
-            .map(|&word| u32::from(u16::from_be_bytes(word)))
-            .sum(),
-    )
-}
-
-/// Fold the carries of a 32-bit one's complement sum into 16 bits.
-fn fold(sum: u32) -> u16 {
-    let sum = (sum & 0xffff) + (sum >> 16);
-    let sum = (sum & 0xffff) + (sum >> 16);
-    sum as u16
 }
 
 #[cfg(test)]
 mod tests {
+    use core::net::{IpAddr, Ipv4Addr};
+
     use etherparse::{
-        Ipv4HeaderSlice, NetSlice, PacketBuilder, SlicedPacket, TransportSlice, UdpHeaderSlice,
+        IpNumber, Ipv4Header, Ipv4HeaderSlice, Ipv6HeaderSlice, NetSlice, PacketBuilder,
+        SlicedPacket, TransportSlice, UdpHeaderSlice,
     };
 
-    use super::*;
+    use super::{
+        super::{CopyMeta, Encap, MAX_HEADER_LEN, Tunnel, testing::*},
+        *,
+    };
+    use crate::flow_hash::flow_hash;
 
-    const SRC: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
-    const DST: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+    /// Longest inner frame whose copy fits the 16-bit IPv4 total length.
+    const MAX_INNER_LEN: usize = u16::MAX as usize - 36;
 
-    fn encap() -> VxlanEncap {
-        VxlanEncap::new(SRC, DST, 4789, Vni::new(0x12_3456).unwrap())
+    fn tunnel(vni: u32, dst_port: u16) -> Tunnel {
+        Tunnel::Vxlan {
+            vni: Vni::new(vni).unwrap(),
+            dst_port,
+        }
     }
 
-    /// An Ethernet/IPv4/UDP frame of 14 + 20 + 8 + `payload_len` bytes.
-    fn inner_frame(payload_len: usize) -> Vec<u8> {
-        let mut out = Vec::new();
-        PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
-            .ipv4([192, 168, 1, 1], [192, 168, 1, 2], 64)
-            .udp(5000, 6000)
-            .write_to_vec(&mut out, &vec![0xab; payload_len])
-            .unwrap();
-        out
+    fn encap_v4(src: Ipv4Addr, dst: Ipv4Addr, vni: u32, dst_port: u16) -> Encap {
+        Encap::new(&tunnel(vni, dst_port), src.into(), dst.into()).unwrap()
     }
 
-    fn encapsulate(encap: &VxlanEncap, inner: &[u8]) -> [u8; HEADER_LEN] {
-        let mut out = [0_u8; HEADER_LEN];
-        encap.write_header(inner, &mut out);
-        out
+    fn encap() -> Encap {
+        encap_v4(SRC4, DST4, 0x12_3456, 4789)
+    }
+
+    fn encap_v6() -> Encap {
+        Encap::new(&tunnel(0x12_3456, 4789), SRC6.into(), DST6.into()).unwrap()
+    }
+
+    fn encapsulate(encap: &mut Encap, inner: &[u8]) -> Vec<u8> {
+        headers(encap, inner, &CopyMeta::default())
     }
 
     #[test]
     fn header_len() {
-        assert_eq!(HEADER_LEN, 36);
-        assert_eq!(MAX_INNER_LEN, 65_499);
+        assert_eq!(encap().header_len(), 36);
+        assert_eq!(encap_v6().header_len(), 56);
+        assert_eq!(LEN, 16);
     }
 
     #[test]
@@ -179,7 +135,7 @@ mod tests {
         // Pinned so that a change of the flow hash, which changes bytes on the wire, is noticed.
         assert_eq!(src_port, 0xf8c6);
         #[rustfmt::skip]
-        let expected: [u8; HEADER_LEN] = [
+        let expected: [u8; 36] = [
             // IPv4
             0x45, 0x00,             // version 4, IHL 5; DSCP 0, ECN 0
             0x00, 0x64,             // total length 100 = 36 + 64
@@ -199,13 +155,105 @@ mod tests {
             0x08, 0x00, 0x00, 0x00, // I flag, reserved
             0x12, 0x34, 0x56, 0x00, // VNI 0x123456, reserved
         ];
-        assert_eq!(encapsulate(&encap(), &inner), expected);
+        assert_eq!(encapsulate(&mut encap(), &inner), expected);
+    }
+
+    #[test]
+    fn golden_bytes_ipv6() {
+        let inner = inner_frame(22);
+        // The flow label: the low 20 bits of the same flow hash as the source port.
+        assert_eq!(flow_hash(&inner) & 0xf_ffff, 0xb_c5ed);
+        #[rustfmt::skip]
+        let expected: [u8; 56] = [
+            // IPv6
+            0x60, 0x0b, 0xc5, 0xed, // version 6, traffic class 0, flow label 0xbc5ed
+            0x00, 0x50, 0x11, 0x40, // payload length 80 = 16 + 64, next header UDP, hop limit 64
+            0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, // 2001:db8::1
+            0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, // 2001:db8::2
+            // UDP
+            0xf8, 0xc6,             // source port, as over IPv4
+            0x12, 0xb5,             // destination port 4789
+            0x00, 0x50,             // length 80
+            0x9f, 0xa9,             // checksum over pseudo-header, UDP, VXLAN and inner frame
+            // VXLAN
+            0x08, 0x00, 0x00, 0x00,
+            0x12, 0x34, 0x56, 0x00,
+        ];
+        let header = encapsulate(&mut encap_v6(), &inner);
+        assert_eq!(header, expected);
+        // The checksum, by etherparse.
+        let udp = UdpHeaderSlice::from_slice(&header[40..48])
+            .unwrap()
+            .to_header();
+        let ip = Ipv6HeaderSlice::from_slice(&header[..40]).unwrap();
+        let payload = [&header[48..], &inner[..]].concat();
+        assert_eq!(
+            udp.calc_checksum_ipv6_raw(ip.source(), ip.destination(), &payload),
+            Ok(0x9fa9)
+        );
+    }
+
+    #[test]
+    fn ipv6_checksum_is_valid() {
+        let mut encap = encap_v6();
+        let mut frames: Vec<Vec<u8>> = [0, 1, 2, 3, 5, 22, 1000, 1401, 8000]
+            .map(inner_frame)
+            .to_vec();
+        frames.extend([
+            Vec::new(),
+            vec![0xff; 1],
+            vec![0x5a; 14],
+            vec![0xff; 65_519],
+        ]);
+        for inner in frames {
+            let header = encapsulate(&mut encap, &inner);
+            let udp = UdpHeaderSlice::from_slice(&header[40..48]).unwrap();
+            let payload = [&header[48..], &inner[..]].concat();
+            let expected = udp
+                .to_header()
+                .calc_checksum_ipv6_raw(SRC6.octets(), DST6.octets(), &payload)
+                .unwrap();
+            assert_eq!(udp.checksum(), expected, "inner {}", inner.len());
+            assert_ne!(udp.checksum(), 0);
+            // The receiver's check: everything the checksum covers sums to all ones.
+            let pseudo = [
+                &SRC6.octets()[..],
+                &DST6.octets(),
+                &u32::from(udp.length()).to_be_bytes(),
+                &[0, 0, 0, 17],
+            ]
+            .concat();
+            let covered = [&pseudo[..], &header[40..], &inner].concat();
+            assert_eq!(checksum::fold(checksum::sum(&covered)), 0xffff);
+        }
+    }
+
+    #[test]
+    fn ipv6_zero_checksum_goes_out_as_all_ones() {
+        let mut encap = encap_v6();
+        // Make the inner frame's last word the checksum of the frame without it: the sum then
+        // comes to all ones, whose complement, zero, must be sent as 0xffff.
+        let mut inner = inner_frame(20);
+        let n = inner.len();
+        inner[n - 2..].fill(0);
+        let header = encapsulate(&mut encap, &inner);
+        inner[n - 2..].copy_from_slice(&header[46..48]);
+        let header = encapsulate(&mut encap, &inner);
+        assert_eq!(header[46..48], [0xff, 0xff]);
+        let payload = [&header[48..], &inner[..]].concat();
+        let udp = UdpHeaderSlice::from_slice(&header[40..48])
+            .unwrap()
+            .to_header();
+        assert_eq!(
+            udp.calc_checksum_ipv6_raw(SRC6.octets(), DST6.octets(), &payload),
+            Ok(0xffff)
+        );
     }
 
     #[test]
     fn ipv4_checksum_is_valid() {
         let remotes = [
-            (SRC, DST),
+            (SRC4, DST4),
             (Ipv4Addr::BROADCAST, Ipv4Addr::new(255, 255, 255, 254)),
             (Ipv4Addr::UNSPECIFIED, Ipv4Addr::UNSPECIFIED),
             (
@@ -214,31 +262,32 @@ mod tests {
             ),
         ];
         for (src, dst) in remotes {
-            let encap = VxlanEncap::new(src, dst, 8472, Vni::MAX);
+            let mut encap = encap_v4(src, dst, 0xff_ffff, 8472);
             for len in [0, 1, 14, 60, 64, 1400, 1500, 9000, MAX_INNER_LEN] {
-                let out = encapsulate(&encap, &vec![0x11; len]);
+                let out = encapsulate(&mut encap, &vec![0x11; len]);
                 let ip = Ipv4HeaderSlice::from_slice(&out[..20]).unwrap();
                 assert_eq!(
                     ip.header_checksum(),
                     ip.to_header().calc_header_checksum(),
                     "{src} -> {dst}, inner {len}"
                 );
-                assert_eq!(ones_complement_sum(&out[..20]), 0xffff);
+                assert_eq!(checksum::fold(checksum::sum(&out[..20])), 0xffff);
             }
         }
     }
 
     #[test]
     fn matches_a_full_etherparse_serialisation() {
+        let mut encap = encap();
         for len in [0, 60, 1514, 9014, MAX_INNER_LEN] {
             let inner = vec![0x22; len];
-            let out = encapsulate(&encap(), &inner);
+            let out = encapsulate(&mut encap, &inner);
             let mut ip = Ipv4Header::new(
                 (UdpHeader::LEN + vxlan::HEADER_LEN + len) as u16,
                 64,
                 IpNumber::UDP,
-                SRC.octets(),
-                DST.octets(),
+                SRC4.octets(),
+                DST4.octets(),
             )
             .unwrap();
             ip.dont_fragment = true;
@@ -256,62 +305,101 @@ mod tests {
 
     #[test]
     fn lengths_follow_the_inner_frame() {
-        let encap = encap();
+        let mut encap = encap();
+        let mut v6 = encap_v6();
         for len in [0, 1, 14, 60, 1500, 9000, MAX_INNER_LEN] {
-            let out = encapsulate(&encap, &vec![0; len]);
+            let out = encapsulate(&mut encap, &vec![0; len]);
             let ip = Ipv4HeaderSlice::from_slice(&out[..20]).unwrap();
             let udp = UdpHeaderSlice::from_slice(&out[20..28]).unwrap();
             assert_eq!(usize::from(ip.total_len()), 36 + len);
+            assert_eq!(usize::from(udp.length()), 16 + len);
+            let out = encapsulate(&mut v6, &vec![0; len]);
+            let ip = Ipv6HeaderSlice::from_slice(&out[..40]).unwrap();
+            let udp = UdpHeaderSlice::from_slice(&out[40..48]).unwrap();
+            assert_eq!(usize::from(ip.payload_length()), 16 + len);
             assert_eq!(usize::from(udp.length()), 16 + len);
         }
     }
 
     #[test]
     fn oversized_inner_saturates_without_panicking() {
-        let out = encapsulate(&encap(), &vec![0; MAX_INNER_LEN + 1]);
+        let out = encapsulate(&mut encap(), &vec![0; MAX_INNER_LEN + 1]);
         let ip = Ipv4HeaderSlice::from_slice(&out[..20]).unwrap();
         assert_eq!(ip.total_len(), u16::MAX);
         assert_eq!(ip.header_checksum(), ip.to_header().calc_header_checksum());
+        let out = encapsulate(&mut encap_v6(), &vec![0; 70_000]);
+        assert_eq!(
+            UdpHeaderSlice::from_slice(&out[40..48]).unwrap().length(),
+            u16::MAX
+        );
     }
 
     #[test]
     fn reusing_the_output_buffer_leaves_nothing_stale() {
-        let encap = encap();
-        let small = inner_frame(0);
-        let mut out = [0_u8; HEADER_LEN];
-        encap.write_header(&inner_frame(1000), &mut out);
-        encap.write_header(&small, &mut out);
-        assert_eq!(out, encapsulate(&encap, &small));
+        for mut encap in [encap(), encap_v6()] {
+            let small = inner_frame(0);
+            let mut out = [0_u8; MAX_HEADER_LEN];
+            encap.write_header(&inner_frame(1000), &CopyMeta::default(), &mut out);
+            let len = encap.write_header(&small, &CopyMeta::default(), &mut out);
+            assert_eq!(out[..len], encapsulate(&mut encap, &small));
+        }
     }
 
     #[test]
     fn full_packet_parses() {
-        let encap = VxlanEncap::new(SRC, DST, 8472, Vni::new(4242).unwrap());
-        for payload_len in [0, 22, 1000] {
-            let inner = inner_frame(payload_len);
-            let mut packet = encapsulate(&encap, &inner).to_vec();
-            packet.extend_from_slice(&inner);
+        let families: [(IpAddr, IpAddr); 2] =
+            [(SRC4.into(), DST4.into()), (SRC6.into(), DST6.into())];
+        for (src, dst) in families {
+            let mut encap = Encap::new(&tunnel(4242, 8472), src, dst).unwrap();
+            for payload_len in [0, 22, 1000] {
+                let inner = inner_frame(payload_len);
+                let packet = packet(&mut encap, &inner, &CopyMeta::default());
 
-            let sliced = SlicedPacket::from_ip(&packet).unwrap();
-            let Some(NetSlice::Ipv4(ip)) = &sliced.net else {
-                panic!("not IPv4: {:?}", sliced.net);
-            };
-            let header = ip.header();
-            assert_eq!(header.source_addr(), SRC);
-            assert_eq!(header.destination_addr(), DST);
-            assert!(header.dont_fragment());
-            assert_eq!(header.ttl(), 64);
-            assert_eq!(header.identification(), 0);
-            let Some(TransportSlice::Udp(udp)) = &sliced.transport else {
-                panic!("not UDP: {:?}", sliced.transport);
-            };
-            assert_eq!(udp.destination_port(), 8472);
-            assert_eq!(udp.source_port(), vxlan_source_port(flow_hash(&inner)));
-            assert_eq!(udp.checksum(), 0);
+                let sliced = SlicedPacket::from_ip(&packet).unwrap();
+                match &sliced.net {
+                    Some(NetSlice::Ipv4(ip)) => {
+                        let header = ip.header();
+                        assert_eq!(IpAddr::from(header.source_addr()), src);
+                        assert_eq!(IpAddr::from(header.destination_addr()), dst);
+                        assert!(header.dont_fragment());
+                        assert_eq!(header.ttl(), 64);
+                        assert_eq!(header.identification(), 0);
+                    }
+                    Some(NetSlice::Ipv6(ip)) => {
+                        let header = ip.header();
+                        assert_eq!(IpAddr::from(header.source_addr()), src);
+                        assert_eq!(IpAddr::from(header.destination_addr()), dst);
+                        assert_eq!(header.hop_limit(), 64);
+                        assert_eq!(header.traffic_class(), 0);
+                        assert_eq!(
+                            header.flow_label().value(),
+                            super::super::outer::flow_label(flow_hash(&inner))
+                        );
+                    }
+                    other => panic!("not IP: {other:?}"),
+                }
+                let Some(TransportSlice::Udp(udp)) = &sliced.transport else {
+                    panic!("not UDP: {:?}", sliced.transport);
+                };
+                assert_eq!(udp.destination_port(), 8472);
+                assert_eq!(udp.source_port(), vxlan_source_port(flow_hash(&inner)));
+                if src.is_ipv4() {
+                    assert_eq!(udp.checksum(), 0);
+                } else {
+                    let ip = Ipv6HeaderSlice::from_slice(&packet[..40])
+                        .unwrap()
+                        .to_header();
+                    let expected = udp
+                        .to_header()
+                        .calc_checksum_ipv6(&ip, udp.payload())
+                        .unwrap();
+                    assert_eq!(udp.checksum(), expected);
+                }
 
-            let vxlan = Packet::new_checked(udp.payload()).unwrap();
-            assert_eq!(Repr::parse(&vxlan).unwrap().vni.get(), 4242);
-            assert_eq!(vxlan.payload(), &inner[..]);
+                let vxlan = Packet::new_checked(udp.payload()).unwrap();
+                assert_eq!(Repr::parse(&vxlan).unwrap().vni.get(), 4242);
+                assert_eq!(vxlan.payload(), &inner[..]);
+            }
         }
     }
 
@@ -329,11 +417,15 @@ mod tests {
             .tcp(443, 40000, 1, 1024)
             .write_to_vec(&mut back, b"a longer response")
             .unwrap();
-        let encap = encap();
+        let mut encap = encap();
         assert_eq!(
-            encapsulate(&encap, &there)[field::UDP_SRC_PORT],
-            encapsulate(&encap, &back)[field::UDP_SRC_PORT]
+            encapsulate(&mut encap, &there)[20..22],
+            encapsulate(&mut encap, &back)[20..22]
         );
+        let mut v6 = encap_v6();
+        let (a, b) = (encapsulate(&mut v6, &there), encapsulate(&mut v6, &back));
+        assert_eq!(a[40..42], b[40..42]);
+        assert_eq!(a[..4], b[..4], "same flow label");
     }
 
     #[test]
@@ -347,14 +439,5 @@ mod tests {
         assert_eq!(encap.max_inner_len(65_535), MAX_INNER_LEN);
         assert_eq!(encap.max_inner_len(65_536), MAX_INNER_LEN);
         assert_eq!(encap.max_inner_len(u32::MAX), MAX_INNER_LEN);
-    }
-
-    #[test]
-    fn fold_carries() {
-        assert_eq!(fold(0), 0);
-        assert_eq!(fold(0xffff), 0xffff);
-        assert_eq!(fold(0x1_0000), 1);
-        assert_eq!(fold(0x1_fffe), 0xffff);
-        assert_eq!(fold(u32::MAX), 0xffff);
     }
 }

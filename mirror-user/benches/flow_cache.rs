@@ -1,0 +1,131 @@
+//! The NetFlow flow cache's per-packet path, with a working set of 64 Ki flows visited in random
+//! order (so most lookups miss the CPU's L1 and L2 caches, as on a busy node).
+//!
+//! - `update`: keys already extracted; the cache alone.
+//! - `classify_and_update`: whole Ethernet frames, keyed with etherparse, then counted.
+//!
+//! Run with `AYA_BUILD_SKIP=1 cargo bench -p mirror-user --bench flow_cache`. Throughput is
+//! reported in packets (elements) per second.
+
+use std::{hint::black_box, net::Ipv4Addr};
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use etherparse::PacketBuilder;
+use mirror::netflow::{CacheConfig, Classified, FlowCache, FlowKey, Interfaces, classify};
+
+const FLOWS: u32 = 65_536;
+/// Packets per measured iteration: each flow about 16 times.
+const PACKETS: usize = 1 << 20;
+
+/// Small deterministic PRNG (xorshift32).
+struct XorShift(u32);
+
+impl XorShift {
+    fn next(&mut self) -> u32 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 17;
+        self.0 ^= self.0 << 5;
+        self.0
+    }
+}
+
+fn key(n: u32) -> FlowKey {
+    FlowKey {
+        src: Ipv4Addr::from_bits(0x0a00_0000 | (n >> 8)),
+        dst: Ipv4Addr::from_bits(0x0a80_0000 | (n & 0xff)),
+        proto: 6,
+        src_port: 32768 + (n % 28_000) as u16,
+        dst_port: 443,
+        tos: 0,
+        input: 3,
+        output: 0,
+    }
+}
+
+fn frame(key: &FlowKey) -> Vec<u8> {
+    let mut out = Vec::new();
+    PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+        .ipv4(key.src.octets(), key.dst.octets(), 64)
+        .tcp(key.src_port, key.dst_port, 1, 1024)
+        .ack(1)
+        .write_to_vec(&mut out, &[0; 6])
+        .unwrap();
+    out
+}
+
+/// The order packets arrive in: random flows, each about `PACKETS / FLOWS` times.
+fn order() -> Vec<u32> {
+    let mut rng = XorShift(0x2545_f491);
+    (0..PACKETS).map(|_| rng.next() % FLOWS).collect()
+}
+
+/// A cache already holding every flow, so the benchmark measures the steady state.
+fn warm_cache(keys: &[FlowKey]) -> FlowCache {
+    let mut cache = FlowCache::new(CacheConfig::default()).unwrap();
+    for key in keys {
+        cache.update(*key, 1500, 0x10, 0, &mut |r| {
+            black_box(r);
+        });
+    }
+    assert_eq!(cache.len(), keys.len());
+    cache
+}
+
+fn bench(c: &mut Criterion) {
+    let keys: Vec<FlowKey> = (0..FLOWS).map(key).collect();
+    let order = order();
+
+    let mut group = c.benchmark_group("flow_cache");
+    group.throughput(Throughput::Elements(PACKETS as u64));
+
+    let mut cache = warm_cache(&keys);
+    println!(
+        "flow cache: {} flows, {} bytes allocated ({} per flow)",
+        cache.len(),
+        cache.memory_bytes(),
+        cache.memory_bytes() / cache.len()
+    );
+    let mut now = 0_u64;
+    group.bench_function("update", |b| {
+        b.iter(|| {
+            for &n in &order {
+                // About 1 ms per 1024 packets: flows live on, the active timeout still comes.
+                let key = keys[n as usize];
+                cache.update(key, 1500, 0x10, now >> 10, &mut |r| {
+                    black_box(r);
+                });
+                now += 1;
+            }
+            cache.expire(now >> 10, &mut |r| {
+                black_box(r);
+            });
+        });
+    });
+
+    let frames: Vec<Vec<u8>> = keys.iter().map(frame).collect();
+    let ifaces = Interfaces {
+        input: 3,
+        output: 0,
+    };
+    let mut cache = warm_cache(&keys);
+    let mut now = 0_u64;
+    group.bench_function("classify_and_update", |b| {
+        b.iter(|| {
+            for &n in &order {
+                if let Classified::Flow(obs) = classify(&frames[n as usize], ifaces) {
+                    cache.observe(&obs, now >> 10, &mut |r| {
+                        black_box(r);
+                    });
+                }
+                now += 1;
+            }
+            cache.expire(now >> 10, &mut |r| {
+                black_box(r);
+            });
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
