@@ -1,7 +1,7 @@
 //! TC classifiers on the mirrored interfaces: copy each packet into the mirror veth pair.
 use aya_ebpf::{
-    helpers::generated::bpf_get_socket_cookie,
     bindings::TC_ACT_UNSPEC,
+    helpers::generated::bpf_get_socket_cookie,
     macros::{classifier, map},
     maps::Array,
     programs::TcContext,

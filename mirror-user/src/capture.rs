@@ -11,10 +11,10 @@ use std::{
 };
 
 use anyhow::Context as _;
-use mirror_common::{TAG_LEN, TAG_MAGIC, Tag};
+use mirror_common::{Direction, TAG_LEN, TAG_MAGIC, Tag};
 use prometheus::IntCounter;
 
-use crate::{send::Sender, xsk::Xsk};
+use crate::{clock::MonotonicToUnix, send::Sender, tunnel::CopyMeta, xsk::Xsk};
 
 /// Frames taken from the ring per round.
 pub const BATCH: usize = 64;
@@ -34,6 +34,9 @@ pub struct Capture {
     pub xsk: Xsk,
     pub sender: Sender,
     pub ifaces: Vec<IfaceCounters>,
+    pub clock: MonotonicToUnix,
+    /// Written over each copy's destination MAC (`--inner-dst-mac`).
+    pub inner_dst_mac: Option<[u8; 6]>,
     pub malformed: IntCounter,
     pub ring_full: IntCounter,
 }
@@ -58,8 +61,14 @@ impl Capture {
                     .poll(IDLE_POLL_MS)
                     .context("polling the AF_XDP socket")?;
             } else {
-                let batch = descs.get(..received).unwrap_or_default();
-                for desc in batch {
+                for desc in descs.iter_mut().take(received) {
+                    if let Some(mac) = self.inner_dst_mac {
+                        // SAFETY: the frame is ours until it goes back to the fill ring.
+                        let mut data = unsafe { self.xsk.umem.data_mut(desc) };
+                        if let Some(dst) = data.contents_mut().get_mut(TAG_LEN..TAG_LEN + 6) {
+                            dst.copy_from_slice(&mac);
+                        }
+                    }
                     // SAFETY: the kernel wrote this frame and hands it to us until we refill it.
                     let data = unsafe { self.xsk.umem.data(desc) }.contents();
                     let Some((tag, frame)) = split_tag(data) else {
@@ -75,11 +84,17 @@ impl Capture {
                     };
                     tally.0 += 1;
                     tally.1 += frame.len() as u64;
+                    let meta = CopyMeta {
+                        egress: tag.direction == Direction::Egress as u8,
+                        timestamp_ns: self.clock.unix_ns(tag.ktime_ns),
+                        truncated: false,
+                    };
                     // SAFETY: the frame stays in the UMEM, untouched, until the fill ring gets
                     // it back below, after `flush`.
-                    unsafe { self.sender.push(frame) };
+                    unsafe { self.sender.push(frame, &meta) };
                 }
                 self.sender.flush();
+                let batch = descs.get(..received).unwrap_or_default();
                 // SAFETY: these frames were consumed above and are no longer referenced.
                 let refilled = unsafe { self.xsk.fill.produce(batch) };
                 anyhow::ensure!(

@@ -3,7 +3,11 @@ use std::net::SocketAddr;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::{remote::Remote, wire::vxlan::Vni};
+use crate::{
+    remote::Remote,
+    tunnel::{Granularity, Tunnel},
+    wire::vxlan::Vni,
+};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -40,10 +44,15 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value_t = TunnelArg::Vxlan)]
     pub tunnel: TunnelArg,
 
-    /// Where to send the copies: `IP` or `IP:PORT` (repeatable; every remote gets every copy).
-    /// The port defaults to --vxlan-port.
+    /// Where to send the copies: `IP` or `IP:PORT`, IPv4 or IPv6 (`[IPv6]:PORT`), repeatable.
+    /// A port is for VxLAN only and defaults to --vxlan-port.
     #[arg(long = "remote", value_name = "IP[:PORT]", required = true)]
     pub remotes: Vec<Remote>,
+
+    /// With several remotes: `replicate` sends every copy to each, `flow` sends each inner flow
+    /// (both directions) to one of them, so analysers can be scaled out.
+    #[arg(long, value_enum, default_value_t = BalanceArg::Replicate)]
+    pub balance: BalanceArg,
 
     /// VxLAN network identifier, 0 to 16777215.
     #[arg(long, value_name = "N", default_value_t = Vni::default())]
@@ -52,6 +61,46 @@ pub struct RunArgs {
     /// UDP destination port of the VxLAN packets (4789 is IANA's; flannel uses 8472).
     #[arg(long, value_name = "PORT", default_value_t = 4789)]
     pub vxlan_port: u16,
+
+    /// GRE key (RFC 2890); none unless given. Only with --tunnel gre.
+    #[arg(long, value_name = "KEY")]
+    pub gre_key: Option<u32>,
+
+    /// Number the GRE packets to each remote (RFC 2890 sequence numbers). Only with --tunnel gre;
+    /// ERSPAN II and III always carry them.
+    #[arg(long)]
+    pub gre_seq: bool,
+
+    /// ERSPAN session ID, 0 to 1023 (--tunnel erspan2 or erspan3).
+    #[arg(long, value_name = "ID", default_value_t = 0)]
+    pub erspan_session: u16,
+
+    /// ERSPAN II index, 0 to 1048575 (--tunnel erspan2).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub erspan_index: u32,
+
+    /// ERSPAN III hardware ID, 0 to 63 (--tunnel erspan3).
+    #[arg(long, value_name = "ID", default_value_t = 0)]
+    pub erspan_hwid: u8,
+
+    /// ERSPAN III security group tag (--tunnel erspan3).
+    #[arg(long, value_name = "TAG", default_value_t = 0)]
+    pub erspan_sgt: u16,
+
+    /// Cut every copied frame to at most N bytes (ERSPAN marks such copies truncated).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(14..=65535))]
+    pub snaplen: Option<u32>,
+
+    /// What to do with a copy whose tunnel packet would exceed the path MTU to the remote:
+    /// `truncate` cuts the inner frame to fit (ERSPAN sets its T bit), `drop` drops it. Both are
+    /// counted in the metrics.
+    #[arg(long, value_enum, default_value_t = OversizeArg::Truncate)]
+    pub oversize: OversizeArg,
+
+    /// Rewrite the destination MAC of every copied frame, e.g. to the MAC of a flannel.1 device
+    /// that must accept the frames (the original traffic is untouched).
+    #[arg(long, value_name = "MAC", value_parser = parse_mac)]
+    pub inner_dst_mac: Option<[u8; 6]>,
 
     /// Serve Prometheus metrics at http://ADDR:PORT/metrics (not served unless given).
     #[arg(long, value_name = "ADDR:PORT")]
@@ -82,16 +131,118 @@ impl DirectionArg {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum TunnelArg {
-    /// VxLAN over UDP (RFC 7348), the inner frame is the whole original Ethernet frame.
+    /// VxLAN over UDP (RFC 7348).
     Vxlan,
+    /// GRE, Transparent Ethernet Bridging (RFC 2784, 2890).
+    Gre,
+    /// ERSPAN Type I: GRE protocol 0x88BE, no ERSPAN header.
+    Erspan1,
+    /// ERSPAN Type II: GRE 0x88BE with sequence numbers and the version 1 header.
+    Erspan2,
+    /// ERSPAN Type III: GRE 0x22EB with sequence numbers and the version 2 header.
+    Erspan3,
 }
 
 impl TunnelArg {
+    /// The `tunnel` label of the metrics.
     pub fn name(self) -> &'static str {
         match self {
             Self::Vxlan => "vxlan",
+            Self::Gre => "gre",
+            Self::Erspan1 => "erspan1",
+            Self::Erspan2 => "erspan2",
+            Self::Erspan3 => "erspan3",
         }
     }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BalanceArg {
+    Replicate,
+    Flow,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OversizeArg {
+    Truncate,
+    Drop,
+}
+
+impl RunArgs {
+    /// The tunnel with its options; options of another tunnel are refused, not ignored.
+    pub fn tunnel(&self) -> Result<Tunnel, String> {
+        let gre_only = self.gre_key.is_some() || self.gre_seq;
+        let misplaced = |option: &str| {
+            Err(format!(
+                "{option} does not apply to --tunnel {}",
+                self.tunnel.name()
+            ))
+        };
+        if gre_only && self.tunnel != TunnelArg::Gre {
+            return misplaced(if self.gre_seq {
+                "--gre-seq"
+            } else {
+                "--gre-key"
+            });
+        }
+        if self.erspan_session != 0
+            && !matches!(self.tunnel, TunnelArg::Erspan2 | TunnelArg::Erspan3)
+        {
+            return misplaced("--erspan-session");
+        }
+        if self.erspan_index != 0 && self.tunnel != TunnelArg::Erspan2 {
+            return misplaced("--erspan-index");
+        }
+        if (self.erspan_hwid != 0 || self.erspan_sgt != 0) && self.tunnel != TunnelArg::Erspan3 {
+            return misplaced(if self.erspan_hwid != 0 {
+                "--erspan-hwid"
+            } else {
+                "--erspan-sgt"
+            });
+        }
+        if self.tunnel != TunnelArg::Vxlan
+            && let Some(remote) = self.remotes.iter().find(|r| r.port.is_some())
+        {
+            return Err(format!("--remote {remote}: a port applies to VxLAN only"));
+        }
+        Ok(match self.tunnel {
+            TunnelArg::Vxlan => Tunnel::Vxlan {
+                vni: self.vni,
+                dst_port: self.vxlan_port,
+            },
+            TunnelArg::Gre => Tunnel::Gre {
+                key: self.gre_key,
+                sequence: self.gre_seq,
+            },
+            TunnelArg::Erspan1 => Tunnel::Erspan1,
+            TunnelArg::Erspan2 => Tunnel::Erspan2 {
+                session: self.erspan_session,
+                index: self.erspan_index,
+            },
+            TunnelArg::Erspan3 => Tunnel::Erspan3 {
+                session: self.erspan_session,
+                hw_id: self.erspan_hwid,
+                sgt: self.erspan_sgt,
+                granularity: Granularity::default(),
+            },
+        })
+    }
+}
+
+fn parse_mac(s: &str) -> Result<[u8; 6], String> {
+    let mut mac = [0; 6];
+    let mut parts = s.split(':');
+    for byte in &mut mac {
+        *byte = parts
+            .next()
+            .filter(|p| p.len() == 2)
+            .and_then(|p| u8::from_str_radix(p, 16).ok())
+            .ok_or_else(|| format!("'{s}' is not a MAC address like 02:00:00:00:00:01"))?;
+    }
+    if parts.next().is_some() {
+        return Err(format!("'{s}' is not a MAC address like 02:00:00:00:00:01"));
+    }
+    Ok(mac)
 }
 
 fn parse_mark(s: &str) -> Result<u32, String> {
@@ -165,6 +316,80 @@ mod tests {
         for bad in ["300.1.2.3", "198.18.0.2:99999", "host", ""] {
             let err = parse(&["--iface", "a", "--remote", bad]).unwrap_err();
             assert_eq!(err.kind(), ErrorKind::ValueValidation, "{bad}");
+        }
+    }
+
+    #[test]
+    fn tunnel_options_belong_to_their_tunnel() {
+        let tunnel = |args: &[&str]| {
+            let Command::Run(run) =
+                parse(&[&["--iface", "a", "--remote", "198.18.0.2"], args].concat())?.command;
+            Ok::<_, clap::Error>(run.tunnel())
+        };
+        assert_eq!(
+            tunnel(&["--tunnel", "gre", "--gre-key", "7", "--gre-seq"]).unwrap(),
+            Ok(Tunnel::Gre {
+                key: Some(7),
+                sequence: true
+            })
+        );
+        assert_eq!(
+            tunnel(&[
+                "--tunnel",
+                "erspan2",
+                "--erspan-session",
+                "5",
+                "--erspan-index",
+                "9"
+            ])
+            .unwrap(),
+            Ok(Tunnel::Erspan2 {
+                session: 5,
+                index: 9
+            })
+        );
+        assert!(
+            tunnel(&["--gre-key", "7"])
+                .unwrap()
+                .unwrap_err()
+                .contains("--gre-key")
+        );
+        assert!(
+            tunnel(&["--tunnel", "gre", "--erspan-index", "1"])
+                .unwrap()
+                .unwrap_err()
+                .contains("--erspan-index")
+        );
+        assert!(
+            tunnel(&["--tunnel", "erspan2", "--erspan-hwid", "1"])
+                .unwrap()
+                .unwrap_err()
+                .contains("--erspan-hwid")
+        );
+        let Command::Run(run) = parse(&[
+            "--iface",
+            "a",
+            "--remote",
+            "198.18.0.2:4789",
+            "--tunnel",
+            "gre",
+        ])
+        .unwrap()
+        .command;
+        assert!(run.tunnel().unwrap_err().contains("VxLAN only"));
+    }
+
+    #[test]
+    fn macs() {
+        assert_eq!(parse_mac("02:00:0a:FF:00:01"), Ok([2, 0, 10, 255, 0, 1]));
+        for bad in [
+            "02:00:0a:ff:00",
+            "02:00:0a:ff:00:01:02",
+            "2:0:a:ff:0:1",
+            "zz:00:0a:ff:00:01",
+            "",
+        ] {
+            assert!(parse_mac(bad).is_err(), "{bad}");
         }
     }
 

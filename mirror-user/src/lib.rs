@@ -2,6 +2,7 @@
 
 pub mod capture;
 pub mod cli;
+pub mod clock;
 pub mod flow_hash;
 pub mod metrics;
 pub mod netflow;

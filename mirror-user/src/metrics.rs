@@ -14,6 +14,7 @@ pub struct Metrics {
     sent_packets: IntCounterVec,
     sent_bytes: IntCounterVec,
     dropped: IntCounterVec,
+    truncated: IntCounterVec,
     pub attached_interfaces: IntGauge,
 }
 
@@ -22,7 +23,8 @@ pub struct Metrics {
 pub enum DropReason {
     /// The AF_XDP ring had no room: the agent did not keep up.
     RingFull,
-    /// The outer packet would exceed the path MTU, or the frame the mirror veth's size.
+    /// The outer packet would exceed the path MTU (with `--oversize drop`), or the frame the
+    /// mirror veth's size.
     TooBig,
     /// The kernel refused the send (no route, interface down, ...).
     SendError,
@@ -86,6 +88,11 @@ impl Metrics {
                 "Copies not delivered, by reason",
                 &["reason"],
             )?,
+            truncated: counter(
+                "mirror_truncated_packets_total",
+                "Copies sent with their inner frame cut, by reason (snaplen, mtu)",
+                &["reason"],
+            )?,
             attached_interfaces: {
                 let gauge =
                     IntGauge::new("mirror_attached_interfaces", "Interfaces being mirrored")?;
@@ -97,6 +104,9 @@ impl Metrics {
         // Every reason shows from the start, at zero, so dashboards and alerts see the series.
         for reason in DropReason::ALL {
             metrics.dropped(reason);
+        }
+        for reason in ["snaplen", "mtu"] {
+            metrics.truncated(reason);
         }
         Ok(metrics)
     }
@@ -117,6 +127,11 @@ impl Metrics {
 
     pub fn dropped(&self, reason: DropReason) -> IntCounter {
         self.dropped.with_label_values(&[reason.label()])
+    }
+
+    /// Copies cut by `--snaplen` (`snaplen`) or to fit the path MTU (`mtu`).
+    pub fn truncated(&self, reason: &str) -> IntCounter {
+        self.truncated.with_label_values(&[reason])
     }
 
     /// The text exposition format, as served on `/metrics`.

@@ -67,7 +67,10 @@ impl Programs {
 
     /// Names the agent's own sockets to the classifiers, which then never copy their packets.
     pub fn set_own_sockets(&mut self, sockets: &[BorrowedFd<'_>]) -> anyhow::Result<()> {
-        anyhow::ensure!(sockets.len() <= OWN_SOCKETS, "more than {OWN_SOCKETS} own sockets");
+        anyhow::ensure!(
+            sockets.len() <= OWN_SOCKETS,
+            "more than {OWN_SOCKETS} own sockets"
+        );
         let mut cfg: Array<_, Config> =
             Array::try_from(self.ebpf.map_mut("CONFIG").context("map CONFIG missing")?)?;
         let mut config = cfg.get(&0, 0).context("reading map CONFIG")?;
@@ -150,7 +153,11 @@ fn socket_cookie(socket: BorrowedFd<'_>) -> std::io::Result<u64> {
             &raw mut len,
         )
     };
-    if rc == 0 { Ok(cookie) } else { Err(std::io::Error::last_os_error()) }
+    if rc == 0 {
+        Ok(cookie)
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> anyhow::Result<&'a mut aya::programs::Program> {

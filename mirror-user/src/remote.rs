@@ -1,7 +1,7 @@
 //! Where copies go: a remote tunnel endpoint, and what the kernel's routes say about it.
 use std::{
     fmt, io,
-    net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket},
+    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket},
     os::fd::AsRawFd,
     str::FromStr,
 };
@@ -44,7 +44,7 @@ impl fmt::Display for Remote {
 #[derive(Clone, Copy, Debug)]
 pub struct Route {
     /// The source address the kernel would pick.
-    pub source: Ipv4Addr,
+    pub source: IpAddr,
     /// The path MTU the kernel knows (the outgoing interface's MTU unless PMTU says less).
     pub mtu: u32,
 }
@@ -52,19 +52,29 @@ pub struct Route {
 /// Asks the kernel for the route to `dst`: a connected UDP socket sends nothing but learns both
 /// the source address and the path MTU.
 pub fn route_to(dst: SocketAddr) -> io::Result<Route> {
-    let socket = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))?;
-    socket.connect(dst)?;
-    let IpAddr::V4(source) = socket.local_addr()?.ip() else {
-        return Err(io::Error::other("IPv4 socket with a non-IPv4 source"));
+    let (unspecified, level, option) = match dst {
+        SocketAddr::V4(_) => (
+            IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            libc::IPPROTO_IP,
+            libc::IP_MTU,
+        ),
+        SocketAddr::V6(_) => (
+            IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            libc::IPPROTO_IPV6,
+            libc::IPV6_MTU,
+        ),
     };
+    let socket = UdpSocket::bind((unspecified, 0))?;
+    socket.connect(dst)?;
+    let source = socket.local_addr()?.ip();
     let mut mtu: libc::c_int = 0;
     let mut len = size_of::<libc::c_int>() as libc::socklen_t;
     // SAFETY: valid fd, option buffer and length of the right size.
     let rc = unsafe {
         libc::getsockopt(
             socket.as_raw_fd(),
-            libc::IPPROTO_IP,
-            libc::IP_MTU,
+            level,
+            option,
             (&raw mut mtu).cast(),
             &raw mut len,
         )
@@ -110,7 +120,10 @@ mod tests {
     #[test]
     fn loopback_route() {
         let route = route_to("127.0.0.1:4789".parse().unwrap()).unwrap();
-        assert_eq!(route.source, Ipv4Addr::LOCALHOST);
+        assert_eq!(route.source, IpAddr::V4(Ipv4Addr::LOCALHOST));
         assert!(route.mtu >= 1280);
+        if let Ok(route) = route_to("[::1]:4789".parse().unwrap()) {
+            assert_eq!(route.source, IpAddr::V6(Ipv6Addr::LOCALHOST));
+        }
     }
 }

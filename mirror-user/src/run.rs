@@ -1,7 +1,7 @@
 //! `mirror run`: sets the data path up, runs it until a signal, and takes it all down again.
 use std::{
     ffi::CString,
-    net::{IpAddr, SocketAddr, SocketAddrV4},
+    net::SocketAddr,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -16,11 +16,12 @@ use tokio::signal::unix::{SignalKind, signal};
 use crate::{
     UsageError,
     capture::{BATCH, Capture, IfaceCounters},
-    cli::RunArgs,
+    cli::{BalanceArg, OversizeArg, RunArgs},
+    clock::MonotonicToUnix,
     metrics::{DropReason, Metrics},
     programs::Programs,
-    remote::route_to,
-    send::{Destination, SendDrops, Sender},
+    remote::{Route, route_to},
+    send::{Balance, Destination, Oversize, SendCounters, SendOptions, Sender},
     tunnel::{Encap, Tunnel},
     veth::{self, MirrorVeth},
     xsk::Xsk,
@@ -32,14 +33,31 @@ struct Iface {
     ifindex: u32,
 }
 
+/// A remote with its tunnel and what the kernel's routes say about it.
+struct Target {
+    addr: SocketAddr,
+    tunnel: Tunnel,
+    route: Route,
+}
+
+impl Target {
+    /// The `remote` label: `IP:PORT` for VxLAN, `IP` for the GRE family (no ports).
+    fn label(&self) -> String {
+        match self.tunnel {
+            Tunnel::Vxlan { .. } => self.addr.to_string(),
+            _ => self.addr.ip().to_string(),
+        }
+    }
+}
+
 pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     let ifaces = resolve_ifaces(&args.ifaces)?;
-    let remotes = resolve_remotes(args)?;
+    let targets = resolve_remotes(args)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the tokio runtime")?;
-    runtime.block_on(run_async(args, ifaces, remotes))
+    runtime.block_on(run_async(args, ifaces, targets))
 }
 
 fn resolve_ifaces(names: &[String]) -> anyhow::Result<Vec<Iface>> {
@@ -69,32 +87,45 @@ fn resolve_ifaces(names: &[String]) -> anyhow::Result<Vec<Iface>> {
     Ok(ifaces)
 }
 
-/// Each remote with its address and the route the kernel knows to it.
-fn resolve_remotes(args: &RunArgs) -> anyhow::Result<Vec<(SocketAddrV4, u32)>> {
-    let mut out = Vec::new();
+fn resolve_remotes(args: &RunArgs) -> anyhow::Result<Vec<Target>> {
+    let tunnel = args.tunnel().map_err(UsageError)?;
+    let mut targets = Vec::new();
     for remote in &args.remotes {
-        let IpAddr::V4(ip) = remote.ip else {
-            return Err(UsageError(format!(
-                "--remote {remote}: IPv6 remotes are not supported yet"
-            ))
-            .into());
+        let unicast = match remote.ip {
+            std::net::IpAddr::V4(ip) => {
+                !(ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast())
+            }
+            std::net::IpAddr::V6(ip) => !(ip.is_unspecified() || ip.is_multicast()),
         };
-        if ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast() {
+        if !unicast {
             return Err(UsageError(format!("--remote {remote}: not a unicast address")).into());
         }
-        let addr = SocketAddrV4::new(ip, remote.port.unwrap_or(args.vxlan_port));
-        let route = route_to(SocketAddr::V4(addr))
-            .with_context(|| format!("finding the route to remote {addr}"))?;
-        out.push((addr, route.mtu));
+        let (tunnel, port) = match tunnel {
+            Tunnel::Vxlan { vni, dst_port } => {
+                let port = remote.port.unwrap_or(dst_port);
+                (
+                    Tunnel::Vxlan {
+                        vni,
+                        dst_port: port,
+                    },
+                    port,
+                )
+            }
+            other => (other, 0),
+        };
+        let addr = SocketAddr::new(remote.ip, port);
+        let route =
+            route_to(addr).with_context(|| format!("finding the route to remote {remote}"))?;
+        targets.push(Target {
+            addr,
+            tunnel,
+            route,
+        });
     }
-    Ok(out)
+    Ok(targets)
 }
 
-async fn run_async(
-    args: &RunArgs,
-    ifaces: Vec<Iface>,
-    remotes: Vec<(SocketAddrV4, u32)>,
-) -> anyhow::Result<()> {
+async fn run_async(args: &RunArgs, ifaces: Vec<Iface>, targets: Vec<Target>) -> anyhow::Result<()> {
     let metrics = Metrics::new()?;
     let _server = match args.metrics {
         Some(addr) => Some(crate::metrics::serve(addr, metrics.clone()).await?),
@@ -105,7 +136,7 @@ async fn run_async(
     tokio::spawn(connection);
     // Room for the largest frame plus the tag (the veth MTU excludes the Ethernet header).
     let veth = MirrorVeth::create(handle, MAX_FRAME + TAG_LEN as u32).await?;
-    let result = mirror(args, &ifaces, &remotes, &metrics, &veth).await;
+    let result = mirror(args, &ifaces, &targets, &metrics, &veth).await;
     let removed = veth.remove().await;
     result.and(removed)
 }
@@ -113,11 +144,10 @@ async fn run_async(
 async fn mirror(
     args: &RunArgs,
     ifaces: &[Iface],
-    remotes: &[(SocketAddrV4, u32)],
+    targets: &[Target],
     metrics: &Metrics,
     veth: &MirrorVeth,
 ) -> anyhow::Result<()> {
-    let tunnel = args.tunnel.name();
     let mut programs = Programs::load(Config {
         mirror_ifindex: veth.near_ifindex,
         agent_mark: args.agent_mark,
@@ -129,30 +159,8 @@ async fn mirror(
     programs.register_socket(0, xsk.rx.fd())?;
     programs.attach_tagger(veth::NEAR)?;
 
-    let mut destinations = Vec::new();
-    for &(addr, mtu) in remotes {
-        let source = route_to(SocketAddr::V4(addr))?.source;
-        let (sent_packets, sent_bytes) = metrics.sent(tunnel, &addr.to_string());
-        let vxlan = Tunnel::Vxlan {
-            vni: args.vni,
-            dst_port: addr.port(),
-        };
-        let encap = Encap::new(&vxlan, IpAddr::V4(source), IpAddr::V4(*addr.ip()))
-            .with_context(|| format!("setting up the tunnel to remote {addr}"))?;
-        destinations.push(Destination {
-            max_inner: encap.max_inner_len(mtu),
-            encap,
-            addr,
-            sent_packets,
-            sent_bytes,
-        });
-    }
-    let drops = SendDrops {
-        too_big: metrics.dropped(DropReason::TooBig),
-        send_error: metrics.dropped(DropReason::SendError),
-    };
-    let sender = Sender::new(destinations, drops, BATCH, args.agent_mark)
-        .context("opening the raw send socket")?;
+    let sender = sender(args, targets, metrics)?;
+    programs.set_own_sockets(&sender.sockets())?;
     let capture = Capture {
         xsk,
         sender,
@@ -168,6 +176,8 @@ async fn mirror(
                 }
             })
             .collect(),
+        clock: MonotonicToUnix::now(),
+        inner_dst_mac: args.inner_dst_mac,
         malformed: metrics.dropped(DropReason::Malformed),
         ring_full: metrics.dropped(DropReason::RingFull),
     };
@@ -186,14 +196,14 @@ async fn mirror(
     let mut kernel = KernelCounters::new(metrics);
     let outcome = async {
         attach_all(&mut programs, args, ifaces, metrics)?;
-        let remotes: Vec<String> = remotes.iter().map(|(a, _)| a.to_string()).collect();
+        let remotes: Vec<String> = targets.iter().map(Target::label).collect();
         let names: Vec<&str> = ifaces.iter().map(|i| i.name.as_str()).collect();
         eprintln!(
-            "mirror: ready: copying {} ({:?}) to {} over {tunnel} VNI {}",
+            "mirror: ready: copying {} ({}) to {} over {}",
             names.join(", "),
-            args.direction,
+            direction_name(args),
             remotes.join(", "),
-            args.vni
+            args.tunnel.name(),
         );
         wait(&mut done_rx, &programs, &mut kernel).await
     }
@@ -211,6 +221,50 @@ async fn mirror(
     // Dropping the programs detaches every TCX and XDP link.
     drop(programs);
     outcome.and(finished)
+}
+
+fn direction_name(args: &RunArgs) -> &'static str {
+    match (args.direction.ingress(), args.direction.egress()) {
+        (true, true) => "both directions",
+        (true, false) => "ingress",
+        _ => "egress",
+    }
+}
+
+fn sender(args: &RunArgs, targets: &[Target], metrics: &Metrics) -> anyhow::Result<Sender> {
+    let tunnel = args.tunnel.name();
+    let mut destinations = Vec::new();
+    for target in targets {
+        let (sent_packets, sent_bytes) = metrics.sent(tunnel, &target.label());
+        let encap = Encap::new(&target.tunnel, target.route.source, target.addr.ip())
+            .map_err(|e| UsageError(format!("--remote {}: {e}", target.addr.ip())))?;
+        destinations.push(Destination {
+            max_inner: encap.max_inner_len(target.route.mtu),
+            encap,
+            addr: target.addr,
+            sent_packets,
+            sent_bytes,
+        });
+    }
+    let options = SendOptions {
+        snaplen: args.snaplen.map(|s| s as usize),
+        oversize: match args.oversize {
+            OversizeArg::Truncate => Oversize::Truncate,
+            OversizeArg::Drop => Oversize::Drop,
+        },
+        balance: match args.balance {
+            BalanceArg::Replicate => Balance::Replicate,
+            BalanceArg::Flow => Balance::Flow,
+        },
+    };
+    let counters = SendCounters {
+        too_big: metrics.dropped(DropReason::TooBig),
+        send_error: metrics.dropped(DropReason::SendError),
+        truncated_snaplen: metrics.truncated("snaplen"),
+        truncated_mtu: metrics.truncated("mtu"),
+    };
+    Sender::new(destinations, options, counters, BATCH, args.agent_mark)
+        .context("opening the raw send sockets")
 }
 
 fn attach_all(
@@ -244,7 +298,8 @@ async fn wait(
             _ = sigint.recv() => return Ok(()),
             _ = sigterm.recv() => return Ok(()),
             result = &mut *done => {
-                return result.unwrap_or_else(|_| Err(anyhow::anyhow!("the capture thread panicked")))
+                return result
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("the capture thread panicked")))
                     .and_then(|()| Err(anyhow::anyhow!("the capture thread stopped")));
             }
             _ = tick.tick() => kernel.update(programs),

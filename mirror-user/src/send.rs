@@ -1,5 +1,6 @@
-//! Batched sending of tunnel packets through one raw IPv4 socket: one `sendmmsg` per batch, the
-//! outer headers from the tunnel code, the inner frame straight from the UMEM (no copy).
+//! Batched sending of tunnel packets through raw sockets whose IP header the agent writes: one
+//! `sendmmsg` per address family and batch, the outer headers from the tunnel code, the inner
+//! frame straight from the UMEM (no copy).
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
@@ -7,22 +8,60 @@
 
 use std::{
     io,
-    net::SocketAddrV4,
-    os::fd::{AsRawFd, FromRawFd, OwnedFd},
+    net::SocketAddr,
+    os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd},
 };
 
 use prometheus::IntCounter;
 
-use crate::tunnel::{CopyMeta, Encap, MAX_HEADER_LEN};
+use crate::{
+    flow_hash::flow_hash,
+    tunnel::{CopyMeta, Encap, MAX_HEADER_LEN},
+};
 
 /// A remote endpoint with its encapsulation and counters.
 pub struct Destination {
     pub encap: Encap,
-    pub addr: SocketAddrV4,
+    pub addr: SocketAddr,
     /// Largest inner frame that fits the path MTU to this remote.
     pub max_inner: usize,
     pub sent_packets: IntCounter,
     pub sent_bytes: IntCounter,
+}
+
+/// What to do with a copy whose tunnel packet would exceed the path MTU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Oversize {
+    /// Cut the inner frame to fit (ERSPAN's T bit says so).
+    Truncate,
+    /// Drop the copy.
+    Drop,
+}
+
+/// How copies are shared among the destinations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Balance {
+    /// Every destination gets every copy.
+    Replicate,
+    /// Each inner flow (both directions) goes to one destination.
+    Flow,
+}
+
+/// Size limits and distribution of the copies.
+#[derive(Clone, Copy, Debug)]
+pub struct SendOptions {
+    /// Cut every inner frame to at most this many bytes.
+    pub snaplen: Option<usize>,
+    pub oversize: Oversize,
+    pub balance: Balance,
+}
+
+/// Counters of copies the sender cut or could not deliver.
+pub struct SendCounters {
+    pub too_big: IntCounter,
+    pub send_error: IntCounter,
+    pub truncated_snaplen: IntCounter,
+    pub truncated_mtu: IntCounter,
 }
 
 /// Per-flush tallies, added to the shared counters once per flush rather than per packet.
@@ -32,23 +71,24 @@ struct Tally {
     bytes: u64,
 }
 
-/// Counters of copies the sender could not deliver.
-pub struct SendDrops {
-    pub too_big: IntCounter,
-    pub send_error: IntCounter,
-}
-
-pub struct Sender {
+/// Messages of one address family waiting for `sendmmsg`.
+struct Queue {
     fd: OwnedFd,
-    destinations: Vec<Destination>,
-    drops: SendDrops,
     headers: Vec<[u8; MAX_HEADER_LEN]>,
     iovecs: Vec<[libc::iovec; 2]>,
-    names: Vec<libc::sockaddr_in>,
+    names: Vec<libc::sockaddr_in6>,
     msgs: Vec<libc::mmsghdr>,
     /// Which destination each queued message goes to.
     targets: Vec<usize>,
     queued: usize,
+}
+
+pub struct Sender {
+    v4: Queue,
+    v6: Queue,
+    destinations: Vec<Destination>,
+    options: SendOptions,
+    counters: SendCounters,
     tallies: Vec<Tally>,
 }
 
@@ -56,15 +96,102 @@ impl Sender {
     /// A sender for up to `batch` frames between flushes; its packets carry `mark`.
     pub fn new(
         destinations: Vec<Destination>,
-        drops: SendDrops,
+        options: SendOptions,
+        counters: SendCounters,
         batch: usize,
         mark: u32,
     ) -> io::Result<Self> {
-        // IPPROTO_RAW: the agent writes the whole IPv4 header (IP_HDRINCL implied).
+        // With `Balance::Replicate` a frame becomes one message per destination.
+        let slots = batch * destinations.len().max(1);
+        Ok(Self {
+            v4: Queue::new(libc::AF_INET, slots, mark)?,
+            v6: Queue::new(libc::AF_INET6, slots, mark)?,
+            tallies: vec![Tally::default(); destinations.len()],
+            destinations,
+            options,
+            counters,
+        })
+    }
+
+    /// The sockets the packets leave through, for the classifiers to recognise.
+    pub fn sockets(&self) -> [BorrowedFd<'_>; 2] {
+        [self.v4.fd.as_fd(), self.v6.fd.as_fd()]
+    }
+
+    /// Queues the copies of `frame` (one per destination, or one in all with flow balancing).
+    ///
+    /// # Safety
+    /// `frame` must stay valid and unchanged until the next [`Sender::flush`] returns.
+    pub unsafe fn push(&mut self, frame: &[u8], meta: &CopyMeta) {
+        let mut meta = *meta;
+        let mut frame = frame;
+        if let Some(snaplen) = self.options.snaplen
+            && let Some(cut) = frame.get(..snaplen)
+            && cut.len() < frame.len()
+        {
+            frame = cut;
+            meta.truncated = true;
+            self.counters.truncated_snaplen.inc();
+        }
+        let count = self.destinations.len();
+        let (first, len) = match self.options.balance {
+            Balance::Replicate => (0, count),
+            // The hash is symmetric, so both directions of a flow pick the same remote.
+            Balance::Flow => (
+                (flow_hash(frame) as usize).checked_rem(count).unwrap_or(0),
+                1,
+            ),
+        };
+        for index in first..first + len {
+            let Some(dest) = self.destinations.get_mut(index) else {
+                continue;
+            };
+            let (mut inner, mut meta) = (frame, meta);
+            if inner.len() > dest.max_inner {
+                let cut = inner
+                    .get(..dest.max_inner)
+                    .filter(|_| self.options.oversize == Oversize::Truncate);
+                let Some(cut) = cut else {
+                    self.counters.too_big.inc();
+                    continue;
+                };
+                inner = cut;
+                meta.truncated = true;
+                self.counters.truncated_mtu.inc();
+            }
+            let queue = match dest.addr {
+                SocketAddr::V4(_) => &mut self.v4,
+                SocketAddr::V6(_) => &mut self.v6,
+            };
+            if !queue.push(index, dest, inner, &meta) {
+                // More pushes than the batch size: the caller's bug, never the network's.
+                self.counters.send_error.inc();
+            }
+        }
+    }
+
+    /// Sends everything queued; a message the kernel refuses is counted and skipped.
+    pub fn flush(&mut self) {
+        for queue in [&mut self.v4, &mut self.v6] {
+            queue.flush(&mut self.tallies, &self.counters);
+        }
+        for (dest, tally) in self.destinations.iter().zip(&mut self.tallies) {
+            if tally.packets > 0 {
+                dest.sent_packets.inc_by(tally.packets);
+                dest.sent_bytes.inc_by(tally.bytes);
+                *tally = Tally::default();
+            }
+        }
+    }
+}
+
+impl Queue {
+    fn new(family: libc::c_int, slots: usize, mark: u32) -> io::Result<Self> {
+        // IPPROTO_RAW: the agent writes the whole IP header (IP_HDRINCL / IPV6_HDRINCL implied).
         // SAFETY: plain socket call.
         let raw = unsafe {
             libc::socket(
-                libc::AF_INET,
+                family,
                 libc::SOCK_RAW | libc::SOCK_CLOEXEC,
                 libc::IPPROTO_RAW,
             )
@@ -74,81 +201,63 @@ impl Sender {
         }
         // SAFETY: `raw` is a fresh fd that nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        setsockopt(&fd, libc::SOL_SOCKET, libc::SO_MARK, mark.cast_signed())?;
-        setsockopt(&fd, libc::SOL_SOCKET, libc::SO_SNDBUF, 4 << 20)?;
-        let slots = batch * destinations.len().max(1);
+        setsockopt(&fd, libc::SO_MARK, mark.cast_signed())?;
+        setsockopt(&fd, libc::SO_SNDBUF, 4 << 20)?;
         Ok(Self {
             fd,
-            drops,
             headers: vec![[0; MAX_HEADER_LEN]; slots],
             iovecs: vec![[zeroed_iovec(), zeroed_iovec()]; slots],
-            // SAFETY: all-zero is a valid sockaddr_in and mmsghdr.
+            // SAFETY: all-zero is a valid sockaddr_in6 and mmsghdr.
             names: (0..slots).map(|_| unsafe { std::mem::zeroed() }).collect(),
             // SAFETY: as above.
             msgs: (0..slots).map(|_| unsafe { std::mem::zeroed() }).collect(),
             targets: vec![0; slots],
             queued: 0,
-            tallies: vec![Tally::default(); destinations.len()],
-            destinations,
         })
     }
 
-    /// Queues one copy of `frame` for every destination.
-    ///
-    /// # Safety
-    /// `frame` must stay valid and unchanged until the next [`Sender::flush`] returns.
-    pub unsafe fn push(&mut self, frame: &[u8]) {
-        for (index, dest) in self.destinations.iter_mut().enumerate() {
-            if frame.len() > dest.max_inner {
-                self.drops.too_big.inc();
-                continue;
-            }
-            let slot = self.queued;
-            let (Some(header), Some(iov), Some(name), Some(target)) = (
-                self.headers.get_mut(slot),
-                self.iovecs.get_mut(slot),
-                self.names.get_mut(slot),
-                self.targets.get_mut(slot),
-            ) else {
-                // More pushes than the batch size: the caller's bug, never the network's.
-                self.drops.send_error.inc();
-                continue;
-            };
-            // Direction, capture time and truncation only matter to ERSPAN, not yet wired up.
-            let header_len = dest.encap.write_header(frame, &CopyMeta::default(), header);
-            *iov = [
-                libc::iovec {
-                    iov_base: header.as_mut_ptr().cast(),
-                    iov_len: header_len,
-                },
-                libc::iovec {
-                    iov_base: frame.as_ptr().cast_mut().cast(),
-                    iov_len: frame.len(),
-                },
-            ];
-            *name = sockaddr(dest.addr);
-            *target = index;
-            self.queued += 1;
-        }
+    /// Queues one message; `false` when the queue is full.
+    fn push(
+        &mut self,
+        index: usize,
+        dest: &mut Destination,
+        inner: &[u8],
+        meta: &CopyMeta,
+    ) -> bool {
+        let slot = self.queued;
+        let (Some(header), Some(iov), Some(name), Some(msg), Some(target)) = (
+            self.headers.get_mut(slot),
+            self.iovecs.get_mut(slot),
+            self.names.get_mut(slot),
+            self.msgs.get_mut(slot),
+            self.targets.get_mut(slot),
+        ) else {
+            return false;
+        };
+        let header_len = dest.encap.write_header(inner, meta, header);
+        *iov = [
+            libc::iovec {
+                iov_base: header.as_mut_ptr().cast(),
+                iov_len: header_len,
+            },
+            libc::iovec {
+                iov_base: inner.as_ptr().cast_mut().cast(),
+                iov_len: inner.len(),
+            },
+        ];
+        let namelen = write_sockaddr(dest.addr, name);
+        msg.msg_hdr.msg_name = (&raw mut *name).cast();
+        msg.msg_hdr.msg_namelen = namelen;
+        msg.msg_hdr.msg_iov = iov.as_mut_ptr();
+        msg.msg_hdr.msg_iovlen = 2;
+        *target = index;
+        self.queued += 1;
+        true
     }
 
-    /// Sends everything queued, one `sendmmsg` per run of successes; a message the kernel
-    /// refuses is counted and skipped.
-    pub fn flush(&mut self) {
+    fn flush(&mut self, tallies: &mut [Tally], counters: &SendCounters) {
         let queued = self.queued;
         self.queued = 0;
-        for ((msg, iov), name) in self
-            .msgs
-            .iter_mut()
-            .zip(&mut self.iovecs)
-            .zip(&mut self.names)
-            .take(queued)
-        {
-            msg.msg_hdr.msg_name = (&raw mut *name).cast();
-            msg.msg_hdr.msg_namelen = size_of::<libc::sockaddr_in>() as libc::socklen_t;
-            msg.msg_hdr.msg_iov = iov.as_mut_ptr();
-            msg.msg_hdr.msg_iovlen = 2;
-        }
         let mut done = 0;
         while done < queued {
             let Some(pending) = self.msgs.get_mut(done..queued) else {
@@ -170,9 +279,9 @@ impl Sender {
                     continue;
                 }
                 if err.raw_os_error() == Some(libc::EMSGSIZE) {
-                    self.drops.too_big.inc();
+                    counters.too_big.inc();
                 } else {
-                    self.drops.send_error.inc();
+                    counters.send_error.inc();
                 }
                 done += 1;
                 continue;
@@ -181,7 +290,7 @@ impl Sender {
             for slot in done..done + sent {
                 if let (Some(&target), Some([header, inner])) =
                     (self.targets.get(slot), self.iovecs.get(slot))
-                    && let Some(tally) = self.tallies.get_mut(target)
+                    && let Some(tally) = tallies.get_mut(target)
                 {
                     tally.packets += 1;
                     tally.bytes += (header.iov_len + inner.iov_len) as u64;
@@ -189,19 +298,12 @@ impl Sender {
             }
             done += sent;
         }
-        for (dest, tally) in self.destinations.iter().zip(&mut self.tallies) {
-            if tally.packets > 0 {
-                dest.sent_packets.inc_by(tally.packets);
-                dest.sent_bytes.inc_by(tally.bytes);
-                *tally = Tally::default();
-            }
-        }
     }
 }
 
-// SAFETY: the raw pointers in the message buffers point into the sender's own buffers or at
+// SAFETY: the raw pointers in the message buffers point into the queue's own buffers or at
 // frames the caller lends until `flush`; the sender is used by one thread at a time.
-unsafe impl Send for Sender {}
+unsafe impl Send for Queue {}
 
 fn zeroed_iovec() -> libc::iovec {
     libc::iovec {
@@ -210,29 +312,44 @@ fn zeroed_iovec() -> libc::iovec {
     }
 }
 
-fn sockaddr(addr: SocketAddrV4) -> libc::sockaddr_in {
-    libc::sockaddr_in {
-        sin_family: libc::AF_INET as libc::sa_family_t,
-        // Raw sockets ignore the port; the UDP header carries it.
-        sin_port: 0,
-        sin_addr: libc::in_addr {
-            s_addr: u32::from(*addr.ip()).to_be(),
-        },
-        sin_zero: [0; 8],
+/// Writes `addr` into a `sockaddr_in6`-sized buffer (which a `sockaddr_in` fits) and returns
+/// the length to pass. Raw sockets ignore the port: the tunnel header carries it.
+fn write_sockaddr(addr: SocketAddr, out: &mut libc::sockaddr_in6) -> libc::socklen_t {
+    match addr {
+        SocketAddr::V4(v4) => {
+            let sin = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: 0,
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from(*v4.ip()).to_be(),
+                },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: sockaddr_in is smaller than sockaddr_in6 and both are plain data.
+            unsafe { std::ptr::write((&raw mut *out).cast::<libc::sockaddr_in>(), sin) };
+            size_of::<libc::sockaddr_in>() as libc::socklen_t
+        }
+        SocketAddr::V6(v6) => {
+            *out = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: 0,
+                sin6_flowinfo: 0,
+                sin6_addr: libc::in6_addr {
+                    s6_addr: v6.ip().octets(),
+                },
+                sin6_scope_id: v6.scope_id(),
+            };
+            size_of::<libc::sockaddr_in6>() as libc::socklen_t
+        }
     }
 }
 
-fn setsockopt(
-    fd: &OwnedFd,
-    level: libc::c_int,
-    name: libc::c_int,
-    value: libc::c_int,
-) -> io::Result<()> {
+fn setsockopt(fd: &OwnedFd, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
     // SAFETY: valid fd and an int-sized option.
     let rc = unsafe {
         libc::setsockopt(
             fd.as_raw_fd(),
-            level,
+            libc::SOL_SOCKET,
             name,
             (&raw const value).cast(),
             size_of::<libc::c_int>() as libc::socklen_t,

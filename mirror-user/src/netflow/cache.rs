@@ -581,7 +581,10 @@ mod tests {
         assert_eq!(records, [expected]);
         assert!(c.is_empty());
         let counters = c.counters();
-        assert_eq!((counters.packets, counters.octets, counters.flows), (3, 1612, 1));
+        assert_eq!(
+            (counters.packets, counters.octets, counters.flows),
+            (3, 1612, 1)
+        );
         assert_eq!((counters.flushed, counters.records()), (1, 1));
     }
 
@@ -857,7 +860,14 @@ mod tests {
         .collect();
         assert_eq!(
             names,
-            ["inactive", "active", "tcp_end", "emergency", "counter_full", "flushed"]
+            [
+                "inactive",
+                "active",
+                "tcp_end",
+                "emergency",
+                "counter_full",
+                "flushed"
+            ]
         );
     }
 }

@@ -372,7 +372,11 @@ mod tests {
 
     #[test]
     fn other_protocols_have_no_ports() {
-        for proto in [IpNumber::GRE, IpNumber::ENCAPSULATING_SECURITY_PAYLOAD, IpNumber(253)] {
+        for proto in [
+            IpNumber::GRE,
+            IpNumber::ENCAPSULATING_SECURITY_PAYLOAD,
+            IpNumber(253),
+        ] {
             let frame = ipv4_frame(ipv4_header(), proto, &[1, 2, 3, 4, 5, 6, 7, 8]);
             let obs = flow(&frame);
             assert_eq!(obs.key, key(proto.0, 0, 0), "{proto:?}");
@@ -664,7 +668,11 @@ mod tests {
             FlowKey { input: 8, ..a },
             FlowKey { tos: 4, ..a },
             FlowKey { proto: 17, ..a },
-            FlowKey { src_port: 2, dst_port: 1, ..a },
+            FlowKey {
+                src_port: 2,
+                dst_port: 1,
+                ..a
+            },
             FlowKey {
                 src: a.dst,
                 dst: a.src,

@@ -89,11 +89,12 @@ impl FlowMeter {
         match classify(frame, interfaces) {
             Classified::Flow(observation) => {
                 let exporter = &mut self.exporter;
-                self.cache.observe(&observation, now.uptime_ms, &mut |record| {
-                    if let Some(datagram) = exporter.push(&record, now) {
-                        send(datagram);
-                    }
-                });
+                self.cache
+                    .observe(&observation, now.uptime_ms, &mut |record| {
+                        if let Some(datagram) = exporter.push(&record, now) {
+                            send(datagram);
+                        }
+                    });
             }
             Classified::Ipv6 => self.skipped.ipv6 += 1,
             Classified::NotIp => self.skipped.not_ip += 1,
@@ -267,7 +268,9 @@ mod tests {
             meter.packet(&udp(port), Interfaces::default(), at(0), &mut |_| {});
         }
         let mut counts = Vec::new();
-        meter.flush(at(5), &mut |d| counts.push(Packet::new_checked(d).unwrap().count()));
+        meter.flush(at(5), &mut |d| {
+            counts.push(Packet::new_checked(d).unwrap().count())
+        });
         assert_eq!(counts, [30, 1]);
         assert!(meter.cache().is_empty());
         assert_eq!(meter.exporter().pending(), 0);

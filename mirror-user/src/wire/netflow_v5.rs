@@ -1110,7 +1110,11 @@ mod tests {
         let mut bytes = vec![0_u8; MAX_DATAGRAM_LEN];
         let mut packet = Packet::new_unchecked(&mut bytes[..]);
         header.emit(&mut packet);
-        for (i, chunk) in packet.payload_mut().chunks_exact_mut(RECORD_LEN).enumerate() {
+        for (i, chunk) in packet
+            .payload_mut()
+            .chunks_exact_mut(RECORD_LEN)
+            .enumerate()
+        {
             let repr = RecordRepr {
                 packets: i as u32,
                 ..record_repr()
