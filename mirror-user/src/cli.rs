@@ -40,6 +40,13 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value_t = DirectionArg::Both)]
     pub direction: DirectionArg,
 
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+/// Where and how copies go: shared by `mirror run` and `mirror replay`.
+#[derive(Debug, Args)]
+pub struct OutputArgs {
     /// Tunnel the copies are wrapped in.
     #[arg(long, value_enum, default_value_t = TunnelArg::Vxlan)]
     pub tunnel: TunnelArg,
@@ -168,7 +175,7 @@ pub enum OversizeArg {
     Drop,
 }
 
-impl RunArgs {
+impl OutputArgs {
     /// The tunnel with its options; options of another tunnel are refused, not ignored.
     pub fn tunnel(&self) -> Result<Tunnel, String> {
         let gre_only = self.gre_key.is_some() || self.gre_seq;
@@ -282,7 +289,6 @@ mod tests {
             .command;
         assert_eq!(run.vni.get(), 1);
         assert_eq!(run.vxlan_port, 4789);
-        assert_eq!(run.direction, DirectionArg::Both);
         assert_eq!(run.tunnel, TunnelArg::Vxlan);
         assert_eq!(run.agent_mark, mirror_common::DEFAULT_AGENT_MARK);
         assert!(run.metrics.is_none());
@@ -324,7 +330,7 @@ mod tests {
         let tunnel = |args: &[&str]| {
             let Command::Run(run) =
                 parse(&[&["--iface", "a", "--remote", "198.18.0.2"], args].concat())?.command;
-            Ok::<_, clap::Error>(run.tunnel())
+            Ok::<_, clap::Error>(run.output.tunnel())
         };
         assert_eq!(
             tunnel(&["--tunnel", "gre", "--gre-key", "7", "--gre-seq"]).unwrap(),
@@ -376,7 +382,7 @@ mod tests {
         ])
         .unwrap()
         .command;
-        assert!(run.tunnel().unwrap_err().contains("VxLAN only"));
+        assert!(run.output.tunnel().unwrap_err().contains("VxLAN only"));
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod clock;
 pub mod flow_hash;
 pub mod metrics;
 pub mod netflow;
+pub mod output;
 pub mod programs;
 pub mod remote;
 pub mod run;

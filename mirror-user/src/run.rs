@@ -1,7 +1,6 @@
 //! `mirror run`: sets the data path up, runs it until a signal, and takes it all down again.
 use std::{
     ffi::CString,
-    net::SocketAddr,
     sync::{
         Arc,
         atomic::{AtomicBool, Ordering},
@@ -15,14 +14,12 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::{
     UsageError,
-    capture::{BATCH, Capture, IfaceCounters},
-    cli::{BalanceArg, OversizeArg, RunArgs},
+    capture::{Capture, IfaceCounters},
+    cli::RunArgs,
     clock::MonotonicToUnix,
     metrics::{DropReason, Metrics},
+    output::{Target, resolve_remotes, sender},
     programs::Programs,
-    remote::{Route, route_to},
-    send::{Balance, Destination, Oversize, SendCounters, SendOptions, Sender},
-    tunnel::{Encap, Tunnel},
     veth::{self, MirrorVeth},
     xsk::Xsk,
 };
@@ -33,26 +30,9 @@ struct Iface {
     ifindex: u32,
 }
 
-/// A remote with its tunnel and what the kernel's routes say about it.
-struct Target {
-    addr: SocketAddr,
-    tunnel: Tunnel,
-    route: Route,
-}
-
-impl Target {
-    /// The `remote` label: `IP:PORT` for VxLAN, `IP` for the GRE family (no ports).
-    fn label(&self) -> String {
-        match self.tunnel {
-            Tunnel::Vxlan { .. } => self.addr.to_string(),
-            _ => self.addr.ip().to_string(),
-        }
-    }
-}
-
 pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     let ifaces = resolve_ifaces(&args.ifaces)?;
-    let targets = resolve_remotes(args)?;
+    let targets = resolve_remotes(&args.output)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -87,47 +67,9 @@ fn resolve_ifaces(names: &[String]) -> anyhow::Result<Vec<Iface>> {
     Ok(ifaces)
 }
 
-fn resolve_remotes(args: &RunArgs) -> anyhow::Result<Vec<Target>> {
-    let tunnel = args.tunnel().map_err(UsageError)?;
-    let mut targets = Vec::new();
-    for remote in &args.remotes {
-        let unicast = match remote.ip {
-            std::net::IpAddr::V4(ip) => {
-                !(ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast())
-            }
-            std::net::IpAddr::V6(ip) => !(ip.is_unspecified() || ip.is_multicast()),
-        };
-        if !unicast {
-            return Err(UsageError(format!("--remote {remote}: not a unicast address")).into());
-        }
-        let (tunnel, port) = match tunnel {
-            Tunnel::Vxlan { vni, dst_port } => {
-                let port = remote.port.unwrap_or(dst_port);
-                (
-                    Tunnel::Vxlan {
-                        vni,
-                        dst_port: port,
-                    },
-                    port,
-                )
-            }
-            other => (other, 0),
-        };
-        let addr = SocketAddr::new(remote.ip, port);
-        let route =
-            route_to(addr).with_context(|| format!("finding the route to remote {remote}"))?;
-        targets.push(Target {
-            addr,
-            tunnel,
-            route,
-        });
-    }
-    Ok(targets)
-}
-
 async fn run_async(args: &RunArgs, ifaces: Vec<Iface>, targets: Vec<Target>) -> anyhow::Result<()> {
     let metrics = Metrics::new()?;
-    let _server = match args.metrics {
+    let _server = match args.output.metrics {
         Some(addr) => Some(crate::metrics::serve(addr, metrics.clone()).await?),
         None => None,
     };
@@ -150,7 +92,7 @@ async fn mirror(
 ) -> anyhow::Result<()> {
     let mut programs = Programs::load(Config {
         mirror_ifindex: veth.near_ifindex,
-        agent_mark: args.agent_mark,
+        agent_mark: args.output.agent_mark,
         ..Config::default()
     })?;
     veth.up().await?;
@@ -159,7 +101,7 @@ async fn mirror(
     programs.register_socket(0, xsk.rx.fd())?;
     programs.attach_tagger(veth::NEAR)?;
 
-    let sender = sender(args, targets, metrics)?;
+    let sender = sender(&args.output, targets, metrics)?;
     programs.set_own_sockets(&sender.sockets())?;
     let capture = Capture {
         xsk,
@@ -177,7 +119,7 @@ async fn mirror(
             })
             .collect(),
         clock: MonotonicToUnix::now(),
-        inner_dst_mac: args.inner_dst_mac,
+        inner_dst_mac: args.output.inner_dst_mac,
         malformed: metrics.dropped(DropReason::Malformed),
         ring_full: metrics.dropped(DropReason::RingFull),
     };
@@ -203,7 +145,7 @@ async fn mirror(
             names.join(", "),
             direction_name(args),
             remotes.join(", "),
-            args.tunnel.name(),
+            args.output.tunnel.name(),
         );
         wait(&mut done_rx, &programs, &mut kernel).await
     }
@@ -229,42 +171,6 @@ fn direction_name(args: &RunArgs) -> &'static str {
         (true, false) => "ingress",
         _ => "egress",
     }
-}
-
-fn sender(args: &RunArgs, targets: &[Target], metrics: &Metrics) -> anyhow::Result<Sender> {
-    let tunnel = args.tunnel.name();
-    let mut destinations = Vec::new();
-    for target in targets {
-        let (sent_packets, sent_bytes) = metrics.sent(tunnel, &target.label());
-        let encap = Encap::new(&target.tunnel, target.route.source, target.addr.ip())
-            .map_err(|e| UsageError(format!("--remote {}: {e}", target.addr.ip())))?;
-        destinations.push(Destination {
-            max_inner: encap.max_inner_len(target.route.mtu),
-            encap,
-            addr: target.addr,
-            sent_packets,
-            sent_bytes,
-        });
-    }
-    let options = SendOptions {
-        snaplen: args.snaplen.map(|s| s as usize),
-        oversize: match args.oversize {
-            OversizeArg::Truncate => Oversize::Truncate,
-            OversizeArg::Drop => Oversize::Drop,
-        },
-        balance: match args.balance {
-            BalanceArg::Replicate => Balance::Replicate,
-            BalanceArg::Flow => Balance::Flow,
-        },
-    };
-    let counters = SendCounters {
-        too_big: metrics.dropped(DropReason::TooBig),
-        send_error: metrics.dropped(DropReason::SendError),
-        truncated_snaplen: metrics.truncated("snaplen"),
-        truncated_mtu: metrics.truncated("mtu"),
-    };
-    Sender::new(destinations, options, counters, BATCH, args.agent_mark)
-        .context("opening the raw send sockets")
 }
 
 fn attach_all(

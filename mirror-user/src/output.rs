@@ -1,0 +1,106 @@
+//! Where copies go: the remotes, their tunnels and routes, and the sender that serves them.
+//! Shared by `mirror run` and `mirror replay`.
+use std::net::{IpAddr, SocketAddr};
+
+use anyhow::Context as _;
+
+use crate::{
+    UsageError,
+    capture::BATCH,
+    cli::{BalanceArg, OutputArgs, OversizeArg},
+    metrics::{DropReason, Metrics},
+    remote::{Route, route_to},
+    send::{Balance, Destination, Oversize, SendCounters, SendOptions, Sender},
+    tunnel::{Encap, Tunnel},
+};
+
+/// A remote with its tunnel and what the kernel's routes say about it.
+pub struct Target {
+    pub addr: SocketAddr,
+    pub tunnel: Tunnel,
+    pub route: Route,
+}
+
+impl Target {
+    /// The `remote` label: `IP:PORT` for VxLAN, `IP` for the GRE family (no ports).
+    pub fn label(&self) -> String {
+        match self.tunnel {
+            Tunnel::Vxlan { .. } => self.addr.to_string(),
+            _ => self.addr.ip().to_string(),
+        }
+    }
+}
+
+/// Checks every `--remote` and asks the kernel for its route.
+pub fn resolve_remotes(args: &OutputArgs) -> anyhow::Result<Vec<Target>> {
+    let tunnel = args.tunnel().map_err(UsageError)?;
+    let mut targets = Vec::new();
+    for remote in &args.remotes {
+        let unicast = match remote.ip {
+            IpAddr::V4(ip) => !(ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast()),
+            IpAddr::V6(ip) => !(ip.is_unspecified() || ip.is_multicast()),
+        };
+        if !unicast {
+            return Err(UsageError(format!("--remote {remote}: not a unicast address")).into());
+        }
+        let (tunnel, port) = match tunnel {
+            Tunnel::Vxlan { vni, dst_port } => {
+                let port = remote.port.unwrap_or(dst_port);
+                (
+                    Tunnel::Vxlan {
+                        vni,
+                        dst_port: port,
+                    },
+                    port,
+                )
+            }
+            other => (other, 0),
+        };
+        let addr = SocketAddr::new(remote.ip, port);
+        let route =
+            route_to(addr).with_context(|| format!("finding the route to remote {remote}"))?;
+        targets.push(Target {
+            addr,
+            tunnel,
+            route,
+        });
+    }
+    Ok(targets)
+}
+
+/// The sender for these remotes, with the size and balancing options.
+pub fn sender(args: &OutputArgs, targets: &[Target], metrics: &Metrics) -> anyhow::Result<Sender> {
+    let tunnel = args.tunnel.name();
+    let mut destinations = Vec::new();
+    for target in targets {
+        let (sent_packets, sent_bytes) = metrics.sent(tunnel, &target.label());
+        let encap = Encap::new(&target.tunnel, target.route.source, target.addr.ip())
+            .map_err(|e| UsageError(format!("--remote {}: {e}", target.addr.ip())))?;
+        destinations.push(Destination {
+            max_inner: encap.max_inner_len(target.route.mtu),
+            encap,
+            addr: target.addr,
+            sent_packets,
+            sent_bytes,
+        });
+    }
+    let options = SendOptions {
+        snaplen: args.snaplen.map(|s| s as usize),
+        oversize: match args.oversize {
+            OversizeArg::Truncate => Oversize::Truncate,
+            OversizeArg::Drop => Oversize::Drop,
+        },
+        balance: match args.balance {
+            BalanceArg::Replicate => Balance::Replicate,
+            BalanceArg::Flow => Balance::Flow,
+        },
+    };
+    let counters = SendCounters {
+        too_big: metrics.dropped(DropReason::TooBig),
+        send_error: metrics.dropped(DropReason::SendError),
+        truncated_snaplen: metrics.truncated("snaplen"),
+        truncated_mtu: metrics.truncated("mtu"),
+    };
+    Sender::new(destinations, options, counters, BATCH, args.agent_mark)
+        .context("opening the raw send sockets")
+}
