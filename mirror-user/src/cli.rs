@@ -287,6 +287,8 @@ mod tests {
         let Command::Run(run) = parse(&["--iface", "veth1", "--remote", "198.18.0.2"])
             .unwrap()
             .command;
+        assert_eq!(run.direction, DirectionArg::Both);
+        let run = run.output;
         assert_eq!(run.vni.get(), 1);
         assert_eq!(run.vxlan_port, 4789);
         assert_eq!(run.tunnel, TunnelArg::Vxlan);

@@ -4,6 +4,8 @@
 //! guard and removed on drop, also when an assertion fails. All traffic stays inside namespaces
 //! the world creates, on addresses in 198.18.0.0/15.
 
+use std::io::{self, Write as _};
+
 pub mod agent;
 pub mod attachments;
 pub mod capture;
@@ -32,17 +34,31 @@ pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-/// For privileged tests: `true` (after printing why) when the test must be skipped because this
-/// process is not root. Skip for nothing else.
+/// Prints `text` where it is seen even when the test passes: straight to the process's stderr,
+/// past the harness, which captures `println!`/`eprintln!` of passing tests. For skips and for
+/// results worth reading every time (throughput).
+pub fn report(text: &str) {
+    let _ = writeln!(io::stderr().lock(), "{text}");
+}
+
+/// For privileged tests: `true` (after [`report`]ing why) when the test must be skipped because
+/// this process is not root. Skip for nothing else.
 ///
-/// ```ignore
-/// if mirror_tests::skip_unless_root("vxlan_ping") { return Ok(()); }
+/// ```no_run
+/// fn vxlan_ping() -> anyhow::Result<()> {
+///     if mirror_tests::skip_unless_root("vxlan_ping") {
+///         return Ok(());
+///     }
+///     // ... build a World, start a mirror, check captures ...
+///     Ok(())
+/// }
 /// ```
 pub fn skip_unless_root(test: &str) -> bool {
     if is_root() {
         return false;
     }
-    println!("{test}: skipped: needs root for network namespaces");
-    eprintln!("{test}: skipped: needs root for network namespaces");
+    report(&format!(
+        "{test}: skipped: needs root for network namespaces"
+    ));
     true
 }

@@ -1,1 +1,59 @@
-fn main() {}
+//! `cargo xtask setup | run | demo | test`: orchestration only.
+
+mod cargo;
+mod demo;
+mod run;
+mod setup;
+mod test;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "xtask",
+    bin_name = "cargo xtask",
+    about = "Build, run, demonstrate and test the mirror"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Install what building and testing need (Debian packages, rust-src, bpf-linker); fast when done.
+    Setup,
+    /// Build the agent and run `mirror run ARGS` on this machine (needs root).
+    Run {
+        /// Arguments of `mirror run`, after `--`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Show the mirror at work in a throwaway world of network namespaces (needs root).
+    Demo,
+    /// Unit tests, then the privileged integration tests one at a time.
+    Test {
+        /// Passed to the integration tests' harness (e.g. a test name filter).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Setup => setup::setup(),
+        Command::Run { args } => run::run(&args),
+        Command::Demo => demo::demo(),
+        Command::Test { args } => test::test(&args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

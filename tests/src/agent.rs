@@ -1,0 +1,179 @@
+//! The `mirror` agent under test: finding its binary, starting it in a netns, reading its metrics.
+
+use std::{
+    path::{Path, PathBuf},
+    process::ExitStatus,
+    time::Duration,
+};
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::{
+    metrics::Metrics,
+    netns::Netns,
+    proc::{Background, Signal},
+    world::{REMOTE_IP, World},
+};
+
+/// Overrides where the `mirror` binary is taken from.
+pub const MIRROR_BIN_ENV: &str = "MIRROR_BIN";
+/// The line the agent prints on stderr once everything is attached.
+pub const READY_PREFIX: &str = "mirror: ready";
+/// How long the agent may take to load and attach its programs.
+pub const READY_TIMEOUT: Duration = Duration::from_mins(1);
+/// Where the agent serves metrics inside the node netns (its own loopback).
+pub const METRICS_ADDR: &str = "127.0.0.1:9464";
+
+/// The workspace root (the parent of this crate).
+pub fn workspace_root() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().map_or(manifest.clone(), PathBuf::from)
+}
+
+/// Cargo's target dir: `$CARGO_TARGET_DIR` (relative to the workspace), else `<workspace>/target`.
+pub fn target_dir() -> PathBuf {
+    let root = workspace_root();
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), |dir| root.join(dir))
+}
+
+/// The debug build of the `mirror` binary in [`target_dir`].
+pub fn built_mirror_bin() -> PathBuf {
+    target_dir().join("debug").join("mirror")
+}
+
+/// The `mirror` binary under test: `$MIRROR_BIN`, else [`built_mirror_bin`].
+pub fn mirror_bin() -> PathBuf {
+    std::env::var_os(MIRROR_BIN_ENV).map_or_else(built_mirror_bin, PathBuf::from)
+}
+
+/// [`mirror_bin`], failing with a hint when it has not been built.
+pub fn existing_mirror_bin() -> Result<PathBuf> {
+    let bin = mirror_bin();
+    if !bin.is_file() {
+        bail!(
+            "the mirror binary {} does not exist: build it with `cargo build -p mirror-user --bin mirror` \
+             (or `cargo xtask test`), or point {MIRROR_BIN_ENV} at it",
+            bin.display()
+        );
+    }
+    Ok(bin)
+}
+
+/// Arguments of `mirror run` for a VxLAN mirror.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AgentArgs {
+    pub ifaces: Vec<String>,
+    pub remotes: Vec<String>,
+    pub vni: u32,
+    pub vxlan_port: u16,
+    pub metrics: String,
+    pub direction: Option<String>,
+    /// Appended as they are.
+    pub extra: Vec<String>,
+}
+
+impl AgentArgs {
+    /// Mirrors `ifaces` of `world`'s node to its remote VTEP, metrics on [`METRICS_ADDR`].
+    pub fn vxlan(world: &World, ifaces: &[&str]) -> Self {
+        Self {
+            ifaces: ifaces.iter().map(ToString::to_string).collect(),
+            remotes: vec![format!("{REMOTE_IP}:{}", world.config.vxlan_port)],
+            vni: world.config.vni,
+            vxlan_port: world.config.vxlan_port,
+            metrics: METRICS_ADDR.to_owned(),
+            direction: None,
+            extra: Vec::new(),
+        }
+    }
+
+    /// The command line after `mirror run`.
+    pub fn to_args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        for iface in &self.ifaces {
+            args.extend(["--iface".to_owned(), iface.clone()]);
+        }
+        args.extend(["--tunnel".to_owned(), "vxlan".to_owned()]);
+        for remote in &self.remotes {
+            args.extend(["--remote".to_owned(), remote.clone()]);
+        }
+        args.extend([
+            "--vni".to_owned(),
+            self.vni.to_string(),
+            "--vxlan-port".to_owned(),
+            self.vxlan_port.to_string(),
+            "--metrics".to_owned(),
+            self.metrics.clone(),
+        ]);
+        if let Some(direction) = &self.direction {
+            args.extend(["--direction".to_owned(), direction.clone()]);
+        }
+        args.extend(self.extra.iter().cloned());
+        args
+    }
+}
+
+/// A running `mirror run` in a netns; stopped with SIGINT on drop.
+pub struct Agent<'ns> {
+    ns: &'ns Netns,
+    metrics_addr: String,
+    ready: String,
+    process: Background,
+}
+
+impl<'ns> Agent<'ns> {
+    /// Starts `mirror run ARGS` ([`mirror_bin`]) in `ns` and waits for its ready line.
+    pub fn start(ns: &'ns Netns, args: &AgentArgs) -> Result<Self> {
+        Self::start_bin(ns, &existing_mirror_bin()?, args)
+    }
+
+    /// Starts `BIN run ARGS` in `ns` and waits for its ready line.
+    pub fn start_bin(ns: &'ns Netns, bin: &Path, args: &AgentArgs) -> Result<Self> {
+        let mut argv = vec!["run".to_owned()];
+        argv.extend(args.to_args());
+        let mut process = ns.spawn("mirror", &bin.to_string_lossy(), &argv)?;
+        let ready = process
+            .wait_for_stderr("its ready line", READY_TIMEOUT, |l| {
+                l.starts_with(READY_PREFIX)
+            })
+            .with_context(|| format!("starting the agent in {}", ns.name()))?;
+        Ok(Self {
+            ns,
+            metrics_addr: args.metrics.clone(),
+            ready,
+            process,
+        })
+    }
+
+    /// The ready line the agent printed.
+    pub fn ready_line(&self) -> &str {
+        &self.ready
+    }
+
+    /// Scrapes `/metrics` (curl inside the netns) and returns the raw text.
+    pub fn metrics_text(&self) -> Result<String> {
+        let url = format!("http://{}/metrics", self.metrics_addr);
+        self.ns
+            .run("curl", ["-sS", "--fail", "--max-time", "5", url.as_str()])
+            .with_context(|| format!("scraping {url} in {}", self.ns.name()))
+    }
+
+    /// Scrapes and parses `/metrics`.
+    pub fn metrics(&self) -> Result<Metrics> {
+        Metrics::parse(&self.metrics_text()?)
+    }
+
+    /// Whether the agent is still running.
+    pub fn is_running(&mut self) -> Result<bool> {
+        Ok(self.process.try_wait()?.is_none())
+    }
+
+    /// Sends `signal` and waits for the exit.
+    pub fn stop_with(&mut self, signal: Signal) -> Result<ExitStatus> {
+        self.process.stop_with(signal)
+    }
+
+    /// What the agent printed on stderr so far.
+    pub fn stderr_lines(&self) -> Vec<String> {
+        self.process.stderr_lines()
+    }
+}

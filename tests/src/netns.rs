@@ -1,0 +1,172 @@
+//! A network namespace that is deleted when dropped.
+
+use std::{
+    ffi::OsStr,
+    path::Path,
+    process::Command,
+    sync::{
+        Once,
+        atomic::{AtomicU32, Ordering},
+    },
+};
+
+use anyhow::{Context as _, Result};
+
+use crate::proc::{Background, command, run, run_stdout};
+
+/// A name unique to this process and call: `mt<pid>x<counter>`, to be suffixed by the caller.
+pub fn unique_prefix() -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "mt{}x{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Deletes namespaces that [`unique_prefix`] named for a process that no longer runs (a test
+/// run killed before its guards could clean up). Runs once per process; failures are printed.
+pub fn sweep_stale() {
+    static SWEEP: Once = Once::new();
+    SWEEP.call_once(|| {
+        let list = match run_stdout(&mut command("ip", ["netns", "list"])) {
+            Ok(list) => list,
+            Err(err) => return eprintln!("sweeping stale test namespaces: {err:#}"),
+        };
+        for name in list.lines().filter_map(|l| l.split_whitespace().next()) {
+            let Some(pid) = stale_owner(name) else {
+                continue;
+            };
+            eprintln!("deleting netns {name}, left behind by test process {pid}");
+            if let Err(err) = run(&mut command("ip", ["netns", "del", name])) {
+                eprintln!("deleting stale netns {name}: {err:#}");
+            }
+        }
+    });
+}
+
+/// The pid in a name made by [`unique_prefix`] (`mt<pid>x<n>-...`) if that process is gone.
+fn stale_owner(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix("mt")?;
+    let (pid, rest) = rest.split_once('x')?;
+    let (counter, _) = rest.split_once('-')?;
+    let pid: u32 = pid.parse().ok()?;
+    counter.parse::<u32>().ok()?;
+    (pid != std::process::id() && !Path::new("/proc").join(pid.to_string()).exists()).then_some(pid)
+}
+
+/// A named network namespace (`ip netns add`), with IPv6 disabled and `lo` up; deleted on drop.
+///
+/// Deleting the namespace also deletes its interfaces and, for veth pairs, their peers.
+#[derive(Debug)]
+pub struct Netns {
+    name: String,
+}
+
+impl Netns {
+    /// Creates the namespace `name`.
+    pub fn create(name: &str) -> Result<Self> {
+        run(&mut command("ip", ["netns", "add", name]))
+            .with_context(|| format!("creating netns {name}"))?;
+        let ns = Self {
+            name: name.to_owned(),
+        };
+        // Before any interface exists, so that no interface ever gets an IPv6 address and
+        // captures hold only the traffic a test makes (no router solicitations, no MLD).
+        ns.run(
+            "sysctl",
+            [
+                "-qw",
+                "net.ipv6.conf.all.disable_ipv6=1",
+                "net.ipv6.conf.default.disable_ipv6=1",
+            ],
+        )
+        .with_context(|| format!("disabling IPv6 in netns {name}"))?;
+        ns.ip(["link", "set", "lo", "up"])?;
+        Ok(ns)
+    }
+
+    /// The namespace's name as `ip netns` knows it.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// `ip netns exec NAME program args...`, not yet run.
+    pub fn command<I, S>(&self, program: &str, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut cmd = command("ip", ["netns", "exec", self.name.as_str(), program]);
+        cmd.args(args);
+        cmd
+    }
+
+    /// Runs `program args...` in the namespace and returns its stdout; fails on non-zero exit.
+    pub fn run<I, S>(&self, program: &str, args: I) -> Result<String>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        run_stdout(&mut self.command(program, args))
+    }
+
+    /// Runs `ip -n NAME args...` and returns its stdout.
+    pub fn ip<I, S>(&self, args: I) -> Result<String>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut cmd = command("ip", ["-n", self.name.as_str()]);
+        cmd.args(args);
+        run_stdout(&mut cmd)
+    }
+
+    /// Starts `program args...` in the namespace in the background (SIGINT/SIGKILL on drop).
+    pub fn spawn<I, S>(&self, label: &str, program: &str, args: I) -> Result<Background>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        Background::spawn(label, &mut self.command(program, args))
+    }
+
+    /// The MAC address of `dev`.
+    pub fn mac(&self, dev: &str) -> Result<String> {
+        let json = self.ip(["-j", "link", "show", "dev", dev])?;
+        let links: serde_json::Value = serde_json::from_str(&json)
+            .with_context(|| format!("parsing `ip -j link show {dev}` in {}", self.name))?;
+        links[0]["address"]
+            .as_str()
+            .map(str::to_owned)
+            .with_context(|| format!("no address for {dev} in netns {}", self.name))
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        if let Err(err) = run(&mut command("ip", ["netns", "del", self.name.as_str()])) {
+            eprintln!("cleanup: deleting netns {}: {err:#}", self.name);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_names_of_dead_test_processes_are_stale() {
+        // Above the kernel's pid_max limit (2^22): never a running process.
+        assert_eq!(stale_owner("mt4294967x3-node"), Some(4_294_967));
+        assert_eq!(stale_owner("mt1x0-pod"), None, "pid 1 runs");
+        assert_eq!(
+            stale_owner(&format!("{}-node", unique_prefix())),
+            None,
+            "this process runs"
+        );
+        assert_eq!(stale_owner("mw-node"), None);
+        assert_eq!(stale_owner("mtx1-node"), None);
+        assert_eq!(stale_owner("mt12x-node"), None);
+    }
+}

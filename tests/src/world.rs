@@ -1,0 +1,198 @@
+//! The standard test world: a node, a pod on it, and a remote VTEP, each in its own netns.
+//!
+//! ```text
+//!  pod netns                node netns (agent runs here)              remote netns
+//!  eth0 198.19.0.2/24 <---> vethpod 198.19.0.1/24
+//!                           uplink 198.18.0.1/24  <---- mtu 9000 ----> eth0 198.18.0.2/24
+//!                                                                     vxlan0 (VNI, port): kernel VTEP
+//! ```
+//!
+//! Every address is in 198.18.0.0/15 and every interface lives in a namespace the world owns.
+
+use anyhow::{Context as _, Result};
+
+use crate::netns::{Netns, sweep_stale, unique_prefix};
+
+/// Pod address (pod `eth0`).
+pub const POD_IP: &str = "198.19.0.2";
+/// Node address on the pod link (node `vethpod`).
+pub const NODE_POD_IP: &str = "198.19.0.1";
+/// Node address on the uplink (node `uplink`): the tunnel source.
+pub const NODE_UPLINK_IP: &str = "198.18.0.1";
+/// Remote VTEP address (remote `eth0`).
+pub const REMOTE_IP: &str = "198.18.0.2";
+/// The pod's interface, in the pod netns.
+pub const POD_IF: &str = "eth0";
+/// The pod's host-side veth, in the node netns: what the agent mirrors.
+pub const NODE_POD_IF: &str = "vethpod";
+/// The node's uplink towards the remote, in the node netns.
+pub const NODE_UPLINK_IF: &str = "uplink";
+/// The remote's link to the node, in the remote netns.
+pub const REMOTE_IF: &str = "eth0";
+/// The remote's kernel VxLAN device, which decapsulates what the mirror sends.
+pub const REMOTE_VTEP_IF: &str = "vxlan0";
+/// MTU of the node-remote link: a VxLAN copy of a full-size frame is 1564 bytes.
+pub const UPLINK_MTU: u32 = 9000;
+
+/// What varies between worlds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WorldConfig {
+    /// VxLAN network identifier of the remote VTEP.
+    pub vni: u32,
+    /// UDP destination port of the remote VTEP.
+    pub vxlan_port: u16,
+}
+
+impl Default for WorldConfig {
+    fn default() -> Self {
+        Self {
+            vni: 42,
+            vxlan_port: 4789,
+        }
+    }
+}
+
+/// The three namespaces, wired up; all removed on drop (also on panic).
+#[derive(Debug)]
+pub struct World {
+    pub config: WorldConfig,
+    /// The Kubernetes node: run the agent here.
+    pub node: Netns,
+    pub pod: Netns,
+    pub remote: Netns,
+}
+
+impl World {
+    /// Builds the standard world with `vni` on the default VxLAN port.
+    pub fn new(vni: u32) -> Result<Self> {
+        Self::build(WorldConfig {
+            vni,
+            ..WorldConfig::default()
+        })
+    }
+
+    /// Builds the standard world.
+    pub fn build(config: WorldConfig) -> Result<Self> {
+        sweep_stale();
+        let prefix = unique_prefix();
+        let node = Netns::create(&format!("{prefix}-node"))?;
+        let pod = Netns::create(&format!("{prefix}-pod"))?;
+        let remote = Netns::create(&format!("{prefix}-remote"))?;
+        let world = Self {
+            config,
+            node,
+            pod,
+            remote,
+        };
+        world
+            .wire()
+            .with_context(|| format!("building the test world {prefix}"))?;
+        Ok(world)
+    }
+
+    fn wire(&self) -> Result<()> {
+        let (node, pod, remote) = (&self.node, &self.pod, &self.remote);
+        let mtu = UPLINK_MTU.to_string();
+
+        node.ip([
+            "link",
+            "add",
+            NODE_POD_IF,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            POD_IF,
+            "netns",
+            pod.name(),
+        ])
+        .context("creating the pod veth pair")?;
+        node.ip([
+            "link",
+            "add",
+            NODE_UPLINK_IF,
+            "mtu",
+            &mtu,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            REMOTE_IF,
+            "mtu",
+            &mtu,
+            "netns",
+            remote.name(),
+        ])
+        .context("creating the uplink veth pair")?;
+
+        pod.ip(["addr", "add", &format!("{POD_IP}/24"), "dev", POD_IF])?;
+        node.ip([
+            "addr",
+            "add",
+            &format!("{NODE_POD_IP}/24"),
+            "dev",
+            NODE_POD_IF,
+        ])?;
+        node.ip([
+            "addr",
+            "add",
+            &format!("{NODE_UPLINK_IP}/24"),
+            "dev",
+            NODE_UPLINK_IF,
+        ])?;
+        remote.ip(["addr", "add", &format!("{REMOTE_IP}/24"), "dev", REMOTE_IF])?;
+        for (ns, dev) in [
+            (pod, POD_IF),
+            (node, NODE_POD_IF),
+            (node, NODE_UPLINK_IF),
+            (remote, REMOTE_IF),
+        ] {
+            ns.ip(["link", "set", dev, "up"])?;
+        }
+
+        // Static neighbours: no ARP in any capture.
+        let neigh = |ns: &Netns, ip: &str, dev: &str, peer: &Netns, peer_dev: &str| -> Result<()> {
+            let mac = peer.mac(peer_dev)?;
+            ns.ip([
+                "neigh",
+                "replace",
+                ip,
+                "lladdr",
+                &mac,
+                "dev",
+                dev,
+                "nud",
+                "permanent",
+            ])
+            .map(drop)
+            .with_context(|| format!("static ARP entry for {ip} in {}", ns.name()))
+        };
+        neigh(pod, NODE_POD_IP, POD_IF, node, NODE_POD_IF)?;
+        neigh(node, POD_IP, NODE_POD_IF, pod, POD_IF)?;
+        neigh(node, REMOTE_IP, NODE_UPLINK_IF, remote, REMOTE_IF)?;
+        neigh(remote, NODE_UPLINK_IP, REMOTE_IF, node, NODE_UPLINK_IF)?;
+
+        let vni = self.config.vni.to_string();
+        let port = self.config.vxlan_port.to_string();
+        remote
+            .ip([
+                "link",
+                "add",
+                REMOTE_VTEP_IF,
+                "type",
+                "vxlan",
+                "id",
+                &vni,
+                "dstport",
+                &port,
+                "local",
+                REMOTE_IP,
+                "dev",
+                REMOTE_IF,
+                "nolearning",
+            ])
+            .context("creating the remote VTEP")?;
+        remote.ip(["link", "set", REMOTE_VTEP_IF, "up"])?;
+        Ok(())
+    }
+}

@@ -1,0 +1,110 @@
+//! Bad input makes `mirror run` print exactly one line, starting with `error:` and naming what is
+//! wrong, and exit with code 2.
+//!
+//! As root every case runs inside a fresh node netns, so an agent that wrongly accepted its input
+//! could touch nothing but that namespace. Without root, the address and VNI cases run here: they
+//! must be rejected before anything privileged happens. The unknown-interface case needs the netns.
+
+use std::{process::Command, time::Duration};
+
+use anyhow::{Context as _, Result, ensure};
+use mirror_tests::{
+    Background, World, existing_mirror_bin, is_root, skip_unless_root,
+    world::{NODE_POD_IF, REMOTE_IP},
+};
+
+/// A valid command line with one option replaced.
+fn args(iface: &str, remote: &str, vni: &str) -> Vec<String> {
+    [
+        "run",
+        "--iface",
+        iface,
+        "--tunnel",
+        "vxlan",
+        "--remote",
+        remote,
+        "--vni",
+        vni,
+        "--vxlan-port",
+        "4789",
+        "--metrics",
+        "127.0.0.1:9464",
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+/// Runs the agent with `argv` (in `world`'s node netns when given) and checks the contract;
+/// `culprit` must appear in the error line.
+fn rejects(world: Option<&World>, argv: &[String], culprit: &str) -> Result<()> {
+    let bin = existing_mirror_bin()?;
+    let mut cmd = if let Some(world) = world {
+        world.node.command(&bin.to_string_lossy(), argv)
+    } else {
+        let mut cmd = Command::new(&bin);
+        cmd.args(argv);
+        cmd
+    };
+    let mut agent = Background::spawn("mirror", &mut cmd)?;
+    let status = agent
+        .wait(Duration::from_secs(30))
+        .with_context(|| format!("the agent did not reject `{}`", argv.join(" ")))?;
+    let stderr = agent.stderr_lines();
+    ensure!(
+        status.code() == Some(2),
+        "`mirror {}` exited with {status}, expected exit code 2; stderr: {stderr:?}",
+        argv.join(" ")
+    );
+    ensure!(
+        stderr.len() == 1 && stderr[0].starts_with("error:"),
+        "`mirror {}` must print exactly one line starting with `error:` on stderr, printed {stderr:?}",
+        argv.join(" ")
+    );
+    ensure!(
+        stderr[0].contains(culprit),
+        "the error line `{}` does not name `{culprit}`",
+        stderr[0]
+    );
+    Ok(())
+}
+
+#[test]
+fn bad_remote_address_is_rejected() -> Result<()> {
+    let world = if is_root() {
+        Some(World::new(1)?)
+    } else {
+        None
+    };
+    rejects(
+        world.as_ref(),
+        &args(NODE_POD_IF, "300.1.2.3", "1"),
+        "300.1.2.3",
+    )
+}
+
+#[test]
+fn vni_out_of_range_is_rejected() -> Result<()> {
+    let world = if is_root() {
+        Some(World::new(1)?)
+    } else {
+        None
+    };
+    rejects(
+        world.as_ref(),
+        &args(NODE_POD_IF, REMOTE_IP, "16777216"),
+        "16777216",
+    )
+}
+
+#[test]
+fn unknown_interface_is_rejected() -> Result<()> {
+    if skip_unless_root("unknown_interface_is_rejected") {
+        return Ok(());
+    }
+    let world = World::new(1)?;
+    rejects(
+        Some(&world),
+        &args("nosuchif0", REMOTE_IP, "1"),
+        "nosuchif0",
+    )
+}

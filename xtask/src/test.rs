@@ -1,0 +1,29 @@
+//! `cargo xtask test`: unit tests, then the privileged integration tests one at a time.
+
+use anyhow::Result;
+use mirror_tests::{agent::MIRROR_BIN_ENV, is_root};
+
+use crate::{
+    cargo::{build_mirror, cargo, status},
+    setup::setup,
+};
+
+pub fn test(args: &[String]) -> Result<()> {
+    setup()?;
+    let bin = build_mirror()?;
+
+    println!("== unit tests (cargo test --workspace --exclude mirror-tests)");
+    status(
+        &mut cargo(["test", "--workspace", "--exclude", "mirror-tests"]),
+        "the unit tests",
+    )?;
+
+    println!("== integration tests (cargo test -p mirror-tests -- --test-threads=1)");
+    if !is_root() {
+        println!("   not root: the privileged tests will print why they skip");
+    }
+    // One at a time: each test builds its own world, and the machine has 2 cores.
+    let mut integration = cargo(["test", "-p", "mirror-tests", "--", "--test-threads=1"]);
+    integration.args(args).env(MIRROR_BIN_ENV, &bin);
+    status(&mut integration, "the integration tests")
+}
