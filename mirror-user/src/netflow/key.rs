@@ -15,7 +15,7 @@ use core::{
     net::Ipv4Addr,
 };
 
-use etherparse::{IpNumber, LaxNetSlice, LaxSlicedPacket, err::Layer};
+use etherparse::{EtherType, Ethernet2Slice, IpNumber, LaxIpv4Slice, SingleVlanSlice};
 use mirror_common::Direction;
 
 /// The TCP FIN flag, as it stands in the TCP header and in a v5 record's `tcp_flags`.
@@ -130,9 +130,10 @@ pub enum Classified {
 pub enum Malformed {
     /// Shorter than an Ethernet header.
     Ethernet,
-    /// etherparse stopped at this layer before reaching an IP header it could read (a cut VLAN
-    /// tag, an IPv4 header with a bad version or length, ...).
-    Layer(Layer),
+    /// A VLAN tag cut short.
+    VlanTag,
+    /// An IPv4 header that etherparse cannot read: cut short, or a wrong version or length.
+    Ipv4Header,
     /// An IPv4 packet (or first fragment) cut before the ports, or ICMP type and code, that its
     /// key needs.
     Transport,
@@ -140,19 +141,25 @@ pub enum Malformed {
 
 impl fmt::Display for Malformed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Malformed::Ethernet => f.write_str("shorter than an Ethernet header"),
-            Malformed::Layer(layer) => f.write_str(layer.error_title()),
-            Malformed::Transport => f.write_str("transport header cut before the ports"),
-        }
+        f.write_str(match self {
+            Malformed::Ethernet => "shorter than an Ethernet header",
+            Malformed::VlanTag => "VLAN tag cut short",
+            Malformed::Ipv4Header => "unreadable IPv4 header",
+            Malformed::Transport => "transport header cut before the ports",
+        })
     }
 }
+
+/// Most VLAN tags skipped in front of the IP header (QinQ and one more).
+const MAX_VLAN_TAGS: usize = 3;
 
 /// Classify a whole Ethernet frame for NetFlow v5, without allocating and without panicking on
 /// any input.
 ///
-/// VLAN tags (802.1Q, QinQ, up to three) are skipped. `interfaces` is not read from the frame:
-/// the caller knows where and in which direction the copy was taken (see [`Interfaces`]).
+/// Up to three VLAN tags (802.1Q, 802.1ad QinQ, the old 0x9100) are skipped. IPv6 frames are
+/// recognised by their `EtherType` and not parsed further; other `EtherType`s (ARP, LLDP,
+/// MACsec, ...) are not IP. `interfaces` is not read from the frame: the caller knows where and
+/// in which direction the copy was taken (see [`Interfaces`]).
 ///
 /// The octet count is the IPv4 total length: NetFlow counts layer-3 bytes, and the capture may
 /// have cut the frame (snap length) or padded it (short Ethernet frames). A total length
@@ -161,20 +168,34 @@ impl fmt::Display for Malformed {
 ///
 /// The protocol is the IPv4 header's: a packet behind an IPsec AH header counts as protocol 51
 /// without ports, as on a router.
+///
+/// etherparse reads each header with its slice type, layer by layer, rather than with
+/// `LaxSlicedPacket`, which also parses the transport header: 15 ns a frame instead of 70.
 pub fn classify(frame: &[u8], interfaces: Interfaces) -> Classified {
-    let Ok(packet) = LaxSlicedPacket::from_ethernet(frame) else {
+    let Ok(ethernet) = Ethernet2Slice::from_slice_without_fcs(frame) else {
         return Classified::Malformed(Malformed::Ethernet);
     };
-    let ip = match &packet.net {
-        Some(LaxNetSlice::Ipv4(ip)) => ip,
-        Some(LaxNetSlice::Ipv6(_)) => return Classified::Ipv6,
-        Some(LaxNetSlice::Arp(_)) => return Classified::NotIp,
-        None => {
-            return match packet.stop_err {
-                Some((_, layer)) => Classified::Malformed(Malformed::Layer(layer)),
-                None => Classified::NotIp,
-            };
+    let mut payload = ethernet.payload();
+    for _ in 0..MAX_VLAN_TAGS {
+        match payload.ether_type {
+            EtherType::VLAN_TAGGED_FRAME
+            | EtherType::PROVIDER_BRIDGING
+            | EtherType::VLAN_DOUBLE_TAGGED_FRAME => {
+                match SingleVlanSlice::from_slice(payload.payload) {
+                    Ok(vlan) => payload = vlan.payload(),
+                    Err(_) => return Classified::Malformed(Malformed::VlanTag),
+                }
+            }
+            _ => break,
         }
+    }
+    match payload.ether_type {
+        EtherType::IPV4 => {}
+        EtherType::IPV6 => return Classified::Ipv6,
+        _ => return Classified::NotIp,
+    }
+    let Ok((ip, _)) = LaxIpv4Slice::from_slice(payload.payload) else {
+        return Classified::Malformed(Malformed::Ipv4Header);
     };
     let header = ip.header();
     let payload = ip.payload();
@@ -489,6 +510,21 @@ mod tests {
     }
 
     #[test]
+    fn three_tags_are_skipped_four_are_not() {
+        let untagged = tcp_frame();
+        let tagged = |tags: usize| {
+            let mut frame = untagged[..12].to_vec();
+            for _ in 0..tags {
+                frame.extend_from_slice(&[0x81, 0x00, 0x00, 0x05]);
+            }
+            frame.extend_from_slice(&untagged[12..]);
+            frame
+        };
+        assert_eq!(flow(&tagged(3)), flow(&untagged));
+        assert_eq!(classify(&tagged(4), IFACES), Classified::NotIp);
+    }
+
+    #[test]
     fn ipv6_is_counted_apart() {
         let mut out = Vec::new();
         PacketBuilder::ethernet2(MAC_A, MAC_B)
@@ -509,7 +545,7 @@ mod tests {
 
     #[test]
     fn non_ip() {
-        for ether_type in [0x0806_u16, 0x88cc, 0x0042, 0xffff] {
+        for ether_type in [0x0806_u16, 0x88cc, 0x88e5, 0x0042, 0xffff] {
             let mut frame = [MAC_B, MAC_A].concat();
             frame.extend_from_slice(&ether_type.to_be_bytes());
             frame.extend_from_slice(&[0; 46]);
@@ -549,7 +585,7 @@ mod tests {
             let got = classify(&frame[..len], IFACES);
             let expected = match len {
                 0..14 => Classified::Malformed(Malformed::Ethernet),
-                14..34 => Classified::Malformed(Malformed::Layer(Layer::IpHeader)),
+                14..34 => Classified::Malformed(Malformed::Ipv4Header),
                 34..38 => Classified::Malformed(Malformed::Transport),
                 _ => {
                     let Classified::Flow(obs) = got else {
@@ -577,14 +613,10 @@ mod tests {
             let got = classify(&double[..len], IFACES);
             match len {
                 0..14 => assert_eq!(got, Classified::Malformed(Malformed::Ethernet)),
-                14..22 => assert_eq!(
-                    got,
-                    Classified::Malformed(Malformed::Layer(Layer::VlanHeader)),
-                    "len {len}"
-                ),
+                14..22 => assert_eq!(got, Classified::Malformed(Malformed::VlanTag), "len {len}"),
                 22..42 => assert_eq!(
                     got,
-                    Classified::Malformed(Malformed::Layer(Layer::IpHeader)),
+                    Classified::Malformed(Malformed::Ipv4Header),
                     "len {len}"
                 ),
                 42..44 => assert_eq!(got, Classified::Malformed(Malformed::Transport)),
@@ -601,14 +633,11 @@ mod tests {
             bad[byte] = value;
             assert_eq!(
                 classify(&bad, IFACES),
-                Classified::Malformed(Malformed::Layer(Layer::IpHeader)),
+                Classified::Malformed(Malformed::Ipv4Header),
                 "byte {byte} = {value:#x}"
             );
         }
-        assert_eq!(
-            Malformed::Layer(Layer::IpHeader).to_string(),
-            "IP Header Error"
-        );
+        assert_eq!(Malformed::Ipv4Header.to_string(), "unreadable IPv4 header");
         assert_eq!(
             Malformed::Transport.to_string(),
             "transport header cut before the ports"
