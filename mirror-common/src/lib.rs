@@ -110,10 +110,12 @@ pub enum KernelCounter {
     Untagged = 4,
     /// `bpf_skb_change_head` or the tag write failed.
     TagFailed = 5,
+    /// Not cloned: left out by 1-in-N sampling.
+    SampledOut = 6,
 }
 
 /// Number of [`KernelCounter`] slots.
-pub const KERNEL_COUNTERS: u32 = 6;
+pub const KERNEL_COUNTERS: u32 = 7;
 
 /// Settings the agent writes into the `CONFIG` array before attaching anything.
 #[repr(C)]
@@ -126,10 +128,14 @@ pub struct Config {
     /// `SO_COOKIE`s of the agent's own sockets (0 = unused): their packets are never mirrored
     /// either, even where a netfilter rule has rewritten the mark on the way out.
     pub own_sockets: [u64; OWN_SOCKETS],
+    /// Copy one packet in this many, chosen at random (0 and 1 copy all).
+    pub sample: u32,
+    /// Reserved, zero (keeps the struct free of padding).
+    pub reserved: u32,
 }
 
 /// Sockets of the agent that [`Config::own_sockets`] can name.
-pub const OWN_SOCKETS: usize = 4;
+pub const OWN_SOCKETS: usize = 8;
 
 #[cfg(feature = "user")]
 mod user {

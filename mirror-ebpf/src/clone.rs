@@ -1,7 +1,7 @@
 //! TC classifiers on the mirrored interfaces: copy each packet into the mirror veth pair.
 use aya_ebpf::{
     bindings::TC_ACT_UNSPEC,
-    helpers::generated::bpf_get_socket_cookie,
+    helpers::generated::{bpf_get_prandom_u32, bpf_get_socket_cookie},
     macros::{classifier, map},
     maps::Array,
     programs::TcContext,
@@ -50,6 +50,11 @@ fn clone(ctx: &TcContext, direction: Direction) -> i32 {
     }
     if mark == config.agent_mark || is_own_socket(ctx, config) {
         count(KernelCounter::OwnTraffic);
+        return TC_ACT_UNSPEC;
+    }
+    // SAFETY: no preconditions.
+    if config.sample > 1 && unsafe { bpf_get_prandom_u32() } % config.sample != 0 {
+        count(KernelCounter::SampledOut);
         return TC_ACT_UNSPEC;
     }
     // A GSO packet is cut into MTU-sized frames when it leaves the mirror veth.

@@ -14,7 +14,13 @@ use anyhow::Context as _;
 use mirror_common::{Direction, TAG_LEN, TAG_MAGIC, Tag};
 use prometheus::IntCounter;
 
-use crate::{clock::MonotonicToUnix, send::Sender, tunnel::CopyMeta, xsk::Xsk};
+use crate::{
+    clock::MonotonicToUnix,
+    netflow::{Interfaces, collector::FlowExport},
+    send::Sender,
+    tunnel::CopyMeta,
+    xsk::Xsk,
+};
 
 /// Frames taken from the ring per round.
 pub const BATCH: usize = 64;
@@ -39,6 +45,8 @@ pub struct Capture {
     pub inner_dst_mac: Option<[u8; 6]>,
     pub malformed: IntCounter,
     pub ring_full: IntCounter,
+    /// NetFlow of the same copies, when collectors are configured.
+    pub netflow: Option<FlowExport>,
 }
 
 impl Capture {
@@ -61,6 +69,8 @@ impl Capture {
                     .poll(IDLE_POLL_MS)
                     .context("polling the AF_XDP socket")?;
             } else {
+                // Kernel time of the batch's newest copy: the flow meter's clock.
+                let mut latest = 0;
                 for desc in descs.iter_mut().take(received) {
                     if let Some(mac) = self.inner_dst_mac {
                         // SAFETY: the frame is ours until it goes back to the fill ring.
@@ -82,10 +92,11 @@ impl Capture {
                         self.malformed.inc();
                         continue;
                     };
+                    latest = latest.max(tag.ktime_ns);
                     tally.0 += 1;
                     tally.1 += frame.len() as u64;
                     let meta = CopyMeta {
-                        egress: tag.direction == Direction::Egress as u8,
+                        egress: direction(&tag) == Direction::Egress,
                         timestamp_ns: self.clock.unix_ns(tag.ktime_ns),
                         truncated: false,
                     };
@@ -94,6 +105,15 @@ impl Capture {
                     unsafe { self.sender.push(frame, &meta) };
                 }
                 self.sender.flush();
+                if let Some(netflow) = &mut self.netflow {
+                    let umem = &self.xsk.umem;
+                    let frames = descs.iter().take(received).filter_map(|desc| {
+                        // SAFETY: as above; the frame is still ours.
+                        let (tag, frame) = split_tag(unsafe { umem.data(desc) }.contents())?;
+                        Some((frame, Interfaces::mirrored(tag.ifindex, direction(&tag))))
+                    });
+                    netflow.observe(frames, self.clock.unix_ns(latest));
+                }
                 let batch = descs.get(..received).unwrap_or_default();
                 // SAFETY: these frames were consumed above and are no longer referenced.
                 let refilled = unsafe { self.xsk.fill.produce(batch) };
@@ -117,9 +137,15 @@ impl Capture {
             if Instant::now() >= next_stats {
                 next_stats += STATS_EVERY;
                 ring_full_seen = self.update_ring_full(ring_full_seen);
+                if let Some(netflow) = &mut self.netflow {
+                    netflow.tick(unix_now_ns());
+                }
             }
         }
         self.update_ring_full(ring_full_seen);
+        if let Some(netflow) = &mut self.netflow {
+            netflow.finish(unix_now_ns());
+        }
         Ok(())
     }
 
@@ -132,6 +158,20 @@ impl Capture {
         self.ring_full.inc_by(now.saturating_sub(seen));
         now
     }
+}
+
+fn direction(tag: &Tag) -> Direction {
+    if tag.direction == Direction::Egress as u8 {
+        Direction::Egress
+    } else {
+        Direction::Ingress
+    }
+}
+
+fn unix_now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
 /// Splits a frame from the AF_XDP ring into the mirror's tag and the original frame.

@@ -53,7 +53,11 @@ pub struct OutputArgs {
 
     /// Where to send the copies: `IP` or `IP:PORT`, IPv4 or IPv6 (`[IPv6]:PORT`), repeatable.
     /// A port is for VxLAN only and defaults to --vxlan-port.
-    #[arg(long = "remote", value_name = "IP[:PORT]", required = true)]
+    #[arg(
+        long = "remote",
+        value_name = "IP[:PORT]",
+        required_unless_present = "netflow"
+    )]
     pub remotes: Vec<Remote>,
 
     /// With several remotes: `replicate` sends every copy to each, `flow` sends each inner flow
@@ -108,6 +112,35 @@ pub struct OutputArgs {
     /// that must accept the frames (the original traffic is untouched).
     #[arg(long, value_name = "MAC", value_parser = parse_mac)]
     pub inner_dst_mac: Option<[u8; 6]>,
+
+    /// Copy one packet in N, chosen at random in the kernel (1 copies all). NetFlow headers
+    /// then carry the interval; their counts are not scaled, as v5 collectors expect.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16383))]
+    pub sample: u32,
+
+    /// Export NetFlow v5 flow records of the copied traffic to this collector (repeatable).
+    #[arg(long = "netflow", value_name = "IP:PORT")]
+    pub netflow: Vec<SocketAddr>,
+
+    /// NetFlow: export a flow this long after its last packet.
+    #[arg(long, value_name = "SECONDS", default_value_t = 15, value_parser = clap::value_parser!(u32).range(1..=86400))]
+    pub netflow_inactive_timeout: u32,
+
+    /// NetFlow: export a long-lived flow this often (and start it anew).
+    #[arg(long, value_name = "SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=86400))]
+    pub netflow_active_timeout: u32,
+
+    /// NetFlow: most flows kept at once; when full, the flow due soonest is exported early.
+    #[arg(long, value_name = "N", default_value_t = 65_536, value_parser = clap::value_parser!(u32).range(16..=16_777_216))]
+    pub flow_cache_size: u32,
+
+    /// NetFlow header: engine type.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub netflow_engine_type: u8,
+
+    /// NetFlow header: engine ID (tells apart agents that share a collector).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub netflow_engine_id: u8,
 
     /// Serve Prometheus metrics at http://ADDR:PORT/metrics (not served unless given).
     #[arg(long, value_name = "ADDR:PORT")]
@@ -206,6 +239,15 @@ impl OutputArgs {
             } else {
                 "--erspan-sgt"
             });
+        }
+        if let Some(collector) = self
+            .netflow
+            .iter()
+            .find(|c| c.port() == 0 || c.ip().is_unspecified())
+        {
+            return Err(format!(
+                "--netflow {collector}: needs a collector address and a non-zero port"
+            ));
         }
         if self.tunnel != TunnelArg::Vxlan
             && let Some(remote) = self.remotes.iter().find(|r| r.port.is_some())
@@ -385,6 +427,23 @@ mod tests {
         .unwrap()
         .command;
         assert!(run.output.tunnel().unwrap_err().contains("VxLAN only"));
+    }
+
+    #[test]
+    fn netflow_alone_needs_no_remote() {
+        let Command::Run(run) = parse(&["--iface", "a", "--netflow", "198.18.0.2:2055"])
+            .unwrap()
+            .command;
+        assert!(run.output.remotes.is_empty());
+        assert_eq!(run.output.netflow_inactive_timeout, 15);
+        assert_eq!(run.output.netflow_active_timeout, 60);
+        assert_eq!(run.output.flow_cache_size, 65_536);
+        assert!(parse(&["--iface", "a"]).is_err());
+        assert!(parse(&["--iface", "a", "--netflow", "198.18.0.2"]).is_err());
+        let Command::Run(run) = parse(&["--iface", "a", "--netflow", "198.18.0.2:0"])
+            .unwrap()
+            .command;
+        assert!(run.output.tunnel().unwrap_err().contains("non-zero port"));
     }
 
     #[test]

@@ -15,6 +15,12 @@ pub struct Metrics {
     sent_bytes: IntCounterVec,
     dropped: IntCounterVec,
     truncated: IntCounterVec,
+    netflow_records: IntCounterVec,
+    netflow_datagrams: IntCounterVec,
+    netflow_errors: IntCounterVec,
+    netflow_expired: IntCounterVec,
+    netflow_skipped: IntCounterVec,
+    pub netflow_active_flows: IntGauge,
     pub attached_interfaces: IntGauge,
 }
 
@@ -62,6 +68,11 @@ impl Metrics {
             registry.register(Box::new(vec.clone()))?;
             Ok(vec)
         };
+        let gauge = |name: &str, help: &str| -> anyhow::Result<IntGauge> {
+            let gauge = IntGauge::new(name, help)?;
+            registry.register(Box::new(gauge.clone()))?;
+            Ok(gauge)
+        };
         let metrics = Self {
             captured_packets: counter(
                 "mirror_captured_packets_total",
@@ -93,12 +104,36 @@ impl Metrics {
                 "Copies sent with their inner frame cut, by reason (snaplen, mtu)",
                 &["reason"],
             )?,
-            attached_interfaces: {
-                let gauge =
-                    IntGauge::new("mirror_attached_interfaces", "Interfaces being mirrored")?;
-                registry.register(Box::new(gauge.clone()))?;
-                gauge
-            },
+            netflow_records: counter(
+                "mirror_netflow_records_total",
+                "NetFlow v5 flow records sent, per collector",
+                &["collector"],
+            )?,
+            netflow_datagrams: counter(
+                "mirror_netflow_datagrams_total",
+                "NetFlow v5 datagrams sent, per collector",
+                &["collector"],
+            )?,
+            netflow_errors: counter(
+                "mirror_netflow_export_errors_total",
+                "NetFlow v5 datagrams that could not be sent (collector unreachable, ...)",
+                &["collector"],
+            )?,
+            netflow_expired: counter(
+                "mirror_netflow_expired_flows_total",
+                "Flows exported, by why they ended: inactive, active, tcp_end, emergency (cache full), counter_full, flush (shutdown)",
+                &["reason"],
+            )?,
+            netflow_skipped: counter(
+                "mirror_netflow_skipped_packets_total",
+                "Copies NetFlow v5 cannot describe: ipv6, not_ip, malformed",
+                &["reason"],
+            )?,
+            netflow_active_flows: gauge(
+                "mirror_netflow_active_flows",
+                "Flows in the NetFlow cache",
+            )?,
+            attached_interfaces: gauge("mirror_attached_interfaces", "Interfaces being mirrored")?,
             registry,
         };
         // Every reason shows from the start, at zero, so dashboards and alerts see the series.
@@ -132,6 +167,23 @@ impl Metrics {
     /// Copies cut by `--snaplen` (`snaplen`) or to fit the path MTU (`mtu`).
     pub fn truncated(&self, reason: &str) -> IntCounter {
         self.truncated.with_label_values(&[reason])
+    }
+
+    /// Records, datagrams and errors of one NetFlow collector.
+    pub fn netflow(&self, collector: &str) -> (IntCounter, IntCounter, IntCounter) {
+        (
+            self.netflow_records.with_label_values(&[collector]),
+            self.netflow_datagrams.with_label_values(&[collector]),
+            self.netflow_errors.with_label_values(&[collector]),
+        )
+    }
+
+    pub fn netflow_expired(&self, reason: &str) -> IntCounter {
+        self.netflow_expired.with_label_values(&[reason])
+    }
+
+    pub fn netflow_skipped(&self, reason: &str) -> IntCounter {
+        self.netflow_skipped.with_label_values(&[reason])
     }
 
     /// The text exposition format, as served on `/metrics`.

@@ -1,6 +1,9 @@
 //! Where copies go: the remotes, their tunnels and routes, and the sender that serves them.
 //! Shared by `mirror run` and `mirror replay`.
-use std::net::{IpAddr, SocketAddr};
+use std::{
+    net::{IpAddr, SocketAddr},
+    time::Duration,
+};
 
 use anyhow::Context as _;
 
@@ -9,6 +12,7 @@ use crate::{
     capture::BATCH,
     cli::{BalanceArg, OutputArgs, OversizeArg},
     metrics::{DropReason, Metrics},
+    netflow::collector::{Collectors, FlowExport, FlowSettings},
     remote::{Route, route_to},
     send::{Balance, Destination, Oversize, SendCounters, SendOptions, Sender},
     tunnel::{Encap, Tunnel},
@@ -66,6 +70,24 @@ pub fn resolve_remotes(args: &OutputArgs) -> anyhow::Result<Vec<Target>> {
         });
     }
     Ok(targets)
+}
+
+/// The NetFlow exporter of `--netflow`, if any collector is given.
+pub fn flow_export(args: &OutputArgs, metrics: &Metrics) -> anyhow::Result<Option<FlowExport>> {
+    if args.netflow.is_empty() {
+        return Ok(None);
+    }
+    let collectors = Collectors::connect(&args.netflow, args.agent_mark, metrics)
+        .context("opening the NetFlow export sockets")?;
+    let settings = FlowSettings {
+        inactive: Duration::from_secs(args.netflow_inactive_timeout.into()),
+        active: Duration::from_secs(args.netflow_active_timeout.into()),
+        max_flows: args.flow_cache_size as usize,
+        engine_type: args.netflow_engine_type,
+        engine_id: args.netflow_engine_id,
+        sample: args.sample,
+    };
+    FlowExport::new(settings, collectors, metrics).map(Some)
 }
 
 /// The sender for these remotes, with the size and balancing options.

@@ -9,7 +9,7 @@ use std::{
 };
 
 use anyhow::Context as _;
-use mirror_common::{Config, KernelCounter, MAX_FRAME, TAG_LEN};
+use mirror_common::{Config, KernelCounter, MAX_FRAME, OWN_SOCKETS, TAG_LEN};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::{
@@ -18,7 +18,8 @@ use crate::{
     cli::RunArgs,
     clock::MonotonicToUnix,
     metrics::{DropReason, Metrics},
-    output::{Target, resolve_remotes, sender},
+    netflow::collector::FlowExport,
+    output::{Target, flow_export, resolve_remotes, sender},
     programs::Programs,
     veth::{self, MirrorVeth},
     xsk::Xsk,
@@ -93,6 +94,7 @@ async fn mirror(
     let mut programs = Programs::load(Config {
         mirror_ifindex: veth.near_ifindex,
         agent_mark: args.output.agent_mark,
+        sample: args.output.sample,
         ..Config::default()
     })?;
     veth.up().await?;
@@ -102,7 +104,15 @@ async fn mirror(
     programs.attach_tagger(veth::NEAR)?;
 
     let sender = sender(&args.output, targets, metrics)?;
-    programs.set_own_sockets(&sender.sockets())?;
+    let netflow = flow_export(&args.output, metrics)?;
+    // The first sockets go to the classifiers; all of them carry the agent's mark anyway.
+    let own: Vec<_> = sender
+        .sockets()
+        .into_iter()
+        .chain(netflow.iter().flat_map(FlowExport::sockets))
+        .take(OWN_SOCKETS)
+        .collect();
+    programs.set_own_sockets(&own)?;
     let capture = Capture {
         xsk,
         sender,
@@ -122,6 +132,7 @@ async fn mirror(
         inner_dst_mac: args.output.inner_dst_mac,
         malformed: metrics.dropped(DropReason::Malformed),
         ring_full: metrics.dropped(DropReason::RingFull),
+        netflow,
     };
     let stop = Arc::new(AtomicBool::new(false));
     let (done_tx, mut done_rx) = tokio::sync::oneshot::channel();
@@ -138,14 +149,22 @@ async fn mirror(
     let mut kernel = KernelCounters::new(metrics);
     let outcome = async {
         attach_all(&mut programs, args, ifaces, metrics)?;
-        let remotes: Vec<String> = targets.iter().map(Target::label).collect();
+        let mut remotes: Vec<String> = targets
+            .iter()
+            .map(|t| format!("{} over {}", t.label(), args.output.tunnel.name()))
+            .collect();
+        remotes.extend(
+            args.output
+                .netflow
+                .iter()
+                .map(|c| format!("NetFlow v5 to {c}")),
+        );
         let names: Vec<&str> = ifaces.iter().map(|i| i.name.as_str()).collect();
         eprintln!(
-            "mirror: ready: copying {} ({}) to {} over {}",
+            "mirror: ready: copying {} ({}) to {}",
             names.join(", "),
             direction_name(args),
             remotes.join(", "),
-            args.output.tunnel.name(),
         );
         wait(&mut done_rx, &programs, &mut kernel).await
     }

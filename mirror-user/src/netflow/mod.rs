@@ -27,6 +27,7 @@
 //! ```
 
 pub mod cache;
+pub mod collector;
 pub mod export;
 pub mod key;
 
