@@ -27,6 +27,9 @@ pub struct Cli {
 pub enum Command {
     /// Mirror live traffic of this node's interfaces.
     Run(RunArgs),
+    /// Receive tunnelled copies and write the inner frames to a pcap file (no tunnel device
+    /// or root needed for VxLAN; GRE and ERSPAN need a raw socket).
+    Receive(crate::receive::ReceiveArgs),
 }
 
 #[derive(Debug, Args)]

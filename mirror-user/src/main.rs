@@ -24,6 +24,7 @@ fn main() -> ExitCode {
     };
     let result = match &cli.command {
         Command::Run(args) => mirror::run::run(args),
+        Command::Receive(args) => mirror::receive::receive(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
