@@ -8,6 +8,7 @@ pub mod metrics;
 pub mod netflow;
 pub mod output;
 pub mod programs;
+pub mod receive;
 pub mod remote;
 pub mod run;
 pub mod send;
