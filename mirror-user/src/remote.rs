@@ -20,6 +20,11 @@ impl FromStr for Remote {
         if let Ok(ip) = s.parse::<IpAddr>() {
             return Ok(Self { ip, port: None });
         }
+        if let Some(ip) = s.strip_prefix('[').and_then(|r| r.strip_suffix(']'))
+            && let Ok(ip) = ip.parse::<std::net::Ipv6Addr>()
+        {
+            return Ok(Self { ip: IpAddr::V6(ip), port: None });
+        }
         if let Ok(addr) = s.parse::<SocketAddr>() {
             return Ok(Self {
                 ip: addr.ip(),
@@ -113,6 +118,8 @@ mod tests {
             (v6.port, v6.to_string()),
             (Some(4789), "[2001:db8::1]:4789".into())
         );
+        assert_eq!("[2001:db8::1]".parse::<Remote>().map(|r| r.port), Ok(None));
+        assert!("[198.18.0.2]".parse::<Remote>().is_err());
         assert!("198.18.0.256".parse::<Remote>().is_err());
         assert!("198.18.0.2:".parse::<Remote>().is_err());
     }

@@ -3,7 +3,8 @@
 use std::{
     path::{Path, PathBuf},
     process::ExitStatus,
-    time::Duration,
+    thread,
+    time::{Duration, Instant},
 };
 
 use anyhow::{Context as _, Result, bail};
@@ -59,11 +60,14 @@ pub fn existing_mirror_bin() -> Result<PathBuf> {
     Ok(bin)
 }
 
-/// Arguments of `mirror run` for a VxLAN mirror.
+/// Arguments of `mirror run`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AgentArgs {
     pub ifaces: Vec<String>,
+    /// `--tunnel`: `vxlan`, `gre`, `erspan1`, `erspan2` or `erspan3`.
+    pub tunnel: String,
     pub remotes: Vec<String>,
+    /// `--vni` and `--vxlan-port` are passed for VxLAN only.
     pub vni: u32,
     pub vxlan_port: u16,
     pub metrics: String,
@@ -77,6 +81,7 @@ impl AgentArgs {
     pub fn vxlan(world: &World, ifaces: &[&str]) -> Self {
         Self {
             ifaces: ifaces.iter().map(ToString::to_string).collect(),
+            tunnel: "vxlan".to_owned(),
             remotes: vec![format!("{REMOTE_IP}:{}", world.config.vxlan_port)],
             vni: world.config.vni,
             vxlan_port: world.config.vxlan_port,
@@ -86,24 +91,42 @@ impl AgentArgs {
         }
     }
 
+    /// Mirrors `ifaces` of `world`'s node with `--tunnel TUNNEL` to `remotes`, metrics on
+    /// [`METRICS_ADDR`]; `extra` (tunnel options) appended as they are.
+    pub fn tunnel(
+        world: &World,
+        ifaces: &[&str],
+        tunnel: &str,
+        remotes: &[&str],
+        extra: &[&str],
+    ) -> Self {
+        Self {
+            tunnel: tunnel.to_owned(),
+            remotes: remotes.iter().map(ToString::to_string).collect(),
+            extra: extra.iter().map(ToString::to_string).collect(),
+            ..Self::vxlan(world, ifaces)
+        }
+    }
+
     /// The command line after `mirror run`.
     pub fn to_args(&self) -> Vec<String> {
         let mut args = Vec::new();
         for iface in &self.ifaces {
             args.extend(["--iface".to_owned(), iface.clone()]);
         }
-        args.extend(["--tunnel".to_owned(), "vxlan".to_owned()]);
+        args.extend(["--tunnel".to_owned(), self.tunnel.clone()]);
         for remote in &self.remotes {
             args.extend(["--remote".to_owned(), remote.clone()]);
         }
-        args.extend([
-            "--vni".to_owned(),
-            self.vni.to_string(),
-            "--vxlan-port".to_owned(),
-            self.vxlan_port.to_string(),
-            "--metrics".to_owned(),
-            self.metrics.clone(),
-        ]);
+        if self.tunnel == "vxlan" {
+            args.extend([
+                "--vni".to_owned(),
+                self.vni.to_string(),
+                "--vxlan-port".to_owned(),
+                self.vxlan_port.to_string(),
+            ]);
+        }
+        args.extend(["--metrics".to_owned(), self.metrics.clone()]);
         if let Some(direction) = &self.direction {
             args.extend(["--direction".to_owned(), direction.clone()]);
         }
@@ -160,6 +183,25 @@ impl<'ns> Agent<'ns> {
     /// Scrapes and parses `/metrics`.
     pub fn metrics(&self) -> Result<Metrics> {
         Metrics::parse(&self.metrics_text()?)
+    }
+
+    /// Scrapes until the counter sum `name{labels}` reaches `at_least` (counters may lag the
+    /// wire by a batch) or `timeout` passes; returns the last scrape either way.
+    pub fn wait_for_metric(
+        &self,
+        name: &str,
+        labels: &[(&str, &str)],
+        at_least: u64,
+        timeout: Duration,
+    ) -> Result<Metrics> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let metrics = self.metrics()?;
+            if metrics.total(name, labels) >= at_least || Instant::now() >= deadline {
+                return Ok(metrics);
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
     }
 
     /// Whether the agent is still running.

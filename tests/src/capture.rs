@@ -55,6 +55,18 @@ impl Capture {
     /// Starts `tcpdump -i IF -Q DIR -U --immediate-mode -n -B 65536 -Z root -w FILE [-s SNAPLEN]`
     /// in `ns` and waits until it is listening.
     pub fn start(ns: &Netns, iface: &str, dir: Direction, snaplen: Option<u32>) -> Result<Self> {
+        Self::start_filtered(ns, iface, dir, snaplen, None)
+    }
+
+    /// [`Capture::start`] with a tcpdump filter expression (such as `ip proto 47`): only the
+    /// packets it matches are written.
+    pub fn start_filtered(
+        ns: &Netns,
+        iface: &str,
+        dir: Direction,
+        snaplen: Option<u32>,
+        filter: Option<&str>,
+    ) -> Result<Self> {
         let scratch = ScratchDir::new()?;
         // The .pcap extension keeps tcpdump's AppArmor profile (where there is one) happy.
         let path = scratch.join(&format!("{iface}.pcap"));
@@ -83,6 +95,9 @@ impl Capture {
         args.push(path.to_string_lossy().into_owned());
         if let Some(snaplen) = snaplen {
             args.extend(["-s".to_owned(), snaplen.to_string()]);
+        }
+        if let Some(filter) = filter {
+            args.push(filter.to_owned());
         }
         let mut process = ns.spawn(&label, "tcpdump", &args)?;
         process
@@ -162,6 +177,51 @@ impl Capture {
         stats.check_complete(&self.label)?;
         read_pcap(&self.path)
     }
+
+    /// [`Capture::finish`], returning the frames with their capture times.
+    pub fn finish_records(&mut self) -> Result<Vec<Record>> {
+        let stats = self.stop()?;
+        stats.check_complete(&self.label)?;
+        read_records(&self.path)
+    }
+}
+
+/// One captured frame and when it was captured.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    /// Capture time, since the Unix epoch (tcpdump writes microseconds).
+    pub timestamp: Duration,
+    /// The frame's length on the wire (more than `data.len()` when the snaplen cut it).
+    pub orig_len: u32,
+    pub data: Vec<u8>,
+}
+
+/// Reads every frame of a pcap file with its capture time.
+pub fn read_records(path: &Path) -> Result<Vec<Record>> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut reader = PcapReader::new(bytes.as_slice())
+        .with_context(|| format!("parsing the header of {}", path.display()))?;
+    let nanos = matches!(
+        reader.header().ts_resolution,
+        pcap_file::TsResolution::NanoSecond
+    );
+    let mut records = Vec::new();
+    while let Some(packet) = reader.next_raw_packet() {
+        let packet = packet.with_context(|| {
+            format!("parsing frame {} of {}", records.len() + 1, path.display())
+        })?;
+        let fraction = if nanos {
+            Duration::from_nanos(u64::from(packet.ts_frac))
+        } else {
+            Duration::from_micros(u64::from(packet.ts_frac))
+        };
+        records.push(Record {
+            timestamp: Duration::from_secs(u64::from(packet.ts_sec)) + fraction,
+            orig_len: packet.orig_len,
+            data: packet.data.into_owned(),
+        });
+    }
+    Ok(records)
 }
 
 impl CaptureStats {

@@ -2,7 +2,8 @@
 //!
 //! Everything a test creates (namespaces, interfaces, processes, capture files) is owned by a
 //! guard and removed on drop, also when an assertion fails. All traffic stays inside namespaces
-//! the world creates, on addresses in 198.18.0.0/15.
+//! the world creates, on addresses in 198.18.0.0/15 (and, for IPv6 underlays, unique-local
+//! fd00:198:18::/64 inside the world's own namespaces).
 
 use std::io::{self, Write as _};
 
@@ -16,14 +17,16 @@ pub mod netns;
 pub mod proc;
 pub mod scratch;
 pub mod tcp_payload;
+pub mod tshark;
+pub mod tunnel;
 pub mod under_test;
 pub mod world;
 
 pub use agent::{Agent, AgentArgs, existing_mirror_bin, mirror_bin};
-pub use capture::{Capture, Direction, diff_frames, read_pcap};
+pub use capture::{Capture, Direction, Record, diff_frames, read_pcap, read_records};
 pub use kernel_mirror::KernelMirror;
 pub use metrics::Metrics;
-pub use netns::Netns;
+pub use netns::{LinkStats, Netns};
 pub use proc::{Background, Signal};
 pub use under_test::{MirrorKind, MirrorUnderTest};
 pub use world::{World, WorldConfig};

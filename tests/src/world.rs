@@ -4,10 +4,14 @@
 //!  pod netns                node netns (agent runs here)              remote netns
 //!  eth0 198.19.0.2/24 <---> vethpod 198.19.0.1/24
 //!                           uplink 198.18.0.1/24  <---- mtu 9000 ----> eth0 198.18.0.2/24
+//!                           [fd00:198:18::1/64]                       [fd00:198:18::2/64]
 //!                                                                     vxlan0 (VNI, port): kernel VTEP
 //! ```
 //!
-//! Every address is in 198.18.0.0/15 and every interface lives in a namespace the world owns.
+//! Every IPv4 address is in 198.18.0.0/15 and every interface lives in a namespace the world
+//! owns. IPv6 is off everywhere except, with [`WorldConfig::ipv6_uplink`], on the uplink pair,
+//! which then has the unique-local addresses in brackets (no link-local addresses, no DAD,
+//! static neighbours). The uplink MTU is [`WorldConfig::uplink_mtu`].
 
 use anyhow::{Context as _, Result};
 
@@ -31,8 +35,12 @@ pub const NODE_UPLINK_IF: &str = "uplink";
 pub const REMOTE_IF: &str = "eth0";
 /// The remote's kernel VxLAN device, which decapsulates what the mirror sends.
 pub const REMOTE_VTEP_IF: &str = "vxlan0";
-/// MTU of the node-remote link: a VxLAN copy of a full-size frame is 1564 bytes.
+/// Default MTU of the node-remote link: a VxLAN copy of a full-size frame is 1564 bytes.
 pub const UPLINK_MTU: u32 = 9000;
+/// Node address on the uplink with [`WorldConfig::ipv6_uplink`] (unique-local).
+pub const NODE_UPLINK_IP6: &str = "fd00:198:18::1";
+/// Remote address with [`WorldConfig::ipv6_uplink`] (unique-local).
+pub const REMOTE_IP6: &str = "fd00:198:18::2";
 
 /// What varies between worlds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -41,6 +49,10 @@ pub struct WorldConfig {
     pub vni: u32,
     /// UDP destination port of the remote VTEP.
     pub vxlan_port: u16,
+    /// MTU of both ends of the node-remote link.
+    pub uplink_mtu: u32,
+    /// Whether the uplink pair also gets [`NODE_UPLINK_IP6`] and [`REMOTE_IP6`].
+    pub ipv6_uplink: bool,
 }
 
 impl Default for WorldConfig {
@@ -48,6 +60,8 @@ impl Default for WorldConfig {
         Self {
             vni: 42,
             vxlan_port: 4789,
+            uplink_mtu: UPLINK_MTU,
+            ipv6_uplink: false,
         }
     }
 }
@@ -92,7 +106,7 @@ impl World {
 
     fn wire(&self) -> Result<()> {
         let (node, pod, remote) = (&self.node, &self.pod, &self.remote);
-        let mtu = UPLINK_MTU.to_string();
+        let mtu = self.config.uplink_mtu.to_string();
 
         node.ip([
             "link",
@@ -151,26 +165,13 @@ impl World {
         }
 
         // Static neighbours: no ARP in any capture.
-        let neigh = |ns: &Netns, ip: &str, dev: &str, peer: &Netns, peer_dev: &str| -> Result<()> {
-            let mac = peer.mac(peer_dev)?;
-            ns.ip([
-                "neigh",
-                "replace",
-                ip,
-                "lladdr",
-                &mac,
-                "dev",
-                dev,
-                "nud",
-                "permanent",
-            ])
-            .map(drop)
-            .with_context(|| format!("static ARP entry for {ip} in {}", ns.name()))
-        };
-        neigh(pod, NODE_POD_IP, POD_IF, node, NODE_POD_IF)?;
-        neigh(node, POD_IP, NODE_POD_IF, pod, POD_IF)?;
-        neigh(node, REMOTE_IP, NODE_UPLINK_IF, remote, REMOTE_IF)?;
-        neigh(remote, NODE_UPLINK_IP, REMOTE_IF, node, NODE_UPLINK_IF)?;
+        static_neighbour(pod, NODE_POD_IP, POD_IF, node, NODE_POD_IF)?;
+        static_neighbour(node, POD_IP, NODE_POD_IF, pod, POD_IF)?;
+        static_neighbour(node, REMOTE_IP, NODE_UPLINK_IF, remote, REMOTE_IF)?;
+        static_neighbour(remote, NODE_UPLINK_IP, REMOTE_IF, node, NODE_UPLINK_IF)?;
+        if self.config.ipv6_uplink {
+            self.wire_ipv6()?;
+        }
 
         let vni = self.config.vni.to_string();
         let port = self.config.vxlan_port.to_string();
@@ -194,5 +195,113 @@ impl World {
             .context("creating the remote VTEP")?;
         remote.ip(["link", "set", REMOTE_VTEP_IF, "up"])?;
         Ok(())
+    }
+}
+
+/// A permanent neighbour entry in `ns` for `ip` on `dev`, with the MAC of `peer_dev` in `peer`.
+fn static_neighbour(ns: &Netns, ip: &str, dev: &str, peer: &Netns, peer_dev: &str) -> Result<()> {
+    let mac = peer.mac(peer_dev)?;
+    ns.ip([
+        "neigh",
+        "replace",
+        ip,
+        "lladdr",
+        &mac,
+        "dev",
+        dev,
+        "nud",
+        "permanent",
+    ])
+    .map(drop)
+    .with_context(|| format!("static neighbour entry for {ip} in {}", ns.name()))
+}
+
+impl World {
+    /// IPv6 on the uplink pair only: unique-local addresses, no link-local ones, no DAD, static
+    /// neighbours (so no neighbour discovery either).
+    fn wire_ipv6(&self) -> Result<()> {
+        let (node, remote) = (&self.node, &self.remote);
+        for (ns, dev, ip) in [
+            (node, NODE_UPLINK_IF, NODE_UPLINK_IP6),
+            (remote, REMOTE_IF, REMOTE_IP6),
+        ] {
+            ns.enable_ipv6(dev)?;
+            ns.ip([
+                "-6",
+                "addr",
+                "add",
+                &format!("{ip}/64"),
+                "dev",
+                dev,
+                "nodad",
+            ])
+            .with_context(|| format!("adding {ip} to {dev} in {}", ns.name()))?;
+        }
+        static_neighbour(node, REMOTE_IP6, NODE_UPLINK_IF, remote, REMOTE_IF)?;
+        static_neighbour(remote, NODE_UPLINK_IP6, REMOTE_IF, node, NODE_UPLINK_IF)
+    }
+
+    /// Adds `ip` (IPv4, in 198.18.0.0/24) to the remote's `eth0` and a static neighbour entry for
+    /// it in the node: another tunnel destination on the same remote.
+    pub fn add_remote_ip(&self, ip: &str) -> Result<()> {
+        self.remote
+            .ip(["addr", "add", &format!("{ip}/24"), "dev", REMOTE_IF])
+            .with_context(|| format!("adding {ip} to the remote"))?;
+        static_neighbour(&self.node, ip, NODE_UPLINK_IF, &self.remote, REMOTE_IF)
+    }
+
+    /// Creates and brings up a kernel VxLAN device `name` in the remote:
+    /// `vxlan id VNI dstport PORT local LOCAL dev eth0 nolearning EXTRA...`.
+    pub fn add_remote_vxlan(
+        &self,
+        name: &str,
+        vni: u32,
+        port: u16,
+        local: &str,
+        extra: &[&str],
+    ) -> Result<()> {
+        let (vni, port) = (vni.to_string(), port.to_string());
+        let mut args = vec![
+            "link",
+            "add",
+            name,
+            "type",
+            "vxlan",
+            "id",
+            &vni,
+            "dstport",
+            &port,
+            "local",
+            local,
+            "dev",
+            REMOTE_IF,
+            "nolearning",
+        ];
+        args.extend_from_slice(extra);
+        self.remote
+            .ip(&args)
+            .with_context(|| format!("creating the VxLAN device {name} in the remote"))?;
+        self.remote.ip(["link", "set", name, "up"])?;
+        Ok(())
+    }
+
+    /// `ping -c COUNT -i 0.01 -q [-s SIZE] NODE_POD_IP` from the pod: `COUNT` echo requests and
+    /// as many replies cross `vethpod`.
+    pub fn ping_node_from_pod(&self, count: usize, size: Option<usize>) -> Result<()> {
+        let mut args = vec![
+            "-c".to_owned(),
+            count.to_string(),
+            "-i".to_owned(),
+            "0.01".to_owned(),
+            "-q".to_owned(),
+        ];
+        if let Some(size) = size {
+            args.extend(["-s".to_owned(), size.to_string()]);
+        }
+        args.push(NODE_POD_IP.to_owned());
+        self.pod
+            .run("ping", &args)
+            .map(drop)
+            .with_context(|| format!("pinging the node from the pod ({})", args.join(" ")))
     }
 }
