@@ -322,6 +322,13 @@ mod tests {
         Cli::try_parse_from(["mirror", "run"].iter().chain(args))
     }
 
+    fn run_args(cli: Cli) -> RunArgs {
+        match cli.command {
+            Command::Run(run) => run,
+            other => panic!("not `run`: {other:?}"),
+        }
+    }
+
     #[test]
     fn cli_is_consistent() {
         Cli::command().debug_assert();
@@ -329,9 +336,8 @@ mod tests {
 
     #[test]
     fn defaults() {
-        let Command::Run(run) = parse(&["--iface", "veth1", "--remote", "198.18.0.2"])
-            .unwrap()
-            .command;
+        let run = run_args(parse(&["--iface", "veth1", "--remote", "198.18.0.2"])
+            .unwrap());
         assert_eq!(run.direction, DirectionArg::Both);
         let run = run.output;
         assert_eq!(run.vni.get(), 1);
@@ -375,8 +381,7 @@ mod tests {
     #[test]
     fn tunnel_options_belong_to_their_tunnel() {
         let tunnel = |args: &[&str]| {
-            let Command::Run(run) =
-                parse(&[&["--iface", "a", "--remote", "198.18.0.2"], args].concat())?.command;
+            let run = run_args(parse(&[&["--iface", "a", "--remote", "198.18.0.2"], args].concat())?);
             Ok::<_, clap::Error>(run.output.tunnel())
         };
         assert_eq!(
@@ -419,7 +424,7 @@ mod tests {
                 .unwrap_err()
                 .contains("--erspan-hwid")
         );
-        let Command::Run(run) = parse(&[
+        let run = run_args(parse(&[
             "--iface",
             "a",
             "--remote",
@@ -427,25 +432,22 @@ mod tests {
             "--tunnel",
             "gre",
         ])
-        .unwrap()
-        .command;
+        .unwrap());
         assert!(run.output.tunnel().unwrap_err().contains("VxLAN only"));
     }
 
     #[test]
     fn netflow_alone_needs_no_remote() {
-        let Command::Run(run) = parse(&["--iface", "a", "--netflow", "198.18.0.2:2055"])
-            .unwrap()
-            .command;
+        let run = run_args(parse(&["--iface", "a", "--netflow", "198.18.0.2:2055"])
+            .unwrap());
         assert!(run.output.remotes.is_empty());
         assert_eq!(run.output.netflow_inactive_timeout, 15);
         assert_eq!(run.output.netflow_active_timeout, 60);
         assert_eq!(run.output.flow_cache_size, 65_536);
         assert!(parse(&["--iface", "a"]).is_err());
         assert!(parse(&["--iface", "a", "--netflow", "198.18.0.2"]).is_err());
-        let Command::Run(run) = parse(&["--iface", "a", "--netflow", "198.18.0.2:0"])
-            .unwrap()
-            .command;
+        let run = run_args(parse(&["--iface", "a", "--netflow", "198.18.0.2:0"])
+            .unwrap());
         assert!(run.output.tunnel().unwrap_err().contains("non-zero port"));
     }
 

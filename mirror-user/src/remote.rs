@@ -21,7 +21,7 @@ impl FromStr for Remote {
             return Ok(Self { ip, port: None });
         }
         if let Some(ip) = s.strip_prefix('[').and_then(|r| r.strip_suffix(']'))
-            && let Ok(ip) = ip.parse::<std::net::Ipv6Addr>()
+            && let Ok(ip) = ip.parse::<Ipv6Addr>()
         {
             return Ok(Self { ip: IpAddr::V6(ip), port: None });
         }
