@@ -92,6 +92,24 @@ fn bench(c: &mut Criterion) {
         cache.memory_bytes(),
         cache.memory_bytes() / cache.len()
     );
+    // Baseline in the same run: the textbook cache, std's HashMap (SipHash) with per-flow
+    // counters and last-seen time, no expiry. The README reports the cache against it.
+    let mut baseline: std::collections::HashMap<FlowKey, (u64, u64, u64)> =
+        keys.iter().map(|k| (*k, (0, 0, 0))).collect();
+    let mut now = 0_u64;
+    group.bench_function("baseline_std_hashmap", |b| {
+        b.iter(|| {
+            for &n in &order {
+                let entry = baseline.entry(keys[n as usize]).or_default();
+                entry.0 += 1;
+                entry.1 += 1500;
+                entry.2 = now >> 10;
+                now += 1;
+            }
+            black_box(&baseline);
+        });
+    });
+
     let mut now = 0_u64;
     group.bench_function("update", |b| {
         b.iter(|| {

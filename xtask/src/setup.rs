@@ -31,6 +31,8 @@ const PACKAGES: &[&str] = &[
     "ethtool",
     "bpftool",
     "curl",
+    "nfdump",
+    "softflowd",
 ];
 
 /// The toolchain that builds `mirror-ebpf` (with `-Z build-std`, hence rust-src).
