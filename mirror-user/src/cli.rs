@@ -30,13 +30,28 @@ pub enum Command {
     /// Receive tunnelled copies and write the inner frames to a pcap file (no tunnel device
     /// or root needed for VxLAN; GRE and ERSPAN need a raw socket).
     Receive(crate::receive::ReceiveArgs),
+    /// Send the packets of a pcap or pcapng file, wrapped in a tunnel and counted in NetFlow,
+    /// like live copies.
+    Replay(crate::replay::ReplayArgs),
 }
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Interface to mirror, e.g. a pod's host-side veth or eth0 (repeatable).
-    #[arg(long = "iface", value_name = "NAME", required = true)]
+    /// Interface to mirror, e.g. a pod's host-side veth or eth0 (repeatable; at least one
+    /// --iface, --pod or --pod-ip). Attached again if it is deleted and comes back under the same
+    /// name.
+    #[arg(long = "iface", value_name = "NAME")]
     pub ifaces: Vec<String>,
+
+    /// Pod on this node to mirror (its host-side veth), followed through restarts (repeatable).
+    /// Found by its hostname, which is the pod's name unless the pod sets `hostname` (then use
+    /// --pod-ip). The NAMESPACE only labels the metrics: a node cannot tell namespaces apart.
+    #[arg(long = "pod", value_name = "[NAMESPACE/]NAME")]
+    pub pods: Vec<crate::pod::PodName>,
+
+    /// Pod on this node to mirror, by an IP address of its eth0 (repeatable).
+    #[arg(long = "pod-ip", value_name = "IP")]
+    pub pod_ips: Vec<std::net::IpAddr>,
 
     /// Which packets of each interface to copy, as the interface sees them: `ingress` is what it
     /// receives (for a pod's host-side veth: what the pod sends), `egress` what it transmits.
@@ -45,6 +60,18 @@ pub struct RunArgs {
 
     #[command(flatten)]
     pub output: OutputArgs,
+}
+
+impl RunArgs {
+    /// `--pod` then `--pod-ip`, in the order given.
+    pub fn wanted_pods(&self) -> Vec<crate::pod::Wanted> {
+        self.pods
+            .iter()
+            .cloned()
+            .map(crate::pod::Wanted::Name)
+            .chain(self.pod_ips.iter().copied().map(crate::pod::Wanted::Ip))
+            .collect()
+    }
 }
 
 /// Where and how copies go: shared by `mirror run` and `mirror replay`.
@@ -336,8 +363,7 @@ mod tests {
 
     #[test]
     fn defaults() {
-        let run = run_args(parse(&["--iface", "veth1", "--remote", "198.18.0.2"])
-            .unwrap());
+        let run = run_args(parse(&["--iface", "veth1", "--remote", "198.18.0.2"]).unwrap());
         assert_eq!(run.direction, DirectionArg::Both);
         let run = run.output;
         assert_eq!(run.vni.get(), 1);
@@ -381,7 +407,9 @@ mod tests {
     #[test]
     fn tunnel_options_belong_to_their_tunnel() {
         let tunnel = |args: &[&str]| {
-            let run = run_args(parse(&[&["--iface", "a", "--remote", "198.18.0.2"], args].concat())?);
+            let run = run_args(parse(
+                &[&["--iface", "a", "--remote", "198.18.0.2"], args].concat(),
+            )?);
             Ok::<_, clap::Error>(run.output.tunnel())
         };
         assert_eq!(
@@ -424,30 +452,30 @@ mod tests {
                 .unwrap_err()
                 .contains("--erspan-hwid")
         );
-        let run = run_args(parse(&[
-            "--iface",
-            "a",
-            "--remote",
-            "198.18.0.2:4789",
-            "--tunnel",
-            "gre",
-        ])
-        .unwrap());
+        let run = run_args(
+            parse(&[
+                "--iface",
+                "a",
+                "--remote",
+                "198.18.0.2:4789",
+                "--tunnel",
+                "gre",
+            ])
+            .unwrap(),
+        );
         assert!(run.output.tunnel().unwrap_err().contains("VxLAN only"));
     }
 
     #[test]
     fn netflow_alone_needs_no_remote() {
-        let run = run_args(parse(&["--iface", "a", "--netflow", "198.18.0.2:2055"])
-            .unwrap());
+        let run = run_args(parse(&["--iface", "a", "--netflow", "198.18.0.2:2055"]).unwrap());
         assert!(run.output.remotes.is_empty());
         assert_eq!(run.output.netflow_inactive_timeout, 15);
         assert_eq!(run.output.netflow_active_timeout, 60);
         assert_eq!(run.output.flow_cache_size, 65_536);
         assert!(parse(&["--iface", "a"]).is_err());
         assert!(parse(&["--iface", "a", "--netflow", "198.18.0.2"]).is_err());
-        let run = run_args(parse(&["--iface", "a", "--netflow", "198.18.0.2:0"])
-            .unwrap());
+        let run = run_args(parse(&["--iface", "a", "--netflow", "198.18.0.2:0"]).unwrap());
         assert!(run.output.tunnel().unwrap_err().contains("non-zero port"));
     }
 

@@ -10,6 +10,7 @@ pub mod output;
 pub mod programs;
 pub mod receive;
 pub mod remote;
+pub mod replay;
 pub mod run;
 pub mod send;
 pub mod tunnel;

@@ -25,6 +25,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Run(args) => mirror::run::run(args),
         Command::Receive(args) => mirror::receive::receive(args),
+        Command::Replay(args) => mirror::replay::replay(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
