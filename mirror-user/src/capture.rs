@@ -6,7 +6,10 @@
 )]
 
 use std::{
-    sync::atomic::{AtomicBool, Ordering},
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -30,16 +33,56 @@ const IDLE_POLL_MS: i32 = 50;
 const STATS_EVERY: Duration = Duration::from_secs(1);
 
 /// Counters of one mirrored interface, indexed by direction (0 ingress, 1 egress).
+#[derive(Clone)]
 pub struct IfaceCounters {
     pub ifindex: u32,
     pub packets: [IntCounter; 2],
     pub bytes: [IntCounter; 2],
 }
 
+/// The mirrored interfaces by ifindex (the tag's), changed by the control plane as pods come and
+/// go. The capture thread works on its own copy and takes a new one when `version` has moved:
+/// one atomic load per batch, no lock per packet.
+#[derive(Default)]
+pub struct IfaceTable {
+    version: AtomicU64,
+    entries: Mutex<Vec<IfaceCounters>>,
+}
+
+impl IfaceTable {
+    /// Adds (or replaces) the counters of `counters.ifindex`. Insert before attaching, so the
+    /// first copies already count.
+    pub fn insert(&self, counters: IfaceCounters) {
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        entries.retain(|e| e.ifindex != counters.ifindex);
+        entries.push(counters);
+        self.version.fetch_add(1, Ordering::Release);
+    }
+
+    /// Forgets `ifindex`; its copies count as malformed from then on. Remove a while after
+    /// detaching: copies already on their way still count.
+    pub fn remove(&self, ifindex: u32) {
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        entries.retain(|e| e.ifindex != ifindex);
+        self.version.fetch_add(1, Ordering::Release);
+    }
+
+    fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
+    }
+
+    /// Copies the table into `into` and returns the version copied.
+    fn snapshot(&self, into: &mut Vec<IfaceCounters>) -> u64 {
+        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        into.clone_from(&entries);
+        self.version.load(Ordering::Acquire)
+    }
+}
+
 pub struct Capture {
     pub xsk: Xsk,
     pub sender: Sender,
-    pub ifaces: Vec<IfaceCounters>,
+    pub ifaces: Arc<IfaceTable>,
     pub clock: MonotonicToUnix,
     /// Written over each copy's destination MAC (`--inner-dst-mac`).
     pub inner_dst_mac: Option<[u8; 6]>,
@@ -53,8 +96,10 @@ impl Capture {
     /// Runs until `stop` is set and the ring is empty.
     pub fn run(mut self, stop: &AtomicBool) -> anyhow::Result<()> {
         let mut descs = Xsk::batch(BATCH);
+        let mut ifaces = Vec::new();
+        let mut version = self.ifaces.snapshot(&mut ifaces);
         // Per-round tallies per interface and direction, added to the shared counters once a round.
-        let mut tallies = vec![[(0_u64, 0_u64); 2]; self.ifaces.len()];
+        let mut tallies = vec![[(0_u64, 0_u64); 2]; ifaces.len()];
         let mut ring_full_seen = 0;
         let mut next_stats = Instant::now() + STATS_EVERY;
         loop {
@@ -69,6 +114,12 @@ impl Capture {
                     .poll(IDLE_POLL_MS)
                     .context("polling the AF_XDP socket")?;
             } else {
+                if self.ifaces.version() != version {
+                    // The tallies are all zero here: they were added at the end of the last round.
+                    version = self.ifaces.snapshot(&mut ifaces);
+                    tallies.clear();
+                    tallies.resize(ifaces.len(), [(0, 0); 2]);
+                }
                 // Kernel time of the batch's newest copy: the flow meter's clock.
                 let mut latest = 0;
                 for desc in descs.iter_mut().take(received) {
@@ -85,7 +136,7 @@ impl Capture {
                         self.malformed.inc();
                         continue;
                     };
-                    let slot = self.ifaces.iter().position(|i| i.ifindex == tag.ifindex);
+                    let slot = ifaces.iter().position(|i| i.ifindex == tag.ifindex);
                     let Some(tally) = slot
                         .and_then(|s| tallies.get_mut(s)?.get_mut(usize::from(tag.direction & 1)))
                     else {
@@ -121,7 +172,7 @@ impl Capture {
                     refilled == received,
                     "fill ring took {refilled} of {received} frames back"
                 );
-                for (iface, tally) in self.ifaces.iter().zip(&mut tallies) {
+                for (iface, tally) in ifaces.iter().zip(&mut tallies) {
                     for (dir, (packets, bytes)) in tally.iter_mut().enumerate() {
                         if *packets > 0
                             && let (Some(p), Some(b)) =
@@ -207,6 +258,30 @@ mod tests {
         out.extend_from_slice(&tag.ktime_ns.to_ne_bytes());
         out.extend_from_slice(frame);
         out
+    }
+
+    #[test]
+    fn table_changes_reach_snapshots() {
+        let counter = |n: &str| IntCounter::new(n, "test").unwrap();
+        let entry = |ifindex| IfaceCounters {
+            ifindex,
+            packets: [counter("a"), counter("b")],
+            bytes: [counter("c"), counter("d")],
+        };
+        let table = IfaceTable::default();
+        let mut copy = Vec::new();
+        let seen = table.snapshot(&mut copy);
+        assert!(copy.is_empty());
+        table.insert(entry(7));
+        table.insert(entry(9));
+        table.insert(entry(7));
+        assert_ne!(table.version(), seen);
+        let seen = table.snapshot(&mut copy);
+        assert_eq!(copy.iter().map(|e| e.ifindex).collect::<Vec<_>>(), [9, 7]);
+        assert_eq!(table.version(), seen);
+        table.remove(9);
+        table.snapshot(&mut copy);
+        assert_eq!(copy.iter().map(|e| e.ifindex).collect::<Vec<_>>(), [7]);
     }
 
     #[test]

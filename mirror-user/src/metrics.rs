@@ -3,7 +3,11 @@ use std::net::SocketAddr;
 
 use anyhow::Context as _;
 use axum::{Router, http::header, response::IntoResponse, routing::get};
-use prometheus::{Encoder as _, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder as _, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    core::{Collector, Desc},
+    proto::MetricFamily,
+};
 
 /// Every metric of the agent. Counter names end in `_total`; all start with `mirror_`.
 #[derive(Clone)]
@@ -22,6 +26,52 @@ pub struct Metrics {
     netflow_skipped: IntCounterVec,
     pub netflow_active_flows: IntGauge,
     pub attached_interfaces: IntGauge,
+    /// Interfaces attached to since the start (pods followed through restarts count each time).
+    pub attach: IntCounter,
+    /// Attachments that failed (the interface vanished meanwhile, ...).
+    pub attach_errors: IntCounter,
+    detach: IntCounterVec,
+}
+
+/// Why an interface stopped being mirrored (the `reason` label of `mirror_detach_total`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DetachReason {
+    /// The interface was deleted (its pod went away) or left the node's namespace.
+    Gone,
+}
+
+impl DetachReason {
+    pub const ALL: [Self; 1] = [Self::Gone];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Gone => "gone",
+        }
+    }
+}
+
+/// The labels of the captured counters. `pod` and `namespace` are left out of the output when
+/// not known (an `--iface`, or a pod found without its Kubernetes namespace): for Prometheus an
+/// empty label and a missing one are the same thing, and series stay short.
+#[derive(Clone)]
+struct OmitEmptyLabels(IntCounterVec);
+
+impl Collector for OmitEmptyLabels {
+    fn desc(&self) -> Vec<&Desc> {
+        self.0.desc()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let mut families = self.0.collect();
+        for family in &mut families {
+            for metric in family.mut_metric() {
+                let mut labels = metric.take_label();
+                labels.retain(|l| !l.value().is_empty());
+                metric.set_label(labels);
+            }
+        }
+        families
+    }
 }
 
 /// Why a copy was not delivered (the `reason` label of `mirror_dropped_packets_total`).
@@ -61,6 +111,10 @@ impl DropReason {
 }
 
 impl Metrics {
+    #[expect(
+        clippy::too_many_lines,
+        reason = "one registration per metric, in the order of the struct"
+    )]
     pub fn new() -> anyhow::Result<Self> {
         let registry = Registry::new();
         let counter = |name: &str, help: &str, labels: &[&str]| -> anyhow::Result<IntCounterVec> {
@@ -73,16 +127,38 @@ impl Metrics {
             registry.register(Box::new(gauge.clone()))?;
             Ok(gauge)
         };
+        let single = |name: &str, help: &str| -> anyhow::Result<IntCounter> {
+            let counter = IntCounter::new(name, help)?;
+            registry.register(Box::new(counter.clone()))?;
+            Ok(counter)
+        };
+        let captured = |name: &str, help: &str| -> anyhow::Result<IntCounterVec> {
+            let vec = IntCounterVec::new(
+                Opts::new(name, help),
+                &["iface", "direction", "pod", "namespace"],
+            )?;
+            registry.register(Box::new(OmitEmptyLabels(vec.clone())))?;
+            Ok(vec)
+        };
+        let build_info = IntGaugeVec::new(
+            Opts::new(
+                "mirror_build_info",
+                "Always 1; the agent's version in the label",
+            ),
+            &["version"],
+        )?;
+        registry.register(Box::new(build_info.clone()))?;
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
         let metrics = Self {
-            captured_packets: counter(
+            captured_packets: captured(
                 "mirror_captured_packets_total",
-                "Copies read from the mirrored interfaces",
-                &["iface", "direction"],
+                "Copies read from the mirrored interfaces (pod and namespace where known)",
             )?,
-            captured_bytes: counter(
+            captured_bytes: captured(
                 "mirror_captured_bytes_total",
                 "Bytes of the copied frames (Ethernet header included)",
-                &["iface", "direction"],
             )?,
             sent_packets: counter(
                 "mirror_sent_packets_total",
@@ -134,8 +210,24 @@ impl Metrics {
                 "Flows in the NetFlow cache",
             )?,
             attached_interfaces: gauge("mirror_attached_interfaces", "Interfaces being mirrored")?,
+            attach: single(
+                "mirror_attach_total",
+                "Attachments to an interface (a pod followed through a restart counts again)",
+            )?,
+            attach_errors: single(
+                "mirror_attach_errors_total",
+                "Attachments that failed (the interface vanished meanwhile, ...)",
+            )?,
+            detach: counter(
+                "mirror_detach_total",
+                "Interfaces no longer mirrored, by reason (gone: deleted or left the namespace)",
+                &["reason"],
+            )?,
             registry,
         };
+        for reason in DetachReason::ALL {
+            metrics.detached(reason);
+        }
         // Every reason shows from the start, at zero, so dashboards and alerts see the series.
         for reason in DropReason::ALL {
             metrics.dropped(reason);
@@ -147,10 +239,36 @@ impl Metrics {
     }
 
     pub fn captured(&self, iface: &str, direction: &str) -> (IntCounter, IntCounter) {
+        self.captured_pod(iface, direction, "", "")
+    }
+
+    /// [`Metrics::captured`] of a pod's interface; an empty `pod` or `namespace` is not shown.
+    pub fn captured_pod(
+        &self,
+        iface: &str,
+        direction: &str,
+        pod: &str,
+        namespace: &str,
+    ) -> (IntCounter, IntCounter) {
+        let labels = [iface, direction, pod, namespace];
         (
-            self.captured_packets.with_label_values(&[iface, direction]),
-            self.captured_bytes.with_label_values(&[iface, direction]),
+            self.captured_packets.with_label_values(&labels),
+            self.captured_bytes.with_label_values(&labels),
         )
+    }
+
+    /// Drops the captured series of an interface that is no longer mirrored, so that pods
+    /// coming and going do not pile series up.
+    pub fn forget_captured(&self, iface: &str, pod: &str, namespace: &str) {
+        for direction in ["ingress", "egress"] {
+            let labels = [iface, direction, pod, namespace];
+            let _ = self.captured_packets.remove_label_values(&labels);
+            let _ = self.captured_bytes.remove_label_values(&labels);
+        }
+    }
+
+    pub fn detached(&self, reason: DetachReason) -> IntCounter {
+        self.detach.with_label_values(&[reason.label()])
     }
 
     pub fn sent(&self, tunnel: &str, remote: &str) -> (IntCounter, IntCounter) {
@@ -250,6 +368,14 @@ mod tests {
             text.contains("mirror_dropped_packets_total{reason=\"ring_full\"} 0"),
             "{text}"
         );
+        assert!(
+            text.contains("mirror_build_info{version=\"") && text.contains("mirror_attach_total 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("mirror_detach_total{reason=\"gone\"} 0"),
+            "{text}"
+        );
         for line in text.lines().filter(|l| l.starts_with("# TYPE")) {
             let name = line.split_whitespace().nth(2).unwrap();
             assert!(name.starts_with("mirror_"), "{name}");
@@ -259,5 +385,30 @@ mod tests {
                 "{line}"
             );
         }
+    }
+
+    #[test]
+    fn pod_labels_only_where_known() {
+        let metrics = Metrics::new().unwrap();
+        metrics
+            .captured_pod("veth9", "egress", "coffee", "default")
+            .0
+            .inc();
+        metrics.captured_pod("veth8", "egress", "tea", "").0.inc();
+        let text = metrics.render();
+        assert!(
+            text.contains(
+                "mirror_captured_packets_total{direction=\"egress\",iface=\"veth9\",namespace=\"default\",pod=\"coffee\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "mirror_captured_packets_total{direction=\"egress\",iface=\"veth8\",pod=\"tea\"} 1"
+            ),
+            "{text}"
+        );
+        metrics.forget_captured("veth9", "coffee", "default");
+        assert!(!metrics.render().contains("veth9"));
     }
 }

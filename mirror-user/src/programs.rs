@@ -5,7 +5,10 @@ use anyhow::{Context as _, bail};
 use aya::{
     Ebpf,
     maps::{Array, MapData, PerCpuArray, XskMap},
-    programs::{LinkOrder, SchedClassifier, TcAttachType, Xdp, XdpMode, tc::TcAttachOptions},
+    programs::{
+        LinkOrder, SchedClassifier, TcAttachType, Xdp, XdpMode,
+        tc::{SchedClassifierLinkId, TcAttachOptions},
+    },
     util::KernelVersion,
 };
 use mirror_common::{Config, KERNEL_COUNTERS, KernelCounter, OWN_SOCKETS};
@@ -16,6 +19,14 @@ static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/mi
 /// TCX (kernel 6.6) keeps each attachment a link owned by this process: dropping it detaches,
 /// and so does the kernel if the process dies.
 const TCX: KernelVersion = KernelVersion::new(6, 6, 0);
+
+/// The TCX links of one mirrored interface, from [`Programs::attach_mirror`].
+#[derive(Debug, Default)]
+#[must_use = "dropping the ids leaves the programs attached until `Programs` is dropped"]
+pub struct MirrorLinks {
+    ingress: Option<SchedClassifierLinkId>,
+    egress: Option<SchedClassifierLinkId>,
+}
 
 /// The loaded programs; every attachment is detached when this is dropped.
 pub struct Programs {
@@ -101,20 +112,47 @@ impl Programs {
     /// The tagging program on the near end's egress: it sees the clones and nothing else.
     pub fn attach_tagger(&mut self, near: &str) -> anyhow::Result<()> {
         self.attach_tc("mirror_tag", near, TcAttachType::Egress)
+            .map(drop)
     }
 
-    /// The cloning programs on a mirrored interface.
+    /// The cloning programs on a mirrored interface; all or nothing. The returned links stay
+    /// attached until [`Programs::detach_mirror`] or until the programs are dropped.
     pub fn attach_mirror(
         &mut self,
         iface: &str,
         ingress: bool,
         egress: bool,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<MirrorLinks> {
+        let mut links = MirrorLinks::default();
         if ingress {
-            self.attach_tc("mirror_ingress", iface, TcAttachType::Ingress)?;
+            links.ingress = Some(self.attach_tc("mirror_ingress", iface, TcAttachType::Ingress)?);
         }
         if egress {
-            self.attach_tc("mirror_egress", iface, TcAttachType::Egress)?;
+            match self.attach_tc("mirror_egress", iface, TcAttachType::Egress) {
+                Ok(link) => links.egress = Some(link),
+                Err(e) => {
+                    // Best effort: the error that matters is the attach error.
+                    let _ = self.detach_mirror(links);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(links)
+    }
+
+    /// Detaches what [`Programs::attach_mirror`] attached: each TCX link is closed. Also right
+    /// when the interface is already gone (the kernel then left the links defunct, and closing
+    /// them frees them).
+    pub fn detach_mirror(&mut self, links: MirrorLinks) -> anyhow::Result<()> {
+        for (name, link) in [
+            ("mirror_ingress", links.ingress),
+            ("mirror_egress", links.egress),
+        ] {
+            if let Some(link) = link {
+                let prog: &mut SchedClassifier = program(&mut self.ebpf, name)?.try_into()?;
+                prog.detach(link)
+                    .with_context(|| format!("detaching {name}"))?;
+            }
         }
         Ok(())
     }
@@ -122,11 +160,15 @@ impl Programs {
     /// First in the TCX chain: the copy shows the packet as the interface saw it, before any
     /// other program (a CNI's policy, say) drops or rewrites it. The mirror always hands the
     /// packet on, so going first changes nothing for the others.
-    fn attach_tc(&mut self, name: &str, iface: &str, at: TcAttachType) -> anyhow::Result<()> {
+    fn attach_tc(
+        &mut self,
+        name: &str,
+        iface: &str,
+        at: TcAttachType,
+    ) -> anyhow::Result<SchedClassifierLinkId> {
         let prog: &mut SchedClassifier = program(&mut self.ebpf, name)?.try_into()?;
         prog.attach_with_options(iface, at, TcAttachOptions::TcxOrder(LinkOrder::first()))
-            .with_context(|| format!("attaching {name} to {iface} {at:?}"))?;
-        Ok(())
+            .with_context(|| format!("attaching {name} to {iface} {at:?}"))
     }
 
     /// Sums a kernel counter over all CPUs.

@@ -5,7 +5,7 @@ use std::{
         Arc,
         atomic::{AtomicBool, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use anyhow::Context as _;
@@ -14,12 +14,17 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use crate::{
     UsageError,
-    capture::{Capture, IfaceCounters},
+    capture::{Capture, IfaceTable},
     cli::RunArgs,
     clock::MonotonicToUnix,
     metrics::{DropReason, Metrics},
     netflow::collector::FlowExport,
     output::{Target, flow_export, resolve_remotes, sender},
+    pod::{
+        self, Resolution, Wanted,
+        follow::{Attachments, Follower, Labels},
+        watch::LinkEvents,
+    },
     programs::Programs,
     veth::{self, MirrorVeth},
     xsk::Xsk,
@@ -32,6 +37,12 @@ struct Iface {
 }
 
 pub fn run(args: &RunArgs) -> anyhow::Result<()> {
+    if args.ifaces.is_empty() && args.pods.is_empty() && args.pod_ips.is_empty() {
+        return Err(UsageError(
+            "nothing to mirror: give --iface NAME, --pod [NAMESPACE/]NAME or --pod-ip IP".into(),
+        )
+        .into());
+    }
     let ifaces = resolve_ifaces(&args.ifaces)?;
     let targets = resolve_remotes(&args.output)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -39,6 +50,38 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         .build()
         .context("starting the tokio runtime")?;
     runtime.block_on(run_async(args, ifaces, targets))
+}
+
+/// What `mirror run` copies: `--iface` interfaces checked at start, and `--pod`/`--pod-ip` pods
+/// with the veths found for them.
+struct Sources {
+    ifaces: Vec<Iface>,
+    wanted: Arc<[Wanted]>,
+    pods: Resolution,
+    /// Subscribed before the first scan, so that no change after it is missed.
+    events: LinkEvents,
+}
+
+impl Sources {
+    async fn find(args: &RunArgs, ifaces: Vec<Iface>) -> anyhow::Result<Self> {
+        let events = LinkEvents::subscribe()?;
+        let wanted: Arc<[Wanted]> = args.wanted_pods().into();
+        let pods = if wanted.is_empty() {
+            Resolution::default()
+        } else {
+            let pods = pod::resolve_now(Arc::clone(&wanted))
+                .await
+                .context("looking for the pods on this node")?;
+            pods.check_all_found(&wanted)?;
+            pods
+        };
+        Ok(Self {
+            ifaces,
+            wanted,
+            pods,
+            events,
+        })
+    }
 }
 
 fn resolve_ifaces(names: &[String]) -> anyhow::Result<Vec<Iface>> {
@@ -69,6 +112,7 @@ fn resolve_ifaces(names: &[String]) -> anyhow::Result<Vec<Iface>> {
 }
 
 async fn run_async(args: &RunArgs, ifaces: Vec<Iface>, targets: Vec<Target>) -> anyhow::Result<()> {
+    let mut sources = Sources::find(args, ifaces).await?;
     let metrics = Metrics::new()?;
     let _server = match args.output.metrics {
         Some(addr) => Some(crate::metrics::serve(addr, metrics.clone()).await?),
@@ -79,14 +123,14 @@ async fn run_async(args: &RunArgs, ifaces: Vec<Iface>, targets: Vec<Target>) -> 
     tokio::spawn(connection);
     // Room for the largest frame plus the tag (the veth MTU excludes the Ethernet header).
     let veth = MirrorVeth::create(handle, MAX_FRAME + TAG_LEN as u32).await?;
-    let result = mirror(args, &ifaces, &targets, &metrics, &veth).await;
+    let result = mirror(args, &mut sources, &targets, &metrics, &veth).await;
     let removed = veth.remove().await;
     result.and(removed)
 }
 
 async fn mirror(
     args: &RunArgs,
-    ifaces: &[Iface],
+    sources: &mut Sources,
     targets: &[Target],
     metrics: &Metrics,
     veth: &MirrorVeth,
@@ -113,21 +157,11 @@ async fn mirror(
         .take(OWN_SOCKETS)
         .collect();
     programs.set_own_sockets(&own)?;
+    let table = Arc::new(IfaceTable::default());
     let capture = Capture {
         xsk,
         sender,
-        ifaces: ifaces
-            .iter()
-            .map(|iface| {
-                let (ip, ib) = metrics.captured(&iface.name, "ingress");
-                let (ep, eb) = metrics.captured(&iface.name, "egress");
-                IfaceCounters {
-                    ifindex: iface.ifindex,
-                    packets: [ip, ep],
-                    bytes: [ib, eb],
-                }
-            })
-            .collect(),
+        ifaces: Arc::clone(&table),
         clock: MonotonicToUnix::now(),
         inner_dst_mac: args.output.inner_dst_mac,
         malformed: metrics.dropped(DropReason::Malformed),
@@ -147,8 +181,18 @@ async fn mirror(
         .context("starting the capture thread")?;
 
     let mut kernel = KernelCounters::new(metrics);
+    let mut follower = Follower::new(
+        Arc::clone(&sources.wanted),
+        sources.ifaces.iter().map(|i| i.name.clone()).collect(),
+        Attachments::new(
+            args.direction.ingress(),
+            args.direction.egress(),
+            table,
+            metrics.clone(),
+        ),
+    );
     let outcome = async {
-        attach_all(&mut programs, args, ifaces, metrics)?;
+        attach_all(&mut programs, &mut follower, sources)?;
         let mut remotes: Vec<String> = targets
             .iter()
             .map(|t| format!("{} over {}", t.label(), args.output.tunnel.name()))
@@ -159,14 +203,25 @@ async fn mirror(
                 .iter()
                 .map(|c| format!("NetFlow v5 to {c}")),
         );
-        let names: Vec<&str> = ifaces.iter().map(|i| i.name.as_str()).collect();
+        let names: Vec<String> = follower
+            .attachments
+            .labels()
+            .map(ToString::to_string)
+            .collect();
         eprintln!(
             "mirror: ready: copying {} ({}) to {}",
             names.join(", "),
             direction_name(args),
             remotes.join(", "),
         );
-        wait(&mut done_rx, &programs, &mut kernel).await
+        wait(
+            &mut done_rx,
+            &mut programs,
+            &mut kernel,
+            &mut follower,
+            &mut sources.events,
+        )
+        .await
     }
     .await;
     // Stop new copies first, then let the thread drain what is already in the ring.
@@ -192,33 +247,34 @@ fn direction_name(args: &RunArgs) -> &'static str {
     }
 }
 
+/// The interfaces and pods found at start; failures here are fatal.
 fn attach_all(
     programs: &mut Programs,
-    args: &RunArgs,
-    ifaces: &[Iface],
-    metrics: &Metrics,
+    follower: &mut Follower,
+    sources: &Sources,
 ) -> anyhow::Result<()> {
-    for iface in ifaces {
-        programs.attach_mirror(
-            &iface.name,
-            args.direction.ingress(),
-            args.direction.egress(),
-        )?;
-        metrics.attached_interfaces.inc();
+    for iface in &sources.ifaces {
+        follower
+            .attachments
+            .attach(programs, iface.ifindex, Labels::iface(&iface.name), None)?;
     }
-    Ok(())
+    follower.attach_found(programs, &sources.pods)
 }
 
-/// Waits for SIGINT or SIGTERM (`Ok`) or the end of the capture thread (its error).
+/// Waits for SIGINT or SIGTERM (`Ok`) or the end of the capture thread (its error), following
+/// interfaces and pods meanwhile.
 async fn wait(
     done: &mut tokio::sync::oneshot::Receiver<anyhow::Result<()>>,
-    programs: &Programs,
+    programs: &mut Programs,
     kernel: &mut KernelCounters,
+    follower: &mut Follower,
+    events: &mut LinkEvents,
 ) -> anyhow::Result<()> {
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
+        let scan_due = follower.scan_due();
         tokio::select! {
             _ = sigint.recv() => return Ok(()),
             _ = sigterm.recv() => return Ok(()),
@@ -227,8 +283,25 @@ async fn wait(
                     .unwrap_or_else(|_| Err(anyhow::anyhow!("the capture thread panicked")))
                     .and_then(|()| Err(anyhow::anyhow!("the capture thread stopped")));
             }
-            _ = tick.tick() => kernel.update(programs),
+            _ = tick.tick() => {
+                kernel.update(programs);
+                follower.tick(Instant::now());
+            }
+            event = events.next() => match event {
+                Some(event) => follower.on_link_event(programs, event),
+                None => anyhow::bail!("the netlink link event subscription ended"),
+            },
+            () = sleep_until(scan_due) => follower.start_scan()?,
+            result = follower.scanned() => follower.on_scanned(programs, result),
         }
+    }
+}
+
+/// Sleeps until `at`; forever when `None`.
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -4,7 +4,7 @@
 //! (`mirror-rx`) runs the XDP program that hands them to the socket. The pair's alias names the
 //! agent that owns it, so a second agent refuses to start and a leftover of a killed one is
 //! removed.
-use std::{fs, io, path::Path};
+use std::{fs, io, path::Path, time::Duration};
 
 use anyhow::{Context as _, anyhow, bail};
 use futures::TryStreamExt as _;
@@ -32,8 +32,10 @@ impl MirrorVeth {
             let owner =
                 alias(&link).and_then(|a| a.strip_prefix(ALIAS_PREFIX)?.parse::<u32>().ok());
             match owner {
+                // A killed agent can take a moment to exit (its AF_XDP socket is torn down).
                 Some(pid)
-                    if pid != std::process::id() && Path::new(&format!("/proc/{pid}")).exists() =>
+                    if pid != std::process::id()
+                        && alive_for(pid, Duration::from_secs(3)).await =>
                 {
                     bail!("another mirror agent (pid {pid}) owns {NEAR} in this network namespace")
                 }
@@ -49,42 +51,57 @@ impl MirrorVeth {
                 .await
                 .context("deleting stale mirror veth")?;
         }
-        let alias = format!("{ALIAS_PREFIX}{}", std::process::id());
         handle
             .link()
-            .add(LinkVeth::new(NEAR, FAR).alias(alias).build())
+            .add(LinkVeth::new(NEAR, FAR).build())
             .execute()
             .await
             .with_context(|| format!("creating veth pair {NEAR}/{FAR}"))?;
-        let index = |name| {
-            let handle = handle.clone();
-            async move {
-                get(&handle, name)
-                    .await?
-                    .map(|l| l.header.index)
-                    .ok_or_else(|| anyhow!("{name} vanished"))
-            }
-        };
-        let near_ifindex = index(NEAR).await?;
-        let far_ifindex = index(FAR).await?;
+        let near_ifindex = index(&handle, NEAR).await?;
         let veth = Self {
             handle,
             mtu,
             near_ifindex,
-            far_ifindex,
+            far_ifindex: 0,
         };
-        for name in [NEAR, FAR] {
-            // No IPv6 autoconfiguration: the kernel must not send its own packets on the pair.
-            let sysctl = format!("/proc/sys/net/ipv6/conf/{name}/disable_ipv6");
-            if Path::new(&sysctl).exists() {
-                fs::write(&sysctl, "1").with_context(|| format!("writing {sysctl}"))?;
+        // From here on a failure must not leave the pair behind.
+        match veth.finish_create().await {
+            Ok(far_ifindex) => Ok(Self {
+                far_ifindex,
+                ..veth
+            }),
+            Err(e) => {
+                let _ = veth.remove().await;
+                Err(e)
             }
+        }
+    }
+
+    async fn finish_create(&self) -> anyhow::Result<u32> {
+        // The kernel ignores an alias given at creation: set it on its own.
+        let alias = format!("{ALIAS_PREFIX}{}", std::process::id());
+        self.handle
+            .link()
+            .set(
+                LinkUnspec::new_with_index(self.near_ifindex)
+                    .alias(alias)
+                    .build(),
+            )
+            .execute()
+            .await
+            .with_context(|| format!("naming the owner of {NEAR} in its alias"))?;
+        let far_ifindex = index(&self.handle, FAR).await?;
+        for name in [NEAR, FAR] {
+            // No IPv6 autoconfiguration, so the kernel sends nothing of its own on the pair.
+            // Best effort: a container's /proc/sys is read-only, and the tagging program drops
+            // whatever the kernel sends anyway (counted as untagged).
+            let _ = fs::write(format!("/proc/sys/net/ipv6/conf/{name}/disable_ipv6"), "1");
         }
         // Clones of locally sent packets carry partial checksums; without TX checksum offload
         // the kernel completes them as the copies leave the near end.
         disable_tx_checksum(NEAR)
             .with_context(|| format!("turning off TX checksum offload on {NEAR}"))?;
-        Ok(veth)
+        Ok(far_ifindex)
     }
 
     /// Brings both ends up (the far end first, so XDP is ready when clones arrive).
@@ -117,6 +134,13 @@ impl MirrorVeth {
     }
 }
 
+async fn index(handle: &Handle, name: &str) -> anyhow::Result<u32> {
+    get(handle, name)
+        .await?
+        .map(|l| l.header.index)
+        .ok_or_else(|| anyhow!("{name} vanished"))
+}
+
 async fn get(handle: &Handle, name: &str) -> anyhow::Result<Option<LinkMessage>> {
     let mut links = handle.link().get().match_name(name.to_owned()).execute();
     match links.try_next().await {
@@ -125,6 +149,19 @@ async fn get(handle: &Handle, name: &str) -> anyhow::Result<Option<LinkMessage>>
         Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => Ok(None),
         Err(e) => Err(e).with_context(|| format!("looking up {name}")),
     }
+}
+
+/// Whether process `pid` still exists after waiting up to `patience` for it to go.
+async fn alive_for(pid: u32, patience: Duration) -> bool {
+    let proc = format!("/proc/{pid}");
+    let deadline = tokio::time::Instant::now() + patience;
+    while Path::new(&proc).exists() {
+        if tokio::time::Instant::now() >= deadline {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
 }
 
 fn alias(link: &LinkMessage) -> Option<&str> {

@@ -14,6 +14,7 @@ pub mod iperf;
 pub mod kernel_mirror;
 pub mod metrics;
 pub mod netns;
+pub mod pod;
 pub mod nfdump;
 pub mod proc;
 pub mod scratch;

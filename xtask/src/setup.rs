@@ -8,7 +8,7 @@ use std::{
 };
 
 use anyhow::{Context as _, Result, bail};
-use mirror_tests::is_root;
+use mirror_tests::{agent::workspace_root, is_root};
 
 use crate::cargo::{cargo, status};
 
@@ -31,6 +31,7 @@ const PACKAGES: &[&str] = &[
     "ethtool",
     "bpftool",
     "curl",
+    "python3-venv",
     "nfdump",
     "softflowd",
 ];
@@ -46,6 +47,7 @@ pub fn setup() -> Result<()> {
         install_packages(&missing)?;
     }
     ensure_rust_src()?;
+    ensure_kubernetes_validate()?;
     let linker = ensure_bpf_linker()?;
     println!(
         "setup: {} Debian packages, {NIGHTLY} rust-src and {linker} present",
@@ -146,6 +148,39 @@ fn ensure_rust_src() -> Result<()> {
 }
 
 /// bpf-linker on PATH; returns its `--version` line.
+/// `kubernetes-validate` (PyPI) in a virtualenv under `target/`, for the manifest tests: Debian's
+/// Python refuses a plain `pip install`.
+pub fn kubernetes_validate() -> PathBuf {
+    workspace_root().join("target/tools/kv/bin/kubernetes-validate")
+}
+
+fn ensure_kubernetes_validate() -> Result<()> {
+    let validator = kubernetes_validate();
+    if validator.is_file() {
+        return Ok(());
+    }
+    let venv = workspace_root().join("target/tools/kv");
+    println!("setup: installing kubernetes-validate into {}", venv.display());
+    let ok = Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(&venv)
+        .status()
+        .context("running python3 -m venv")?
+        .success();
+    if !ok {
+        bail!("python3 -m venv {} failed (Debian package python3-venv)", venv.display());
+    }
+    let ok = Command::new(venv.join("bin/pip"))
+        .args(["install", "--quiet", "kubernetes-validate"])
+        .status()
+        .context("running pip install kubernetes-validate")?
+        .success();
+    if !ok {
+        bail!("pip install kubernetes-validate failed");
+    }
+    Ok(())
+}
+
 fn ensure_bpf_linker() -> Result<String> {
     if let Some(version) = version_of(&PathBuf::from("bpf-linker")) {
         return Ok(version);

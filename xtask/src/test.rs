@@ -5,7 +5,7 @@ use mirror_tests::{agent::MIRROR_BIN_ENV, is_root};
 
 use crate::{
     cargo::{build_mirror, cargo, status},
-    setup::setup,
+    setup::{kubernetes_validate, setup},
 };
 
 pub fn test(args: &[String]) -> Result<()> {
@@ -24,6 +24,9 @@ pub fn test(args: &[String]) -> Result<()> {
     }
     // One at a time: each test builds its own world, and the machine has 2 cores.
     let mut integration = cargo(["test", "-p", "mirror-tests", "--", "--test-threads=1"]);
-    integration.args(args).env(MIRROR_BIN_ENV, &bin);
+    integration
+        .args(args)
+        .env(MIRROR_BIN_ENV, &bin)
+        .env("KUBERNETES_VALIDATE", kubernetes_validate());
     status(&mut integration, "the integration tests")
 }

@@ -1,0 +1,336 @@
+//! Pods by name or IP on this node, without the Kubernetes API (node-local resolution).
+//!
+//! A pod is a network namespace whose `eth0` is one end of a veth pair; the other end, in the
+//! node's namespace, is what the mirror attaches to. Finding it:
+//!
+//! 1. [`netns`]: every network namespace of the node, from `/proc/*/ns/net` (deduplicated by
+//!    inode) and `/run/netns/*`, with the UTS namespaces of its processes;
+//! 2. [`probe`]: from a short-lived thread that enters each in turn, the hostnames (a pod's
+//!    hostname is its name, cut to 63 characters, unless the pod sets `hostname`), `eth0` with
+//!    its addresses and its veth peer (`IFLA_LINK`, `IFLA_LINK_NETNSID`), and the id the
+//!    namespace gives the agent's (`RTM_GETNSID`), all over netlink;
+//! 3. [`matches`]: the pods whose `eth0` peer lives in the agent's namespace (the ids agree)
+//!    and is the node's veth with that ifindex, pointing back at `eth0`.
+//!
+//! Kubernetes namespaces are invisible on the node: the `NAMESPACE/` of `--pod NAMESPACE/NAME`
+//! only labels the metrics, and pods of the same name in two namespaces on one node are both
+//! mirrored. A pod whose `hostname` is set is found with `--pod-ip`.
+//!
+//! [`watch`] turns the node's netlink link events into re-resolutions; [`follow`] keeps the
+//! attachments in step.
+
+pub mod follow;
+pub mod name;
+pub mod netns;
+pub mod probe;
+pub mod watch;
+
+use std::{collections::BTreeSet, fmt, net::IpAddr, sync::Arc, time::Instant};
+
+use anyhow::Context as _;
+use tokio::sync::oneshot;
+
+pub use self::name::PodName;
+use self::probe::{Inside, LinkFacts, Survey};
+use crate::UsageError;
+
+/// One `--pod` or `--pod-ip`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Wanted {
+    Name(PodName),
+    Ip(IpAddr),
+}
+
+impl fmt::Display for Wanted {
+    /// The option as the user gave it.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Name(pod) => write!(f, "--pod {pod}"),
+            Self::Ip(ip) => write!(f, "--pod-ip {ip}"),
+        }
+    }
+}
+
+/// A host-side veth that belongs to a wanted pod.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Found {
+    /// Index into the wanted pods.
+    pub wanted: usize,
+    pub ifindex: u32,
+    pub iface: String,
+    /// The `pod` label: the name asked for, or for `--pod-ip` the pod's hostname.
+    pub pod: String,
+    /// The `namespace` label: as given with `--pod NAMESPACE/NAME`, else empty.
+    pub namespace: String,
+    /// Where the pod's namespace was found.
+    pub origin: String,
+}
+
+/// The outcome of one scan of the node.
+#[derive(Clone, Debug, Default)]
+pub struct Resolution {
+    /// When the scan began: attachments made since may be missing from `node_links`.
+    pub started: Option<Instant>,
+    pub found: Vec<Found>,
+    /// The ifindexes of every link in the agent's namespace when the scan began.
+    pub node_links: BTreeSet<u32>,
+    /// Processes whose namespaces could not be looked at (no CAP_SYS_PTRACE).
+    pub refused: usize,
+}
+
+impl Resolution {
+    /// The usage error for the first wanted pod with no veth on this node.
+    pub fn check_all_found(&self, wanted: &[Wanted]) -> Result<(), UsageError> {
+        for (index, want) in wanted.iter().enumerate() {
+            if !self.found.iter().any(|f| f.wanted == index) {
+                let what = match want {
+                    Wanted::Name(_) => "name",
+                    Wanted::Ip(_) => "IP",
+                };
+                let hint = if self.refused > 0 {
+                    format!(
+                        " (the namespaces of {} processes of other users could not be looked at: the agent needs CAP_SYS_PTRACE)",
+                        self.refused
+                    )
+                } else {
+                    String::new()
+                };
+                return Err(UsageError(format!(
+                    "{want}: no pod with that {what} on this node{hint}"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Scans the node for `wanted` on a thread of its own (it enters other namespaces); the answer
+/// arrives on the returned channel.
+pub fn resolve(
+    wanted: Arc<[Wanted]>,
+) -> anyhow::Result<oneshot::Receiver<anyhow::Result<Resolution>>> {
+    let (tx, rx) = oneshot::channel();
+    std::thread::Builder::new()
+        .name("mirror-pod-scan".into())
+        .spawn(move || {
+            let _ = tx.send(resolve_here(&wanted));
+        })
+        .context("starting the pod scan thread")?;
+    Ok(rx)
+}
+
+/// [`resolve`], awaited.
+pub async fn resolve_now(wanted: Arc<[Wanted]>) -> anyhow::Result<Resolution> {
+    resolve(wanted)?
+        .await
+        .unwrap_or_else(|_| Err(anyhow::anyhow!("the pod scan thread panicked")))
+}
+
+fn resolve_here(wanted: &[Wanted]) -> anyhow::Result<Resolution> {
+    let started = Instant::now();
+    let own = netns::Own::open().context("opening the agent's own namespaces")?;
+    let scan = netns::scan(&own);
+    let survey = probe::survey(scan.namespaces, own)?;
+    Ok(Resolution {
+        started: Some(started),
+        found: matches(wanted, &survey),
+        node_links: survey.node.iter().map(|l| l.ifindex).collect(),
+        refused: scan.refused,
+    })
+}
+
+/// The node veths of the wanted pods in `survey`.
+pub fn matches(wanted: &[Wanted], survey: &Survey) -> Vec<Found> {
+    let mut found = Vec::new();
+    for inside in &survey.inside {
+        let Some(host) = host_peer(inside, &survey.node) else {
+            continue;
+        };
+        for (index, want) in wanted.iter().enumerate() {
+            let (pod, namespace) = match want {
+                Wanted::Name(name) => {
+                    if !inside.hostnames.iter().any(|h| h == name.hostname()) {
+                        continue;
+                    }
+                    (name.name().to_owned(), name.namespace().unwrap_or_default())
+                }
+                Wanted::Ip(ip) => {
+                    if !inside.eth0.as_ref().is_some_and(|e| e.addrs.contains(ip)) {
+                        continue;
+                    }
+                    (inside.hostnames.first().cloned().unwrap_or_default(), "")
+                }
+            };
+            found.push(Found {
+                wanted: index,
+                ifindex: host.ifindex,
+                iface: host.name.clone(),
+                pod,
+                namespace: namespace.to_owned(),
+                origin: inside.origin.display().to_string(),
+            });
+        }
+    }
+    found
+}
+
+/// The node's end of the namespace's `eth0`: `eth0`'s peer namespace is the agent's (same id),
+/// and the node's veth with the peer ifindex points back at `eth0`.
+fn host_peer<'n>(inside: &Inside, node: &'n [LinkFacts]) -> Option<&'n LinkFacts> {
+    let eth0 = &inside.eth0.as_ref()?.link;
+    let agent = inside.agent_nsid?;
+    if !eth0.veth || eth0.peer_nsid != Some(agent) {
+        return None;
+    }
+    let peer = eth0.peer_ifindex?;
+    node.iter().find(|l| {
+        l.ifindex == peer && l.veth && l.peer_ifindex == Some(eth0.ifindex) && l.peer_nsid.is_some()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use clap::Parser as _;
+
+    use super::{probe::PodLink, *};
+    use crate::cli::{Cli, Command};
+
+    fn veth(ifindex: u32, name: &str, peer: u32, nsid: i32) -> LinkFacts {
+        LinkFacts {
+            ifindex,
+            name: name.to_owned(),
+            veth: true,
+            peer_ifindex: Some(peer),
+            peer_nsid: Some(nsid),
+        }
+    }
+
+    fn pod(hostname: &str, eth0: LinkFacts, ip: &str, agent_nsid: i32) -> Inside {
+        Inside {
+            origin: PathBuf::from(format!("/proc/1/{hostname}")),
+            hostnames: vec![hostname.to_owned()],
+            eth0: Some(PodLink {
+                link: eth0,
+                addrs: vec![ip.parse().unwrap()],
+            }),
+            agent_nsid: Some(agent_nsid),
+        }
+    }
+
+    /// Two pods of this node and one whose peer is in another node's namespace with the very
+    /// same ifindexes (test worlds and CNIs build namespaces alike).
+    fn node() -> Survey {
+        Survey {
+            node: vec![
+                veth(7, "veth-coffee", 2, 0),
+                veth(8, "veth-tea", 2, 1),
+                LinkFacts {
+                    ifindex: 9,
+                    name: "dummy".to_owned(),
+                    ..LinkFacts::default()
+                },
+            ],
+            inside: vec![
+                pod("coffee", veth(2, "eth0", 7, 3), "198.19.1.2", 3),
+                pod("tea", veth(2, "eth0", 8, 0), "198.19.2.2", 0),
+                // Elsewhere: eth0's peer is in namespace 5 of that pod, but the agent's is 4.
+                pod("coffee", veth(2, "eth0", 7, 5), "198.19.1.2", 4),
+            ],
+        }
+    }
+
+    #[test]
+    fn finds_pods_by_hostname_and_ip_on_this_node_only() {
+        let wanted = [
+            Wanted::Name("shop/coffee".parse().unwrap()),
+            Wanted::Ip("198.19.2.2".parse().unwrap()),
+            Wanted::Name("milk".parse().unwrap()),
+        ];
+        let found = matches(&wanted, &node());
+        let summary: Vec<_> = found
+            .iter()
+            .map(|f| {
+                (
+                    f.wanted,
+                    f.ifindex,
+                    f.iface.as_str(),
+                    f.pod.as_str(),
+                    f.namespace.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (0, 7, "veth-coffee", "coffee", "shop"),
+                (1, 8, "veth-tea", "tea", ""),
+            ]
+        );
+        let resolution = Resolution {
+            found,
+            ..Resolution::default()
+        };
+        assert_eq!(
+            resolution.check_all_found(&wanted).unwrap_err().0,
+            "--pod milk: no pod with that name on this node"
+        );
+        assert!(resolution.check_all_found(&wanted[..2]).is_ok());
+        let refused = Resolution {
+            refused: 3,
+            ..Resolution::default()
+        };
+        assert!(
+            refused.check_all_found(&wanted[2..]).unwrap_err().0.ends_with(
+                "(the namespaces of 3 processes of other users could not be looked at: the agent needs CAP_SYS_PTRACE)"
+            )
+        );
+        let ip = [Wanted::Ip("198.19.9.9".parse().unwrap())];
+        assert_eq!(
+            Resolution::default().check_all_found(&ip).unwrap_err().0,
+            "--pod-ip 198.19.9.9: no pod with that IP on this node"
+        );
+    }
+
+    #[test]
+    fn the_peer_must_point_back() {
+        let mut survey = node();
+        // The node's veth 7 now points at another ifindex: not coffee's eth0.
+        survey.node[0].peer_ifindex = Some(3);
+        let wanted = [Wanted::Name("coffee".parse().unwrap())];
+        assert!(matches(&wanted, &survey).is_empty());
+        let mut survey = node();
+        survey.inside[0].agent_nsid = None;
+        assert!(matches(&wanted, &survey).is_empty());
+    }
+
+    #[test]
+    fn pod_options_replace_iface() {
+        let parse = |args: &[&str]| {
+            Cli::try_parse_from(
+                ["mirror", "run", "--remote", "198.18.0.2"]
+                    .iter()
+                    .chain(args),
+            )
+        };
+        let Command::Run(run) = parse(&["--pod", "shop/coffee", "--pod-ip", "198.19.0.2"])
+            .unwrap()
+            .command
+        else {
+            panic!("not run")
+        };
+        assert!(run.ifaces.is_empty());
+        assert_eq!(
+            run.wanted_pods(),
+            [
+                Wanted::Name("shop/coffee".parse().unwrap()),
+                Wanted::Ip("198.19.0.2".parse().unwrap())
+            ]
+        );
+        // Neither is refused by `mirror run` itself, in one line.
+        assert!(parse(&[]).is_ok());
+        assert!(parse(&["--pod", "Coffee"]).is_err());
+        assert!(parse(&["--iface", "eth0", "--pod", "coffee"]).is_ok());
+    }
+}
