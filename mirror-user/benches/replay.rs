@@ -101,6 +101,7 @@ fn bench(c: &mut Criterion) {
         pace: Pace::Asap,
         passes: 1,
         inner_dst_mac: None,
+        netflow: None,
         counters: Counters {
             packets: counter(),
             bytes: counter(),
