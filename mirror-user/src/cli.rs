@@ -16,7 +16,8 @@ use crate::{
     about = "Copies the traffic of pods or NICs to remote analysers, wrapped in a tunnel",
     long_about = "Copies every packet of the selected interfaces (both directions) with eBPF, \
                   reads the copies over AF_XDP and sends each one, wrapped in a tunnel header, \
-                  to every remote. The mirrored traffic itself is never changed."
+                  to every remote. The mirrored traffic itself is never changed. \
+                  `mirror pktminerg ARGS` accepts packet-agent's command line."
 )]
 pub struct Cli {
     #[command(subcommand)]

@@ -7,6 +7,7 @@ pub mod flow_hash;
 pub mod metrics;
 pub mod netflow;
 pub mod output;
+pub mod pktminerg;
 pub mod pod;
 pub mod programs;
 pub mod receive;

@@ -6,10 +6,23 @@ use clap::{Parser as _, error::ErrorKind};
 use mirror::{
     UsageError,
     cli::{Cli, Command},
+    pktminerg::{self, Invocation},
 };
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    // `mirror pktminerg ...` or a `pktminerg` symlink: packet-agent's command line, translated.
+    let argv = match pktminerg::invocation(std::env::args_os().collect()) {
+        Invocation::Native(argv) => argv,
+        Invocation::Help(text) => {
+            print!("{text}");
+            return ExitCode::SUCCESS;
+        }
+        Invocation::Error(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let cli = match Cli::try_parse_from(argv) {
         Ok(cli) => cli,
         Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
             let _ = e.print();
