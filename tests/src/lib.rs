@@ -17,6 +17,7 @@ pub mod netns;
 pub mod pod;
 pub mod nfdump;
 pub mod proc;
+pub mod replay;
 pub mod scratch;
 pub mod tcp_payload;
 pub mod tshark;

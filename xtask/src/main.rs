@@ -1,5 +1,6 @@
-//! `cargo xtask setup | run | demo | test`: orchestration only.
+//! `cargo xtask setup | run | demo | test | bench`: orchestration only.
 
+mod bench;
 mod cargo;
 mod demo;
 mod run;
@@ -39,6 +40,8 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
+    /// Throughput in a world of network namespaces, against the kernel on the same job (needs root).
+    Bench(bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -48,6 +51,7 @@ fn main() -> ExitCode {
         Command::Run { args } => run::run(&args),
         Command::Demo => demo::demo(),
         Command::Test { args } => test::test(&args),
+        Command::Bench(args) => bench::bench(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

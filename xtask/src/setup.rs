@@ -34,6 +34,7 @@ const PACKAGES: &[&str] = &[
     "python3-venv",
     "nfdump",
     "softflowd",
+    "tcpreplay",
 ];
 
 /// The toolchain that builds `mirror-ebpf` (with `-Z build-std`, hence rust-src).
