@@ -134,7 +134,8 @@ pub struct OutputArgs {
     pub snaplen: Option<u32>,
 
     /// What to do with a copy whose tunnel packet would exceed the path MTU to the remote:
-    /// `truncate` cuts the inner frame to fit (ERSPAN sets its T bit), `drop` drops it. Both are
+    /// `truncate` cuts the inner frame to fit (ERSPAN sets its T bit), `drop` drops it,
+    /// `fragment` sends the outer packet in IP fragments for the remote to reassemble. Each is
     /// counted in the metrics.
     #[arg(long, value_enum, default_value_t = OversizeArg::Truncate)]
     pub oversize: OversizeArg,
@@ -237,6 +238,7 @@ pub enum BalanceArg {
 pub enum OversizeArg {
     Truncate,
     Drop,
+    Fragment,
 }
 
 impl OutputArgs {

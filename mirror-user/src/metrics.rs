@@ -26,6 +26,8 @@ pub struct Metrics {
     netflow_skipped: IntCounterVec,
     pub netflow_active_flows: IntGauge,
     pub attached_interfaces: IntGauge,
+    /// Copies sent in IP fragments (`--oversize fragment`).
+    pub fragmented: IntCounter,
     /// Interfaces attached to since the start (pods followed through restarts count each time).
     pub attach: IntCounter,
     /// Attachments that failed (the interface vanished meanwhile, ...).
@@ -210,6 +212,14 @@ impl Metrics {
                 "Flows in the NetFlow cache",
             )?,
             attached_interfaces: gauge("mirror_attached_interfaces", "Interfaces being mirrored")?,
+            fragmented: {
+                let counter = IntCounter::new(
+                    "mirror_fragmented_packets_total",
+                    "Copies sent in IP fragments because they exceeded the path MTU",
+                )?;
+                registry.register(Box::new(counter.clone()))?;
+                counter
+            },
             attach: single(
                 "mirror_attach_total",
                 "Attachments to an interface (a pod followed through a restart counts again)",

@@ -100,6 +100,7 @@ pub fn sender(args: &OutputArgs, targets: &[Target], metrics: &Metrics) -> anyho
             .map_err(|e| UsageError(format!("--remote {}: {e}", target.addr.ip())))?;
         destinations.push(Destination {
             max_inner: encap.max_inner_len(target.route.mtu),
+            mtu: target.route.mtu as usize,
             encap,
             addr: target.addr,
             sent_packets,
@@ -111,6 +112,7 @@ pub fn sender(args: &OutputArgs, targets: &[Target], metrics: &Metrics) -> anyho
         oversize: match args.oversize {
             OversizeArg::Truncate => Oversize::Truncate,
             OversizeArg::Drop => Oversize::Drop,
+            OversizeArg::Fragment => Oversize::Fragment,
         },
         balance: match args.balance {
             BalanceArg::Replicate => Balance::Replicate,
@@ -122,6 +124,7 @@ pub fn sender(args: &OutputArgs, targets: &[Target], metrics: &Metrics) -> anyho
         send_error: metrics.dropped(DropReason::SendError),
         truncated_snaplen: metrics.truncated("snaplen"),
         truncated_mtu: metrics.truncated("mtu"),
+        fragmented: metrics.fragmented.clone(),
     };
     Sender::new(destinations, options, counters, BATCH, args.agent_mark)
         .context("opening the raw send sockets")

@@ -16,7 +16,7 @@ use prometheus::IntCounter;
 
 use crate::{
     flow_hash::flow_hash,
-    tunnel::{CopyMeta, Encap, MAX_HEADER_LEN},
+    tunnel::{CopyMeta, Encap, MAX_HEADER_LEN, fragment},
 };
 
 /// A remote endpoint with its encapsulation and counters.
@@ -25,6 +25,8 @@ pub struct Destination {
     pub addr: SocketAddr,
     /// Largest inner frame that fits the path MTU to this remote.
     pub max_inner: usize,
+    /// The path MTU to this remote (for fragmenting).
+    pub mtu: usize,
     pub sent_packets: IntCounter,
     pub sent_bytes: IntCounter,
 }
@@ -36,7 +38,12 @@ pub enum Oversize {
     Truncate,
     /// Drop the copy.
     Drop,
+    /// Send the outer packet in IP fragments; the remote's kernel reassembles them.
+    Fragment,
 }
+
+/// Most fragments one copy becomes: the largest copy (3 KiB) at the smallest IPv6 MTU.
+const MAX_FRAGMENTS: usize = 4;
 
 /// How copies are shared among the destinations.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,6 +69,7 @@ pub struct SendCounters {
     pub send_error: IntCounter,
     pub truncated_snaplen: IntCounter,
     pub truncated_mtu: IntCounter,
+    pub fragmented: IntCounter,
 }
 
 /// Per-flush tallies, added to the shared counters once per flush rather than per packet.
@@ -90,6 +98,8 @@ pub struct Sender {
     options: SendOptions,
     counters: SendCounters,
     tallies: Vec<Tally>,
+    /// Identification of the next fragmented packet.
+    fragment_id: u32,
 }
 
 impl Sender {
@@ -101,8 +111,14 @@ impl Sender {
         batch: usize,
         mark: u32,
     ) -> io::Result<Self> {
-        // With `Balance::Replicate` a frame becomes one message per destination.
-        let slots = batch * destinations.len().max(1);
+        // With `Balance::Replicate` a frame becomes one message per destination, and with
+        // fragmenting each of those up to MAX_FRAGMENTS.
+        let per_copy = if options.oversize == Oversize::Fragment {
+            MAX_FRAGMENTS
+        } else {
+            1
+        };
+        let slots = batch * destinations.len().max(1) * per_copy;
         Ok(Self {
             v4: Queue::new(libc::AF_INET, slots, mark)?,
             v6: Queue::new(libc::AF_INET6, slots, mark)?,
@@ -110,6 +126,7 @@ impl Sender {
             destinations,
             options,
             counters,
+            fragment_id: 1,
         })
     }
 
@@ -147,7 +164,20 @@ impl Sender {
                 continue;
             };
             let (mut inner, mut meta) = (frame, meta);
-            if inner.len() > dest.max_inner {
+            let queue = match dest.addr {
+                SocketAddr::V4(_) => &mut self.v4,
+                SocketAddr::V6(_) => &mut self.v6,
+            };
+            let queued = if inner.len() <= dest.max_inner {
+                queue.push(index, dest, inner, &meta)
+            } else if self.options.oversize == Oversize::Fragment {
+                self.fragment_id = self.fragment_id.wrapping_add(1).max(1);
+                let queued = queue.push_fragmented(index, dest, inner, &meta, self.fragment_id);
+                if queued {
+                    self.counters.fragmented.inc();
+                }
+                queued
+            } else {
                 let cut = inner
                     .get(..dest.max_inner)
                     .filter(|_| self.options.oversize == Oversize::Truncate);
@@ -158,12 +188,9 @@ impl Sender {
                 inner = cut;
                 meta.truncated = true;
                 self.counters.truncated_mtu.inc();
-            }
-            let queue = match dest.addr {
-                SocketAddr::V4(_) => &mut self.v4,
-                SocketAddr::V6(_) => &mut self.v6,
+                queue.push(index, dest, inner, &meta)
             };
-            if !queue.push(index, dest, inner, &meta) {
+            if !queued {
                 // More pushes than the batch size: the caller's bug, never the network's.
                 self.counters.send_error.inc();
             }
@@ -225,6 +252,105 @@ impl Queue {
         meta: &CopyMeta,
     ) -> bool {
         let slot = self.queued;
+        let Some(header) = self.headers.get_mut(slot) else {
+            return false;
+        };
+        let header_len = dest.encap.write_header(inner, meta, header);
+        self.fill(slot, header_len, inner, dest.addr, index)
+    }
+
+    /// Queues the copy as IP fragments that fit the destination's MTU; `false` when they do
+    /// not fit in the queue (or the MTU cannot hold even the tunnel header).
+    fn push_fragmented(
+        &mut self,
+        index: usize,
+        dest: &mut Destination,
+        inner: &[u8],
+        meta: &CopyMeta,
+        id: u32,
+    ) -> bool {
+        let ipv6 = dest.addr.is_ipv6();
+        let piece = fragment::piece_len(dest.mtu, ipv6);
+        let first = self.queued;
+        let capacity = self.headers.len();
+        let Some(header) = self.headers.get_mut(first) else {
+            return false;
+        };
+        let header_len = dest.encap.write_header(inner, meta, header);
+        let ip_len = if ipv6 {
+            fragment::IPV6_LEN
+        } else {
+            fragment::IPV4_LEN
+        };
+        let tunnel_len = header_len.saturating_sub(ip_len);
+        let payload_len = tunnel_len + inner.len();
+        let count = payload_len.div_ceil(piece.max(1));
+        if piece <= tunnel_len || first + count > capacity {
+            return false;
+        }
+        let (mut v4, mut v6) = ([0; fragment::IPV4_LEN], [0; fragment::IPV6_LEN]);
+        if ipv6 {
+            v6.copy_from_slice(header.get(..fragment::IPV6_LEN).unwrap_or_default());
+            // The Fragment header goes between the IPv6 header and the tunnel's.
+            header.copy_within(
+                fragment::IPV6_LEN..header_len,
+                fragment::IPV6_LEN + fragment::FRAGMENT_HEADER_LEN,
+            );
+        } else {
+            v4.copy_from_slice(header.get(..fragment::IPV4_LEN).unwrap_or_default());
+        }
+        for k in 0..count {
+            let offset = k * piece;
+            let len = piece.min(payload_len - offset);
+            let more = k + 1 < count;
+            let slot = self.queued;
+            let Some(header) = self.headers.get_mut(slot) else {
+                return false;
+            };
+            let ip_header_len = if ipv6 {
+                let out = header
+                    .first_chunk_mut::<{ fragment::IPV6_LEN + fragment::FRAGMENT_HEADER_LEN }>();
+                let Some(out) = out else { return false };
+                fragment::patch_v6(&v6, out, id, offset, len, more);
+                fragment::IPV6_LEN + fragment::FRAGMENT_HEADER_LEN
+            } else {
+                let Some(out) = header.first_chunk_mut::<{ fragment::IPV4_LEN }>() else {
+                    return false;
+                };
+                *out = v4;
+                fragment::patch_v4(out, id as u16, offset, len, more);
+                fragment::IPV4_LEN
+            };
+            // The first fragment carries the tunnel header (still in its buffer) and the start of
+            // the frame; the others carry the frame's next bytes.
+            let (iov0_len, from, to) = if k == 0 {
+                (ip_header_len + tunnel_len, 0, len - tunnel_len)
+            } else {
+                (
+                    ip_header_len,
+                    offset - tunnel_len,
+                    offset - tunnel_len + len,
+                )
+            };
+            let Some(piece_bytes) = inner.get(from..to) else {
+                return false;
+            };
+            if !self.fill(slot, iov0_len, piece_bytes, dest.addr, index) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Points slot `slot` (the next one) at its header buffer and `inner`.
+    fn fill(
+        &mut self,
+        slot: usize,
+        header_len: usize,
+        inner: &[u8],
+        addr: SocketAddr,
+        index: usize,
+    ) -> bool {
         let (Some(header), Some(iov), Some(name), Some(msg), Some(target)) = (
             self.headers.get_mut(slot),
             self.iovecs.get_mut(slot),
@@ -234,7 +360,6 @@ impl Queue {
         ) else {
             return false;
         };
-        let header_len = dest.encap.write_header(inner, meta, header);
         *iov = [
             libc::iovec {
                 iov_base: header.as_mut_ptr().cast(),
@@ -245,13 +370,13 @@ impl Queue {
                 iov_len: inner.len(),
             },
         ];
-        let namelen = write_sockaddr(dest.addr, name);
+        let namelen = write_sockaddr(addr, name);
         msg.msg_hdr.msg_name = (&raw mut *name).cast();
         msg.msg_hdr.msg_namelen = namelen;
         msg.msg_hdr.msg_iov = iov.as_mut_ptr();
         msg.msg_hdr.msg_iovlen = 2;
         *target = index;
-        self.queued += 1;
+        self.queued = slot + 1;
         true
     }
 

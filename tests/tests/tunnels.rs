@@ -1484,3 +1484,110 @@ fn hex(bytes: &[u8]) -> String {
         text
     })
 }
+
+// ---------------------------------------------------------------------------------------------
+// --oversize fragment: the remote's kernel reassembles the outer packet, then its VTEP hands out
+// the whole original frame.
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn oversize_vxlan_fragmented_ipv4() -> Result<()> {
+    if skip_unless_root("oversize_vxlan_fragmented_ipv4") {
+        return Ok(());
+    }
+    let world = World::build(WorldConfig {
+        uplink_mtu: SMALL_MTU,
+        ..WorldConfig::default()
+    })?;
+    oversize_fragmented(&world, REMOTE_VTEP_IF, None, "ip and udp")
+}
+
+#[test]
+fn oversize_vxlan_fragmented_ipv6() -> Result<()> {
+    if skip_unless_root("oversize_vxlan_fragmented_ipv6") {
+        return Ok(());
+    }
+    let world = World::build(WorldConfig {
+        uplink_mtu: SMALL_MTU,
+        ipv6_uplink: true,
+        ..WorldConfig::default()
+    })?;
+    world.add_remote_vxlan(
+        VTEP6,
+        world.config.vni,
+        world.config.vxlan_port,
+        REMOTE_IP6,
+        &[],
+    )?;
+    oversize_fragmented(
+        &world,
+        VTEP6,
+        Some(REMOTE_IP6),
+        "ip6[6] == 17 or ip6[6] == 44",
+    )
+}
+
+fn oversize_fragmented(
+    world: &World,
+    vtep: &str,
+    remote: Option<&str>,
+    wire_filter: &str,
+) -> Result<()> {
+    let mut at_pod = Capture::start(&world.pod, POD_IF, Direction::InOut, None)?;
+    let mut at_wire = Capture::start_filtered(
+        &world.remote,
+        REMOTE_IF,
+        Direction::In,
+        None,
+        Some(wire_filter),
+    )?;
+    let mut at_vtep = Capture::start(&world.remote, vtep, Direction::In, None)?;
+    let mut args = AgentArgs::vxlan(world, &[NODE_POD_IF]);
+    if let Some(remote) = remote {
+        args.remotes = vec![remote.to_owned()];
+    }
+    args.extra = vec!["--oversize".to_owned(), "fragment".to_owned()];
+    let mut agent = Agent::start(&world.node, &args)?;
+    world.ping_node_from_pod(OVERSIZE_PINGS, None)?;
+    world.ping_node_from_pod(OVERSIZE_PINGS, Some(BIG_PING))?;
+    let frames = 4 * OVERSIZE_PINGS;
+    at_vtep.wait_for_frames(frames, ARRIVAL, SETTLE);
+    let metrics = agent.wait_for_metric(
+        "mirror_sent_packets_total",
+        &[],
+        // The big pings' copies leave as two fragments each.
+        count(frames + 2 * OVERSIZE_PINGS),
+        Duration::from_secs(5),
+    )?;
+    stop_agent(&mut agent)?;
+    let pod = at_pod.finish()?;
+    ensure!(
+        pod.len() == frames,
+        "the pod saw {} frames, not {frames}",
+        pod.len()
+    );
+    let wire = at_wire.finish()?;
+    let largest = wire.iter().map(|f| f.len() - 14).max().unwrap_or(0);
+    ensure!(
+        wire.len() == frames + 2 * OVERSIZE_PINGS && largest <= SMALL_MTU as usize,
+        "the wire carried {} packets (largest {largest} bytes of IP), expected {} of at most {SMALL_MTU}",
+        wire.len(),
+        frames + 2 * OVERSIZE_PINGS
+    );
+    let decapsulated = at_vtep.finish()?;
+    if let Some(diff) = diff_frames(&pod, &decapsulated) {
+        bail!("the kernel VTEP did not reassemble the pod's frames whole: {diff}");
+    }
+    let fragmented = metrics.total("mirror_fragmented_packets_total", &[]);
+    ensure!(
+        fragmented == count(2 * OVERSIZE_PINGS),
+        "mirror_fragmented_packets_total is {fragmented}, expected {}",
+        2 * OVERSIZE_PINGS
+    );
+    ensure!(
+        metrics.total("mirror_truncated_packets_total", &[]) == 0
+            && metrics.total("mirror_dropped_packets_total", &[]) == 0,
+        "copies were truncated or dropped"
+    );
+    Ok(())
+}

@@ -49,7 +49,7 @@
 //! | no `--proto-config`, `-k BIT` (default 1) | `--tunnel gre --gre-key BIT` (a negative BIT wraps to 32 bits, as in packet-agent) |
 //! | `-B DEV`, `bind_device` | checked, not forced: the route to every remote must leave through DEV, else refused |
 //! | `-M do`, `pmtudisc_option: do` | `--oversize drop` (DF set; a copy too big for the path was lost) |
-//! | `-M dont`/`want` | `--oversize truncate`: mirror never fragments (DF always set, RFC 7348 §4.3); packet-agent's kernel fragmented a too-big copy, mirror cuts it to the path MTU (ERSPAN T bit) and counts it |
+//! | `-M dont`/`want` | `--oversize fragment`: a copy too big for the path leaves in IP fragments, as packet-agent's kernel sent it |
 //! | `-s N` (default 2048) | `--snaplen N`; live capture gets `--snaplen 2048` when `-s` is not given; `-s 0`, negative or above 65535: `--snaplen 65535` (packet-agent sent at most 65535 bytes of a frame); 1-13 refused; with `-f`, packet-agent ignored `-s`, mirror applies it |
 //! | `-c N` | `N <= 0` (unlimited) accepted; `N > 0` refused: mirror has no packet count |
 //! | `-t`, `-b`, `-p`, `--cpu` | checked (a whole number where one is due) and without effect: libpcap's buffer timeout and size, scheduling priority and CPU affinity change no copy |
@@ -117,7 +117,7 @@ Usage: pktminerg -i NIC | -f PCAP  [-r IP[,IP...]] [-k KEY] [options]
   -r, --remoteip IPs        tunnel destinations, comma separated       -> --remote IP ...
   -k, --keybit KEY (=1)     GRE key, without --proto-config            -> --tunnel gre --gre-key KEY
   -s, --snaplen N (=2048)   cut copies to N bytes                      -> --snaplen N
-  -M, --pmtudisc_option do|dont|want                                   -> --oversize drop|truncate|truncate
+  -M, --pmtudisc_option do|dont|want                                   -> --oversize drop|fragment|fragment
   -B, --bind_device DEV     checked: the routes to the remotes must leave through DEV
   --dir in|out|inout        what the interface receives / sends / both -> --direction
   --proto-config JSON       tunnel plugin: libproto_gre.so, libproto_vxlan.so,
@@ -544,7 +544,7 @@ fn oversize(
     };
     Ok(Some(match mode {
         Pmtudisc::Do => "drop",
-        Pmtudisc::Dont | Pmtudisc::Want => "truncate",
+        Pmtudisc::Dont | Pmtudisc::Want => "fragment",
     }))
 }
 

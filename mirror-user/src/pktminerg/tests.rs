@@ -137,7 +137,7 @@ fn flannel_live_command_line() {
     assert_eq!(
         ok(&args),
         "run --iface veth --tunnel vxlan --vni 3310 --vxlan-port 4789 --remote 198.18.0.2 \
-         --snaplen 2048 --oversize truncate --netflow 198.18.0.3:2055"
+         --snaplen 2048 --oversize fragment --netflow 198.18.0.3:2055"
     );
     let run = native_run(&args);
     assert_eq!(run.ifaces, ["veth"]);
@@ -148,7 +148,7 @@ fn flannel_live_command_line() {
     assert_eq!(out.vxlan_port, 4789);
     assert_eq!(out.remotes.len(), 1);
     assert_eq!(out.snaplen, Some(2048));
-    assert_eq!(out.oversize, OversizeArg::Truncate);
+    assert_eq!(out.oversize, OversizeArg::Fragment);
     assert_eq!(out.netflow, ["198.18.0.3:2055".parse().unwrap()]);
     out.tunnel().unwrap();
 }
@@ -160,7 +160,7 @@ fn flannel_offline_command_line() {
     assert_eq!(
         ok(&args),
         "replay --pcap pod1.pcap --tunnel vxlan --vni 3310 --vxlan-port 4789 --remote 198.18.0.2 \
-         --oversize truncate"
+         --oversize fragment"
     );
     let replay = native_replay(&args);
     assert_eq!(replay.pcap.to_str(), Some("pod1.pcap"));
@@ -320,8 +320,8 @@ fn pmtudisc() {
     let base = ["-i", "e", "-r", "198.18.0.2", "-M"];
     let with = |mode: &str| ok(&[&base[..], &[mode]].concat());
     assert!(with("do").ends_with("--snaplen 2048 --oversize drop"));
-    assert!(with("dont").ends_with("--oversize truncate"));
-    assert!(with("want").ends_with("--oversize truncate"));
+    assert!(with("dont").ends_with("--oversize fragment"));
+    assert!(with("want").ends_with("--oversize fragment"));
     assert_eq!(
         native_run(&[&base[..], &["do"]].concat()).output.oversize,
         OversizeArg::Drop

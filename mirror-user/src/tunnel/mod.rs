@@ -25,6 +25,7 @@
 //! | ERSPAN III | 40 or 48 | 60 or 68 | GRE 8 (sequence), ERSPAN 12, platform subheader 8 |
 
 mod erspan;
+pub mod fragment;
 mod gre;
 mod outer;
 mod vxlan;
