@@ -23,7 +23,10 @@ impl FromStr for Remote {
         if let Some(ip) = s.strip_prefix('[').and_then(|r| r.strip_suffix(']'))
             && let Ok(ip) = ip.parse::<Ipv6Addr>()
         {
-            return Ok(Self { ip: IpAddr::V6(ip), port: None });
+            return Ok(Self {
+                ip: IpAddr::V6(ip),
+                port: None,
+            });
         }
         if let Ok(addr) = s.parse::<SocketAddr>() {
             return Ok(Self {

@@ -161,7 +161,10 @@ fn ensure_kubernetes_validate() -> Result<()> {
         return Ok(());
     }
     let venv = workspace_root().join("target/tools/kv");
-    println!("setup: installing kubernetes-validate into {}", venv.display());
+    println!(
+        "setup: installing kubernetes-validate into {}",
+        venv.display()
+    );
     let ok = Command::new("python3")
         .args(["-m", "venv"])
         .arg(&venv)
@@ -169,7 +172,10 @@ fn ensure_kubernetes_validate() -> Result<()> {
         .context("running python3 -m venv")?
         .success();
     if !ok {
-        bail!("python3 -m venv {} failed (Debian package python3-venv)", venv.display());
+        bail!(
+            "python3 -m venv {} failed (Debian package python3-venv)",
+            venv.display()
+        );
     }
     let ok = Command::new(venv.join("bin/pip"))
         .args(["install", "--quiet", "kubernetes-validate"])
