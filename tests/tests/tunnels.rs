@@ -1591,3 +1591,118 @@ fn oversize_fragmented(
     );
     Ok(())
 }
+
+// ---------------------------------------------------------------------------------------------
+// VLAN tags: the receive path moves a frame's 802.1Q tag out of band (skb->vlan_tci) before TC
+// ingress sees it. The copies must still carry it in the frame, and ERSPAN II takes VLAN and COS
+// from it. (This kernel has no 8021q module: the pod sends tagged frames on a packet socket.)
+// ---------------------------------------------------------------------------------------------
+
+const VLAN_ID: u16 = 100;
+const VLAN_PCP: u8 = 3;
+const TAGGED_FRAMES: usize = 5;
+
+#[test]
+fn vlan_tag_kept_in_copies_erspan2() -> Result<()> {
+    if skip_unless_root("vlan_tag_kept_in_copies_erspan2") {
+        return Ok(());
+    }
+    let world = World::new(42)?;
+    let mut at_wire = Capture::start_filtered(
+        &world.remote,
+        REMOTE_IF,
+        Direction::In,
+        None,
+        Some("ip proto 47"),
+    )?;
+    let args = AgentArgs::tunnel(&world, &[NODE_POD_IF], "erspan2", &[REMOTE_IP], &[]);
+    let mut agent = Agent::start(&world.node, &args)?;
+    let dst = parse_mac(&world.node.mac(NODE_POD_IF)?)?;
+    let src = parse_mac(&world.pod.mac(POD_IF)?)?;
+    let frame = tagged_frame(dst, src);
+    world
+        .pod
+        .within(|| send_raw(POD_IF, &frame, TAGGED_FRAMES))?;
+    at_wire.wait_for_frames(TAGGED_FRAMES, ARRIVAL, SETTLE);
+    stop_agent(&mut agent)?;
+    let wire = at_wire.finish()?;
+    ensure!(
+        wire.len() == TAGGED_FRAMES,
+        "{} copies arrived, not {TAGGED_FRAMES}",
+        wire.len()
+    );
+    for (i, packet) in wire.iter().enumerate() {
+        let packet = GrePacket::parse(packet).with_context(|| format!("copy {}", i + 1))?;
+        let Some(Erspan::TypeII(erspan)) = packet.erspan else {
+            bail!("copy {} is not ERSPAN II", i + 1);
+        };
+        ensure!(
+            (erspan.vlan, erspan.cos, erspan.encap) == (VLAN_ID, VLAN_PCP, 0b11),
+            "copy {}: ERSPAN VLAN {} COS {} En {}, expected {VLAN_ID} {VLAN_PCP} 3 (tag preserved)",
+            i + 1,
+            erspan.vlan,
+            erspan.cos,
+            erspan.encap
+        );
+        ensure!(
+            packet.inner == frame,
+            "copy {}: the inner frame differs from the tagged frame sent\n  sent {}\n  got  {}",
+            i + 1,
+            hex(&frame),
+            hex(&packet.inner)
+        );
+    }
+    Ok(())
+}
+
+/// An 802.1Q-tagged ICMP echo request from the pod to the node.
+fn tagged_frame(dst: [u8; 6], src: [u8; 6]) -> Vec<u8> {
+    let builder = etherparse::PacketBuilder::ethernet2(src, dst)
+        .single_vlan(etherparse::VlanId::try_new(VLAN_ID).expect("12 bits"))
+        .ipv4([198, 19, 0, 2], [198, 19, 0, 1], 64)
+        .icmpv4_echo_request(0x1234, 1);
+    let payload = [0x5a; 32];
+    let mut frame = Vec::with_capacity(builder.size(payload.len()));
+    builder.write(&mut frame, &payload).expect("in memory");
+    // PacketBuilder writes PCP 0: set it.
+    frame[14] |= VLAN_PCP << 5;
+    frame
+}
+
+/// Sends `frame` `times` times on `iface` through a packet socket (in the calling thread's netns).
+fn send_raw(iface: &str, frame: &[u8], times: usize) -> Result<()> {
+    let name = std::ffi::CString::new(iface)?;
+    // SAFETY: plain libc calls on a socket this function owns and closes.
+    unsafe {
+        let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0);
+        ensure!(
+            fd >= 0,
+            "packet socket: {}",
+            std::io::Error::last_os_error()
+        );
+        let mut addr: libc::sockaddr_ll = std::mem::zeroed();
+        addr.sll_family = libc::AF_PACKET as u16;
+        addr.sll_ifindex = libc::if_nametoindex(name.as_ptr()) as i32;
+        addr.sll_halen = 6;
+        let mut result = Ok(());
+        for _ in 0..times {
+            let sent = libc::sendto(
+                fd,
+                frame.as_ptr().cast(),
+                frame.len(),
+                0,
+                (&raw const addr).cast(),
+                size_of::<libc::sockaddr_ll>() as u32,
+            );
+            if sent < 0 {
+                result = Err(anyhow::anyhow!(
+                    "sendto: {}",
+                    std::io::Error::last_os_error()
+                ));
+                break;
+            }
+        }
+        libc::close(fd);
+        result
+    }
+}
