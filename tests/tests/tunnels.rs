@@ -1682,7 +1682,7 @@ fn send_raw(iface: &str, frame: &[u8], times: usize) -> Result<()> {
         );
         let mut addr: libc::sockaddr_ll = std::mem::zeroed();
         addr.sll_family = libc::AF_PACKET as u16;
-        addr.sll_ifindex = libc::if_nametoindex(name.as_ptr()) as i32;
+        addr.sll_ifindex = libc::if_nametoindex(name.as_ptr()).cast_signed();
         addr.sll_halen = 6;
         let mut result = Ok(());
         for _ in 0..times {
