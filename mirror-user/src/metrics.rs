@@ -24,6 +24,7 @@ pub struct Metrics {
     netflow_errors: IntCounterVec,
     netflow_expired: IntCounterVec,
     netflow_skipped: IntCounterVec,
+    netflow_unexportable: IntCounterVec,
     pub netflow_active_flows: IntGauge,
     pub attached_interfaces: IntGauge,
     /// Copies sent in IP fragments (`--oversize fragment`).
@@ -207,6 +208,11 @@ impl Metrics {
                 "Copies NetFlow v5 cannot describe: ipv6, not_ip, malformed",
                 &["reason"],
             )?,
+            netflow_unexportable: counter(
+                "mirror_netflow_unexportable_flows_total",
+                "Flows NetFlow v5 cannot describe, counted instead of exported: ipv6",
+                &["reason"],
+            )?,
             netflow_active_flows: gauge(
                 "mirror_netflow_active_flows",
                 "Flows in the NetFlow cache",
@@ -308,6 +314,10 @@ impl Metrics {
 
     pub fn netflow_expired(&self, reason: &str) -> IntCounter {
         self.netflow_expired.with_label_values(&[reason])
+    }
+
+    pub fn netflow_unexportable(&self, reason: &str) -> IntCounter {
+        self.netflow_unexportable.with_label_values(&[reason])
     }
 
     pub fn netflow_skipped(&self, reason: &str) -> IntCounter {

@@ -1706,3 +1706,70 @@ fn send_raw(iface: &str, frame: &[u8], times: usize) -> Result<()> {
         result
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// IPv6 inside: copied unchanged; NetFlow v5 cannot describe it, so its flows are counted.
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn ipv6_inner_traffic_mirrored_unchanged() -> Result<()> {
+    if skip_unless_root("ipv6_inner_traffic_mirrored_unchanged") {
+        return Ok(());
+    }
+    let world = World::new(42)?;
+    let mut at_vtep = Capture::start(&world.remote, REMOTE_VTEP_IF, Direction::In, None)?;
+    // Nobody listens on the collector port: only the agent's own count is checked here.
+    let args = AgentArgs {
+        extra: vec!["--netflow".to_owned(), format!("{REMOTE_IP}:2055")],
+        ..AgentArgs::vxlan(&world, &[NODE_POD_IF])
+    };
+    let mut agent = Agent::start(&world.node, &args)?;
+    let dst = parse_mac(&world.node.mac(NODE_POD_IF)?)?;
+    let src = parse_mac(&world.pod.mac(POD_IF)?)?;
+    // Two flows (two destination ports), three packets each.
+    let frames: Vec<Vec<u8>> = [53_u16, 53, 53, 54, 54, 54]
+        .iter()
+        .map(|&port| ipv6_udp_frame(dst, src, port))
+        .collect();
+    world.pod.within(|| {
+        for frame in &frames {
+            send_raw(POD_IF, frame, 1)?;
+        }
+        Ok(())
+    })?;
+    at_vtep.wait_for_frames(frames.len(), ARRIVAL, SETTLE);
+    let metrics = agent.wait_for_metric(
+        "mirror_netflow_unexportable_flows_total",
+        &[("reason", "ipv6")],
+        2,
+        Duration::from_secs(5),
+    )?;
+    stop_agent(&mut agent)?;
+    let ipv6_flows = metrics.total(
+        "mirror_netflow_unexportable_flows_total",
+        &[("reason", "ipv6")],
+    );
+    ensure!(
+        ipv6_flows == 2,
+        "{ipv6_flows} IPv6 flows counted, expected 2"
+    );
+    let decapsulated = at_vtep.finish()?;
+    if let Some(diff) = diff_frames(&frames, &decapsulated) {
+        bail!("the kernel VTEP did not get the IPv6 frames unchanged: {diff}");
+    }
+    Ok(())
+}
+
+fn ipv6_udp_frame(dst: [u8; 6], src: [u8; 6], port: u16) -> Vec<u8> {
+    let builder = etherparse::PacketBuilder::ethernet2(src, dst)
+        .ipv6(
+            [0xfd, 0, 0x19, 0x8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2],
+            [0xfd, 0, 0x19, 0x8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+            64,
+        )
+        .udp(40_000, port);
+    let payload = [0x5a; 40];
+    let mut frame = Vec::with_capacity(builder.size(payload.len()));
+    builder.write(&mut frame, &payload).expect("in memory");
+    frame
+}

@@ -113,6 +113,8 @@ struct FlowMetrics {
     /// (counter, value already added) per expiry reason and skip reason.
     expired: Vec<(IntCounter, u64)>,
     skipped: Vec<(IntCounter, u64)>,
+    /// IPv6 flows, and how many were already added.
+    ipv6_flows: (IntCounter, u64),
 }
 
 impl FlowExport {
@@ -162,6 +164,7 @@ impl FlowExport {
                 active: metrics.netflow_active_flows.clone(),
                 expired,
                 skipped,
+                ipv6_flows: (metrics.netflow_unexportable("ipv6"), 0),
             },
         })
     }
@@ -232,7 +235,13 @@ impl FlowExport {
             .expired
             .iter_mut()
             .chain(&mut self.metrics.skipped)
-            .zip(expired.into_iter().chain(skipped))
+            .chain(std::iter::once(&mut self.metrics.ipv6_flows))
+            .zip(
+                expired
+                    .into_iter()
+                    .chain(skipped)
+                    .chain([counters.ipv6_flows]),
+            )
         {
             metric.inc_by(now.saturating_sub(*seen));
             *seen = now;

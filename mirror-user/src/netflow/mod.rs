@@ -29,6 +29,7 @@
 pub mod cache;
 pub mod collector;
 pub mod export;
+pub mod ipv6;
 pub mod key;
 
 pub use cache::{CacheConfig, CacheCounters, ConfigError, ExpiryReason, FlowCache};
@@ -38,8 +39,8 @@ pub use key::{Classified, FlowKey, Interfaces, Malformed, Observation, classify}
 /// Frames that made no v5 record, by reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Skipped {
-    /// IPv6 packets: v5 records cannot hold their addresses. Packets, not flows: counting
-    /// distinct IPv6 flows would take a second cache.
+    /// IPv6 packets: v5 records cannot hold their addresses (their flows are counted in
+    /// [`Counters::ipv6_flows`]).
     pub ipv6: u64,
     /// Frames that are neither IPv4 nor IPv6.
     pub not_ip: u64,
@@ -55,6 +56,8 @@ pub struct Counters {
     pub skipped: Skipped,
     /// Flows in the cache now.
     pub active_flows: usize,
+    /// IPv6 flows seen: not exportable in v5, counted instead.
+    pub ipv6_flows: u64,
 }
 
 /// Frames [`FlowMeter::packets`] classifies before handing them to the cache together.
@@ -72,11 +75,15 @@ pub struct FlowMeter {
     skipped: Skipped,
     /// Observations of the batch being classified, reused from call to call.
     staged: Vec<Observation>,
+    ipv6: ipv6::Ipv6Flows,
 }
 
 impl FlowMeter {
     pub fn new(cache: CacheConfig, export: ExporterConfig) -> Result<FlowMeter, ConfigError> {
+        let inactive_ms = u64::try_from(cache.inactive_timeout.as_millis()).unwrap_or(u64::MAX);
+        let ipv6 = ipv6::Ipv6Flows::new(inactive_ms, cache.max_flows);
         Ok(FlowMeter {
+            ipv6,
             cache: FlowCache::new(cache)?,
             exporter: Exporter::new(export),
             skipped: Skipped::default(),
@@ -94,7 +101,7 @@ impl FlowMeter {
         send: &mut impl FnMut(&[u8]),
     ) {
         for (frame, interfaces) in frames {
-            if let Some(observation) = self.classify(frame, interfaces) {
+            if let Some(observation) = self.classify(frame, interfaces, now.uptime_ms) {
                 self.staged.push(observation);
                 if self.staged.len() == STAGE {
                     self.observe_staged(now, send);
@@ -115,10 +122,18 @@ impl FlowMeter {
         self.packets([(frame, interfaces)], now, send);
     }
 
-    fn classify(&mut self, frame: &[u8], interfaces: Interfaces) -> Option<Observation> {
+    fn classify(
+        &mut self,
+        frame: &[u8],
+        interfaces: Interfaces,
+        now_ms: u64,
+    ) -> Option<Observation> {
         match classify(frame, interfaces) {
             Classified::Flow(observation) => return Some(observation),
-            Classified::Ipv6 => self.skipped.ipv6 += 1,
+            Classified::Ipv6 => {
+                self.skipped.ipv6 += 1;
+                self.ipv6.observe(frame, interfaces, now_ms);
+            }
             Classified::NotIp => self.skipped.not_ip += 1,
             Classified::Malformed(_) => self.skipped.malformed += 1,
         }
@@ -139,6 +154,7 @@ impl FlowMeter {
     /// Export the flows whose timeouts have passed, and send what is pending even if the
     /// datagram is not full. Call it about once a second.
     pub fn expire(&mut self, now: ExportTime, send: &mut impl FnMut(&[u8])) {
+        self.ipv6.expire(now.uptime_ms);
         let exporter = &mut self.exporter;
         self.cache.expire(now.uptime_ms, &mut |record| {
             if let Some(datagram) = exporter.push(&record, now) {
@@ -169,6 +185,7 @@ impl FlowMeter {
             export: *self.exporter.counters(),
             skipped: self.skipped,
             active_flows: self.cache.len(),
+            ipv6_flows: self.ipv6.flows(),
         }
     }
 
