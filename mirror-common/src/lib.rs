@@ -74,6 +74,16 @@ pub struct Tag {
 }
 
 impl Tag {
+    /// The direction the copy was taken in (anything but egress reads as ingress).
+    #[must_use]
+    pub const fn direction(&self) -> Direction {
+        if self.direction == Direction::Egress as u8 {
+            Direction::Egress
+        } else {
+            Direction::Ingress
+        }
+    }
+
     /// Builds the tag for a clone that carries `mark`, or `None` if the mark is not the mirror's.
     #[expect(
         clippy::inline_always,

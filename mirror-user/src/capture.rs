@@ -18,7 +18,7 @@ use mirror_common::{Direction, TAG_LEN, TAG_MAGIC, Tag};
 use prometheus::IntCounter;
 
 use crate::{
-    clock::MonotonicToUnix,
+    clock::{self, MonotonicToUnix},
     netflow::{Interfaces, collector::FlowExport},
     send::Sender,
     tunnel::CopyMeta,
@@ -147,7 +147,7 @@ impl Capture {
                     tally.0 += 1;
                     tally.1 += frame.len() as u64;
                     let meta = CopyMeta {
-                        egress: direction(&tag) == Direction::Egress,
+                        egress: tag.direction() == Direction::Egress,
                         timestamp_ns: self.clock.unix_ns(tag.ktime_ns),
                         truncated: false,
                     };
@@ -161,7 +161,7 @@ impl Capture {
                     let frames = descs.iter().take(received).filter_map(|desc| {
                         // SAFETY: as above; the frame is still ours.
                         let (tag, frame) = split_tag(unsafe { umem.data(desc) }.contents())?;
-                        Some((frame, Interfaces::mirrored(tag.ifindex, direction(&tag))))
+                        Some((frame, Interfaces::mirrored(tag.ifindex, tag.direction())))
                     });
                     netflow.observe(frames, self.clock.unix_ns(latest));
                 }
@@ -189,13 +189,13 @@ impl Capture {
                 next_stats += STATS_EVERY;
                 ring_full_seen = self.update_ring_full(ring_full_seen);
                 if let Some(netflow) = &mut self.netflow {
-                    netflow.tick(unix_now_ns());
+                    netflow.tick(clock::unix_now_ns());
                 }
             }
         }
         self.update_ring_full(ring_full_seen);
         if let Some(netflow) = &mut self.netflow {
-            netflow.finish(unix_now_ns());
+            netflow.finish(clock::unix_now_ns());
         }
         Ok(())
     }
@@ -209,20 +209,6 @@ impl Capture {
         self.ring_full.inc_by(now.saturating_sub(seen));
         now
     }
-}
-
-fn direction(tag: &Tag) -> Direction {
-    if tag.direction == Direction::Egress as u8 {
-        Direction::Egress
-    } else {
-        Direction::Ingress
-    }
-}
-
-fn unix_now_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
 /// Splits a frame from the AF_XDP ring into the mirror's tag and the original frame.

@@ -1,4 +1,5 @@
-//! Turning the kernel programs' `bpf_ktime_get_ns` (CLOCK_MONOTONIC) into Unix time.
+//! The wall clock, and turning the kernel programs' `bpf_ktime_get_ns` (CLOCK_MONOTONIC) into
+//! Unix time.
 
 /// The offset between the monotonic clock and the wall clock, taken once: copies are stamped
 /// by the kernel, converted by the agent.
@@ -19,6 +20,11 @@ impl MonotonicToUnix {
     pub fn unix_ns(self, monotonic_ns: u64) -> u64 {
         u64::try_from(i128::from(monotonic_ns) + self.offset_ns).unwrap_or(0)
     }
+}
+
+/// The wall clock, Unix-epoch nanoseconds.
+pub fn unix_now_ns() -> u64 {
+    read(libc::CLOCK_REALTIME)
 }
 
 fn read(clock: libc::clockid_t) -> u64 {

@@ -15,6 +15,7 @@ pub mod remote;
 pub mod replay;
 pub mod run;
 pub mod send;
+pub mod sockopt;
 pub mod tunnel;
 pub mod veth;
 pub mod wire;

@@ -16,6 +16,7 @@ use prometheus::IntCounter;
 
 use crate::{
     flow_hash::flow_hash,
+    sockopt,
     tunnel::{CopyMeta, Encap, MAX_HEADER_LEN, fragment},
 };
 
@@ -228,8 +229,13 @@ impl Queue {
         }
         // SAFETY: `raw` is a fresh fd that nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        setsockopt(&fd, libc::SO_MARK, mark.cast_signed())?;
-        setsockopt(&fd, libc::SO_SNDBUF, 4 << 20)?;
+        sockopt::set_mark(fd.as_fd(), mark)?;
+        sockopt::set(
+            fd.as_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            &(4_i32 << 20),
+        )?;
         Ok(Self {
             fd,
             headers: vec![[0; MAX_HEADER_LEN]; slots],
@@ -466,23 +472,5 @@ fn write_sockaddr(addr: SocketAddr, out: &mut libc::sockaddr_in6) -> libc::sockl
             };
             size_of::<libc::sockaddr_in6>() as libc::socklen_t
         }
-    }
-}
-
-fn setsockopt(fd: &OwnedFd, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
-    // SAFETY: valid fd and an int-sized option.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            name,
-            (&raw const value).cast(),
-            size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
     }
 }

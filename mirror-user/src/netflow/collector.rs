@@ -3,7 +3,7 @@
 use std::{
     io,
     net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket},
-    os::fd::{AsFd, AsRawFd, BorrowedFd},
+    os::fd::{AsFd, BorrowedFd},
     time::Duration,
 };
 
@@ -39,20 +39,7 @@ impl Collectors {
                 IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
             };
             let socket = UdpSocket::bind((unspecified, 0))?;
-            let mark = mark.cast_signed();
-            // SAFETY: valid fd and an int-sized option.
-            let rc = unsafe {
-                libc::setsockopt(
-                    socket.as_raw_fd(),
-                    libc::SOL_SOCKET,
-                    libc::SO_MARK,
-                    (&raw const mark).cast(),
-                    size_of::<libc::c_int>() as libc::socklen_t,
-                )
-            };
-            if rc != 0 {
-                return Err(io::Error::last_os_error());
-            }
+            crate::sockopt::set_mark(socket.as_fd(), mark)?;
             socket.connect(addr)?;
             socket.set_nonblocking(true)?;
             let label = addr.to_string();
