@@ -182,6 +182,11 @@ pub struct OutputArgs {
     /// leaving a mirrored interface are not copied again. Change it if the mark is in use.
     #[arg(long, value_name = "MARK", default_value_t = mirror_common::DEFAULT_AGENT_MARK, value_parser = parse_mark)]
     pub agent_mark: u32,
+
+    /// Take options from FILE, TOML or YAML by its extension (.toml, .yaml, .yml): each key is an
+    /// option's long name, e.g. `remote = ["198.18.0.2"]`. The command line wins over the file.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

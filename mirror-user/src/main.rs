@@ -2,10 +2,11 @@
 //! failure; errors are one line on stderr.
 use std::process::ExitCode;
 
-use clap::{Parser as _, error::ErrorKind};
+use clap::error::ErrorKind;
 use mirror::{
     UsageError,
-    cli::{Cli, Command},
+    cli::Command,
+    config::{self, ParseError},
     pktminerg::{self, Invocation},
 };
 
@@ -22,13 +23,19 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let cli = match Cli::try_parse_from(argv) {
+    let cli = match config::parse_cli(argv) {
         Ok(cli) => cli,
-        Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
+        Err(ParseError::Config(e)) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+        Err(ParseError::Clap(e))
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) =>
+        {
             let _ = e.print();
             return ExitCode::SUCCESS;
         }
-        Err(e) => {
+        Err(ParseError::Clap(e)) => {
             // clap adds a usage hint after a blank line; the first line says what is wrong.
             let text = e.render().to_string();
             eprintln!("{}", text.lines().next().unwrap_or("error: bad usage"));

@@ -153,7 +153,18 @@ impl<'ns> Agent<'ns> {
     pub fn start_bin(ns: &'ns Netns, bin: &Path, args: &AgentArgs) -> Result<Self> {
         let mut argv = vec!["run".to_owned()];
         argv.extend(args.to_args());
-        let mut process = ns.spawn("mirror", &bin.to_string_lossy(), &argv)?;
+        Self::start_argv(ns, bin, &argv, &args.metrics)
+    }
+
+    /// Starts `BIN ARGV` (`argv` from the subcommand on, e.g. `run --config FILE`) in `ns` and
+    /// waits for its ready line; `metrics_addr` is where it serves metrics in `ns`.
+    pub fn start_argv(
+        ns: &'ns Netns,
+        bin: &Path,
+        argv: &[String],
+        metrics_addr: &str,
+    ) -> Result<Self> {
+        let mut process = ns.spawn("mirror", &bin.to_string_lossy(), argv)?;
         let ready = process
             .wait_for_stderr("its ready line", READY_TIMEOUT, |l| {
                 l.starts_with(READY_PREFIX)
@@ -161,7 +172,7 @@ impl<'ns> Agent<'ns> {
             .with_context(|| format!("starting the agent in {}", ns.name()))?;
         Ok(Self {
             ns,
-            metrics_addr: args.metrics.clone(),
+            metrics_addr: metrics_addr.to_owned(),
             ready,
             process,
         })
@@ -204,6 +215,16 @@ impl<'ns> Agent<'ns> {
         }
     }
 
+    /// The agent's process id (`ip netns exec` execs it).
+    pub fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+
+    /// Waits up to `timeout` for the agent to exit on its own; `None` if it still runs.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Result<Option<ExitStatus>> {
+        self.process.wait_timeout(timeout)
+    }
+
     /// Whether the agent is still running.
     pub fn is_running(&mut self) -> Result<bool> {
         Ok(self.process.try_wait()?.is_none())
@@ -212,6 +233,11 @@ impl<'ns> Agent<'ns> {
     /// Sends `signal` and waits for the exit.
     pub fn stop_with(&mut self, signal: Signal) -> Result<ExitStatus> {
         self.process.stop_with(signal)
+    }
+
+    /// What the agent printed on stdout so far.
+    pub fn stdout_lines(&self) -> Vec<String> {
+        self.process.stdout_lines()
     }
 
     /// What the agent printed on stderr so far.

@@ -17,6 +17,7 @@ pub mod netns;
 pub mod nfdump;
 pub mod pod;
 pub mod proc;
+pub mod prometheus;
 pub mod replay;
 pub mod scratch;
 pub mod tcp_payload;

@@ -35,6 +35,8 @@ const PACKAGES: &[&str] = &[
     "nfdump",
     "softflowd",
     "tcpreplay",
+    // promtool lints the metrics, and a real server scrapes and queries them (tests/metrics.rs).
+    "prometheus",
 ];
 
 /// The toolchain that builds `mirror-ebpf` (with `-Z build-std`, hence rust-src).
