@@ -183,6 +183,12 @@ pub struct OutputArgs {
     #[arg(long, value_name = "MARK", default_value_t = mirror_common::DEFAULT_AGENT_MARK, value_parser = parse_mark)]
     pub agent_mark: u32,
 
+    /// Copy only the packets this pcap-filter(7) expression matches (tcpdump's syntax, e.g.
+    /// `tcp port 443 and host 10.0.0.7`), applied to each frame before it is sent or counted in
+    /// NetFlow. The others are counted as dropped with reason `filtered`.
+    #[arg(long, value_name = "EXPR")]
+    pub filter: Option<String>,
+
     /// Take options from FILE, TOML or YAML by its extension (.toml, .yaml, .yml): each key is an
     /// option's long name, e.g. `remote = ["198.18.0.2"]`. The command line wins over the file.
     #[arg(long, value_name = "FILE")]

@@ -4,6 +4,7 @@ pub mod capture;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod filter;
 pub mod flow_hash;
 pub mod metrics;
 pub mod netflow;

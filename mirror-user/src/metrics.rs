@@ -91,15 +91,18 @@ pub enum DropReason {
     CloneFailed,
     /// The copy reached user space without a valid tag.
     Malformed,
+    /// `--filter` did not match the packet.
+    Filtered,
 }
 
 impl DropReason {
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
         Self::RingFull,
         Self::TooBig,
         Self::SendError,
         Self::CloneFailed,
         Self::Malformed,
+        Self::Filtered,
     ];
 
     pub fn label(self) -> &'static str {
@@ -109,6 +112,7 @@ impl DropReason {
             Self::SendError => "send_error",
             Self::CloneFailed => "clone_failed",
             Self::Malformed => "malformed",
+            Self::Filtered => "filtered",
         }
     }
 }

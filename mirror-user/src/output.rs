@@ -11,6 +11,7 @@ use crate::{
     UsageError,
     capture::BATCH,
     cli::{BalanceArg, OutputArgs, OversizeArg},
+    filter::Filter,
     metrics::{DropReason, Metrics},
     netflow::collector::{Collectors, FlowExport, FlowSettings},
     remote::{Route, route_to},
@@ -70,6 +71,14 @@ pub fn resolve_remotes(args: &OutputArgs) -> anyhow::Result<Vec<Target>> {
         });
     }
     Ok(targets)
+}
+
+/// The compiled `--filter`, if one is given; a bad expression is a usage error.
+pub fn filter(args: &OutputArgs) -> anyhow::Result<Option<Filter>> {
+    let Some(expression) = &args.filter else {
+        return Ok(None);
+    };
+    Filter::compile(expression).map_err(|e| UsageError(e.to_string()).into())
 }
 
 /// The NetFlow exporter of `--netflow`, if any collector is given.

@@ -145,6 +145,52 @@ fn round_trip(tunnel: &str, send_options: &[&str], receive_options: &[&str]) -> 
     Ok(())
 }
 
+/// `--filter`: libpcap's meaning, applied before the tunnel. Only the ICMP and UDP frames of
+/// the capture arrive, in order; the TCP transfer is counted as left out; a bad expression is a
+/// usage error before anything is sent.
+#[test]
+fn filter_sends_only_what_matches() -> Result<()> {
+    if skip_unless_root("filter_sends_only_what_matches") {
+        return Ok(());
+    }
+    let world = World::new(VNI)?;
+    let (capture, original) = record_traffic(&world)?;
+    let file = capture.path().to_string_lossy().into_owned();
+    let kept: Vec<Vec<u8>> = original
+        .iter()
+        .filter(|f| f.len() > 23 && f[12..14] == [0x08, 0x00] && matches!(f[23], 1 | 17))
+        .cloned()
+        .collect();
+    let left_out = original.len() - kept.len();
+    let args = [
+        "--pcap", &file, "--tunnel", "vxlan", "--remote", REMOTE_IP, "--vni", "42", "--filter",
+        "icmp or udp",
+    ];
+    let mut at_vtep = Capture::start(&world.remote, REMOTE_VTEP_IF, Direction::In, None)?;
+    let run = replay::replay(&world.node, &args, REPLAY_TIMEOUT)?;
+    run.check_success()?;
+    let summary = run.stderr.join("\n");
+    ensure!(
+        summary.ends_with(&format!(", {left_out} left out by --filter")),
+        "`{}` should count {left_out} frames left out: {summary}",
+        run.command
+    );
+    at_vtep.wait_for_frames(kept.len(), ARRIVAL, SETTLE);
+    let got = at_vtep.finish()?;
+    if let Some(diff) = diff_frames(&kept, &got) {
+        bail!("`{}`: the kernel VTEP did not get exactly the matching frames: {diff}", run.command);
+    }
+
+    let bad = replay::replay(&world.node, &[&args[..8], &["--filter", "tcp port eighty"]].concat(), REPLAY_TIMEOUT)?;
+    let line = check_error_line(&bad, "--filter 'tcp port eighty'")?;
+    report(&format!(
+        "filter_sends_only_what_matches: {} of {} frames sent, {left_out} left out; bad expression: {line}",
+        got.len(),
+        original.len()
+    ));
+    Ok(())
+}
+
 /// Real traffic between the pod and the node, recorded by tcpdump on the pod's `eth0`; returns
 /// the capture (its file lives as long as it does) and its frames.
 fn record_traffic(world: &World) -> Result<(Capture, Vec<Vec<u8>>)> {

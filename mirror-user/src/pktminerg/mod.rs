@@ -54,7 +54,7 @@
 //! | `-c N` | `N <= 0` (unlimited) accepted; `N > 0` refused: mirror has no packet count |
 //! | `-t`, `-b`, `-p`, `--cpu` | checked (a whole number where one is due) and without effect: libpcap's buffer timeout and size, scheduling priority and CPU affinity change no copy |
 //! | `--nofilter` | accepted: mirror never excludes hosts (see below) |
-//! | `--expression F`, positional words | refused unless blank: mirror has no capture filter |
+//! | `--expression F`, positional words | `--filter F` (all of them joined with spaces; libpcap compiles both) |
 //! | `--dump` | refused |
 //! | `--dir in`/`out`/`inout` | `--direction ingress`/`egress`/`both` (what the interface receives / sends); live only |
 //! | `-v`, `-h` | `mirror --version`; this mapping |
@@ -124,7 +124,8 @@ Usage: pktminerg -i NIC | -f PCAP  [-r IP[,IP...]] [-k KEY] [options]
                             libproto_erspan_type1.so, _type2.so, _type3.so
   --monitor-config JSON     libmonitor_netflow.so: collectors_ipport   -> --netflow IP:PORT ...
   -t, -b, -p, --cpu, --nofilter   accepted, without effect here
-  -c N>0, --expression/filter words, --dump   refused: mirror has no such feature
+  --expression F, filter words  the capture filter                        -> --filter F
+  -c N>0, --dump            refused: mirror has no such feature
   -v, --version             mirror's version
   -h, --help                this text
 
@@ -272,6 +273,12 @@ pub fn translate_with(args: &[String], routes: &dyn Routes) -> Result<Vec<String
     for collector in monitor.iter().flat_map(|m: &MonitorConfig| &m.collectors) {
         argv.extend(["--netflow".to_owned(), collector.to_string()]);
     }
+    // pktminerg handed the expression to libpcap; so does `--filter`. (Its own exclusion of the
+    // remotes' traffic, which `--nofilter` turned off, is the agent's socket mark here.)
+    let expression = parsed.expression();
+    if !expression.trim().is_empty() {
+        argv.extend(["--filter".to_owned(), expression.trim().to_owned()]);
+    }
     Ok(argv)
 }
 
@@ -300,16 +307,6 @@ fn refuse_unsupported(parsed: &Parsed) -> Result<(), TranslateError> {
             _ => continue,
         };
         return Err(TranslateError::unsupported(opt.label(), why));
-    }
-    let expression = parsed.expression();
-    if !expression.trim().is_empty() {
-        return Err(TranslateError::unsupported(
-            "--expression (or words that are not options)",
-            format!(
-                "mirror has no capture filter: '{}' cannot be applied",
-                expression.trim()
-            ),
-        ));
     }
     Ok(())
 }

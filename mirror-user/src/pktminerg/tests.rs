@@ -412,25 +412,23 @@ fn knobs_without_effect_are_checked_and_accepted() {
 }
 
 #[test]
-fn filters_are_refused() {
-    assert_err(
-        &[
-            "-i",
-            "e",
-            "-r",
-            "198.18.0.2",
-            "--expression",
-            "host 198.18.0.9",
-        ],
-        "pktminerg: --expression (or words that are not options): mirror has no capture filter: \
-         'host 198.18.0.9' cannot be applied",
-    );
-    assert_err(
-        &["-i", "e", "-r", "198.18.0.2", "tcp", "port", "80"],
-        "'tcp port 80' cannot be applied",
-    );
+fn filters_become_filter() {
+    let line = ok(&[
+        "-i",
+        "e",
+        "-r",
+        "198.18.0.2",
+        "--expression",
+        "host 198.18.0.9",
+    ]);
+    assert!(line.ends_with(" --filter host 198.18.0.9"), "{line}");
+    let argv = tr(&["-i", "e", "-r", "198.18.0.2", "tcp", "port", "80"]).unwrap();
+    assert_eq!(argv[argv.len() - 2..], ["--filter", "tcp port 80"]);
+    let argv = tr(&["-f", "a.pcap", "-r", "198.18.0.2", "--", "udp"]).unwrap();
+    assert_eq!(argv[argv.len() - 2..], ["--filter", "udp"]);
     // A blank expression filters nothing.
-    assert!(tr(&["-i", "e", "-r", "198.18.0.2", "--expression", " "]).is_ok());
+    let argv = tr(&["-i", "e", "-r", "198.18.0.2", "--expression", " "]).unwrap();
+    assert!(!argv.iter().any(|a| a == "--filter"), "{argv:?}");
 }
 
 #[test]

@@ -41,7 +41,7 @@ use self::{
 use crate::{
     UsageError,
     metrics::{self, DropReason, Metrics},
-    output::{Target, flow_export, resolve_remotes, sender},
+    output::{self, Target, flow_export, resolve_remotes, sender},
 };
 
 /// Runs `mirror replay`.
@@ -110,6 +110,7 @@ async fn replay_async(
         Some(addr) => Some(metrics::serve(addr, metrics.clone()).await?),
         None => None,
     };
+    let filter = output::filter(&args.output)?;
     let sender = sender(&args.output, targets, &metrics)?;
     let name = args.file_name();
     let (packets, bytes) = metrics.captured(&args.iface_label(), "ingress");
@@ -122,11 +123,13 @@ async fn replay_async(
             packets,
             bytes,
             malformed: metrics.dropped(DropReason::Malformed),
+            filtered: metrics.dropped(DropReason::Filtered),
         },
         progress: std::io::stderr()
             .is_terminal()
             .then(|| Progress::new(name.clone(), len, args.loops)),
         netflow: flow_export(&args.output, &metrics)?.map(ReplayFlows::new),
+        filter,
     };
     // Before the thread starts, so that a signal never meets the default action.
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;

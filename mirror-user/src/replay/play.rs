@@ -28,6 +28,7 @@ use super::{
 };
 use crate::{
     capture::BATCH,
+    filter::Filter,
     netflow::{Interfaces, collector::FlowExport},
     send::Sender,
     tunnel::CopyMeta,
@@ -62,6 +63,8 @@ pub struct Counters {
     pub packets: IntCounter,
     pub bytes: IntCounter,
     pub malformed: IntCounter,
+    /// Packets `--filter` left out.
+    pub filtered: IntCounter,
 }
 
 /// Plays a file into a [`Sink`].
@@ -76,6 +79,8 @@ pub struct Player<S> {
     pub progress: Option<Progress>,
     /// NetFlow of the replayed packets, on the file's clock.
     pub netflow: Option<ReplayFlows>,
+    /// `--filter`: only the frames it matches are sent and metered.
+    pub filter: Option<Filter>,
 }
 
 /// The flow meter of a replay and the file time it last expired flows at.
@@ -98,7 +103,7 @@ impl ReplayFlows {
 
     /// Counts the batch at the time of its newest packet, and expires flows once a second of
     /// file time, as the live agent does once a second of real time.
-    fn observe(&mut self, batch: &Batch, shift: u64) {
+    fn observe(&mut self, batch: &Batch, kept: Kept, shift: u64) {
         let newest = batch
             .frames()
             .map(|(_, p)| p.timestamp_ns.saturating_add(shift))
@@ -107,7 +112,9 @@ impl ReplayFlows {
         self.latest_ns = self.latest_ns.max(newest);
         let frames = batch
             .frames()
-            .map(|(frame, _)| (frame, Interfaces::mirrored(0, Direction::Ingress)));
+            .enumerate()
+            .filter(|&(i, _)| kept.has(i))
+            .map(|(_, (frame, _))| (frame, Interfaces::mirrored(0, Direction::Ingress)));
         self.export.observe(frames, self.latest_ns);
         if self.latest_ns.saturating_sub(self.ticked_ns) >= 1_000_000_000 {
             self.ticked_ns = self.latest_ns;
@@ -134,7 +141,25 @@ struct Sent {
     bytes: u64,
     /// `false` if `stop` cut a wait short.
     completed: bool,
+    /// Which frames of the batch the filter kept.
+    kept: Kept,
+    /// How many it left out.
+    filtered: u64,
 }
+
+/// The frames of a batch (at most 64, [`BATCH`]) that passed `--filter`, one bit each.
+#[derive(Clone, Copy)]
+struct Kept(u64);
+
+impl Kept {
+    const ALL: Self = Self(u64::MAX);
+
+    fn has(self, index: usize) -> bool {
+        index < 64 && self.0 & (1 << index) != 0
+    }
+}
+
+const _: () = assert!(BATCH <= 64, "Kept holds one bit per frame of a batch");
 
 impl<S: Sink> Player<S> {
     /// Plays the file of `reader` [`Player::passes`] times, rewinding it in between, until its
@@ -196,7 +221,7 @@ impl<S: Sink> Player<S> {
                 position.packets = summary.packets;
                 let sent = self.send(&batch, &mut position);
                 if let Some(flows) = &mut self.netflow {
-                    flows.observe(&batch, position.shift);
+                    flows.observe(&batch, sent.kept, position.shift);
                 }
                 self.counters.packets.inc_by(sent.packets);
                 self.counters.bytes.inc_by(sent.bytes);
@@ -205,6 +230,7 @@ impl<S: Sink> Player<S> {
                 malformed_seen = malformed;
                 summary.packets += sent.packets;
                 summary.bytes += sent.bytes;
+                summary.filtered += sent.filtered;
                 summary.elapsed = start.elapsed();
                 if let Some(progress) = &mut self.progress {
                     progress.update(Instant::now(), summary.packets, reader.offset(), pass);
@@ -233,8 +259,11 @@ impl<S: Sink> Player<S> {
             packets: 0,
             bytes: 0,
             completed: true,
+            kept: Kept::ALL,
+            filtered: 0,
         };
-        for (frame, packet) in batch.frames() {
+        let mut filtered = 0;
+        for (index, (frame, packet)) in batch.frames().enumerate() {
             let timestamp_ns = packet.timestamp_ns.saturating_add(position.shift);
             if let Some(due) = position.schedule.next_due_ns(timestamp_ns) {
                 let deadline = position.start.checked_add(Duration::from_nanos(due));
@@ -256,6 +285,16 @@ impl<S: Sink> Player<S> {
                     }
                 }
             }
+            // Counted as read (captured) either way, so that read = sent + dropped.
+            sent.packets += 1;
+            sent.bytes += frame.len() as u64;
+            if let Some(filter) = &self.filter
+                && !filter.matches(frame)
+            {
+                sent.kept.0 &= !(1 << index);
+                filtered += 1;
+                continue;
+            }
             let meta = CopyMeta {
                 egress: false,
                 timestamp_ns,
@@ -263,10 +302,10 @@ impl<S: Sink> Player<S> {
             };
             // SAFETY: the batch is not touched until it is refilled, after the flush below.
             unsafe { self.sink.push(frame, &meta) };
-            sent.packets += 1;
-            sent.bytes += frame.len() as u64;
         }
         self.sink.flush();
+        self.counters.filtered.inc_by(filtered);
+        sent.filtered = filtered;
         sent
     }
 }
@@ -317,6 +356,7 @@ mod tests {
             packets: IntCounter::new("p", "p").unwrap(),
             bytes: IntCounter::new("b", "b").unwrap(),
             malformed: IntCounter::new("m", "m").unwrap(),
+            filtered: IntCounter::new("f", "f").unwrap(),
         }
     }
 
@@ -329,6 +369,7 @@ mod tests {
             counters: counters(),
             progress: None,
             netflow: None,
+            filter: None,
         }
     }
 
@@ -354,6 +395,23 @@ mod tests {
 
     fn reader(bytes: &[u8]) -> Reader<Cursor<Vec<u8>>> {
         Reader::new(Cursor::new(bytes.to_vec())).unwrap()
+    }
+
+    #[test]
+    fn the_filter_keeps_only_what_it_matches_and_counts_the_rest() {
+        // Source ports 1000..1150: keep the 50 from 1100 on, across three batches.
+        let (bytes, records) = capture(150);
+        let mut player = player(Pace::Asap, 1);
+        player.filter = Filter::compile("udp src portrange 1100-1199").unwrap();
+        let summary = player
+            .play(reader(&bytes), &AtomicBool::new(false))
+            .unwrap();
+        assert_eq!((summary.packets, summary.filtered), (150, 100));
+        assert_eq!(player.counters.filtered.get(), 100);
+        assert_eq!(player.counters.packets.get(), 150);
+        let sent: Vec<_> = player.sink.sent.iter().map(|(f, _)| f.clone()).collect();
+        let wanted: Vec<_> = records[100..].iter().map(|r| r.data.clone()).collect();
+        assert_eq!(sent, wanted);
     }
 
     #[test]

@@ -15,8 +15,10 @@ const WINDOW: Duration = Duration::from_secs(1);
 /// What a replay did.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Summary {
-    /// Packets handed to the sender.
+    /// Packets read from the file and handed on (to the sender, or left out by `--filter`).
     pub packets: u64,
+    /// Of those, the ones `--filter` left out.
+    pub filtered: u64,
     /// Bytes of their Ethernet frames.
     pub bytes: u64,
     pub elapsed: Duration,
@@ -116,8 +118,13 @@ pub fn summary(name: &str, summary: &Summary) -> String {
     } else {
         ""
     };
+    let filtered = if summary.filtered > 0 {
+        format!(", {} left out by --filter", summary.filtered)
+    } else {
+        String::new()
+    };
     format!(
-        "mirror: replayed {name}{interrupted}: {}, {} bytes in {seconds:.2} s ({}, {})",
+        "mirror: replayed {name}{interrupted}: {}, {} bytes in {seconds:.2} s ({}, {}){filtered}",
         packets(summary.packets),
         summary.bytes,
         format_rate(pps),
@@ -213,6 +220,7 @@ mod tests {
     fn summary_line() {
         let done = Summary {
             packets: 1000,
+            filtered: 0,
             bytes: 64_000,
             elapsed: Duration::from_millis(500),
             interrupted: false,
@@ -227,5 +235,10 @@ mod tests {
             ..done
         };
         assert!(summary("c.pcap", &stopped).starts_with("mirror: replayed c.pcap (interrupted): "));
+        let filtered = Summary {
+            filtered: 250,
+            ..done
+        };
+        assert!(summary("c.pcap", &filtered).ends_with("Mbit/s), 250 left out by --filter"));
     }
 }
