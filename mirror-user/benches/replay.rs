@@ -106,8 +106,10 @@ fn bench(c: &mut Criterion) {
             packets: counter(),
             bytes: counter(),
             malformed: counter(),
+            filtered: counter(),
         },
         progress: None,
+        filter: None,
     };
     // The headers alone, over frames already in memory: what the sender adds per copy.
     let frames: Vec<Vec<u8>> = {

@@ -6,6 +6,8 @@
 )]
 
 use std::{
+    io,
+    os::fd::{AsRawFd as _, RawFd},
     sync::{
         Arc, Mutex, PoisonError,
         atomic::{AtomicBool, AtomicU64, Ordering},
@@ -19,6 +21,7 @@ use prometheus::IntCounter;
 
 use crate::{
     clock::{self, MonotonicToUnix},
+    filter::Filter,
     netflow::{Interfaces, collector::FlowExport},
     send::Sender,
     tunnel::CopyMeta,
@@ -27,6 +30,10 @@ use crate::{
 
 /// Frames taken from the ring per round.
 pub const BATCH: usize = 64;
+const _: () = assert!(
+    BATCH <= 64,
+    "the filter's mask has one bit per frame of a batch"
+);
 /// How long the thread sleeps in `poll` when the ring is empty.
 const IDLE_POLL_MS: i32 = 50;
 /// How often the socket's drop statistics are read.
@@ -90,6 +97,9 @@ pub struct Capture {
     pub ring_full: IntCounter,
     /// NetFlow of the same copies, when collectors are configured.
     pub netflow: Option<FlowExport>,
+    /// `--filter`: only the copies it matches are sent and metered.
+    pub filter: Option<Filter>,
+    pub filtered: IntCounter,
 }
 
 impl Capture {
@@ -115,14 +125,17 @@ impl Capture {
                     .context("polling the AF_XDP socket")?;
             } else {
                 if self.ifaces.version() != version {
-                    // The tallies are all zero here: they were added at the end of the last round.
+                    // The tallies are all zero here: the last round added them to the counters.
                     version = self.ifaces.snapshot(&mut ifaces);
                     tallies.clear();
                     tallies.resize(ifaces.len(), [(0, 0); 2]);
                 }
                 // Kernel time of the batch's newest copy: the flow meter's clock.
                 let mut latest = 0;
-                for desc in descs.iter_mut().take(received) {
+                // The copies of the batch the filter kept, one bit each (BATCH is 64).
+                let mut kept = u64::MAX;
+                let mut filtered = 0;
+                for (index, desc) in descs.iter_mut().take(received).enumerate() {
                     if let Some(mac) = self.inner_dst_mac {
                         // SAFETY: the frame is ours until it goes back to the fill ring.
                         let mut data = unsafe { self.xsk.umem.data_mut(desc) };
@@ -146,6 +159,13 @@ impl Capture {
                     latest = latest.max(tag.ktime_ns);
                     tally.0 += 1;
                     tally.1 += frame.len() as u64;
+                    if let Some(filter) = &self.filter
+                        && !filter.matches(frame)
+                    {
+                        kept &= !(1 << index);
+                        filtered += 1;
+                        continue;
+                    }
                     let meta = CopyMeta {
                         egress: tag.direction() == Direction::Egress,
                         timestamp_ns: self.clock.unix_ns(tag.ktime_ns),
@@ -155,14 +175,25 @@ impl Capture {
                     // it back below, after `flush`.
                     unsafe { self.sender.push(frame, &meta) };
                 }
+                // Counted before the flush counts them sent: a scrape sees at most one batch
+                // captured but not yet sent or dropped.
+                add_tallies(&ifaces, &mut tallies);
                 self.sender.flush();
+                self.filtered.inc_by(filtered);
                 if let Some(netflow) = &mut self.netflow {
                     let umem = &self.xsk.umem;
-                    let frames = descs.iter().take(received).filter_map(|desc| {
-                        // SAFETY: as above; the frame is still ours.
-                        let (tag, frame) = split_tag(unsafe { umem.data(desc) }.contents())?;
-                        Some((frame, Interfaces::mirrored(tag.ifindex, tag.direction())))
-                    });
+                    let frames = descs
+                        .iter()
+                        .take(received)
+                        .enumerate()
+                        .filter_map(|(i, desc)| {
+                            if kept & (1 << i) == 0 {
+                                return None;
+                            }
+                            // SAFETY: as above; the frame is still ours.
+                            let (tag, frame) = split_tag(unsafe { umem.data(desc) }.contents())?;
+                            Some((frame, Interfaces::mirrored(tag.ifindex, tag.direction())))
+                        });
                     netflow.observe(frames, self.clock.unix_ns(latest));
                 }
                 let batch = descs.get(..received).unwrap_or_default();
@@ -172,21 +203,10 @@ impl Capture {
                     refilled == received,
                     "fill ring took {refilled} of {received} frames back"
                 );
-                for (iface, tally) in ifaces.iter().zip(&mut tallies) {
-                    for (dir, (packets, bytes)) in tally.iter_mut().enumerate() {
-                        if *packets > 0
-                            && let (Some(p), Some(b)) =
-                                (iface.packets.get(dir), iface.bytes.get(dir))
-                        {
-                            p.inc_by(*packets);
-                            b.inc_by(*bytes);
-                            (*packets, *bytes) = (0, 0);
-                        }
-                    }
-                }
             }
             if Instant::now() >= next_stats {
                 next_stats += STATS_EVERY;
+                self.check_socket()?;
                 ring_full_seen = self.update_ring_full(ring_full_seen);
                 if let Some(netflow) = &mut self.netflow {
                     netflow.tick(clock::unix_now_ns());
@@ -200,6 +220,19 @@ impl Capture {
         Ok(())
     }
 
+    /// Fails once the socket has an error: the kernel sets ENETDOWN when the far end of the
+    /// mirror veth goes away under it, and nothing will ever arrive again. (The control plane
+    /// usually notices first.)
+    fn check_socket(&self) -> anyhow::Result<()> {
+        match socket_error(self.xsk.rx.fd().as_raw_fd()) {
+            Some(err) => anyhow::bail!(
+                "the AF_XDP socket on {} failed: {err} (was the mirror veth deleted?)",
+                crate::veth::FAR
+            ),
+            None => Ok(()),
+        }
+    }
+
     /// Copies the kernel dropped because the ring or the fill ring had no room.
     fn update_ring_full(&self, seen: u64) -> u64 {
         let Ok(stats) = self.xsk.rx.fd().xdp_statistics() else {
@@ -209,6 +242,38 @@ impl Capture {
         self.ring_full.inc_by(now.saturating_sub(seen));
         now
     }
+}
+
+/// Adds a round's tallies to the interfaces' counters and clears them.
+fn add_tallies(ifaces: &[IfaceCounters], tallies: &mut [[(u64, u64); 2]]) {
+    for (iface, tally) in ifaces.iter().zip(tallies) {
+        for (dir, (packets, bytes)) in tally.iter_mut().enumerate() {
+            if *packets > 0
+                && let (Some(p), Some(b)) = (iface.packets.get(dir), iface.bytes.get(dir))
+            {
+                p.inc_by(*packets);
+                b.inc_by(*bytes);
+                (*packets, *bytes) = (0, 0);
+            }
+        }
+    }
+}
+
+/// A pending error of socket `fd` (`SO_ERROR`, which reading clears).
+fn socket_error(fd: RawFd) -> Option<io::Error> {
+    let mut err: libc::c_int = 0;
+    let mut len = size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: valid fd and an int-sized buffer, as SO_ERROR wants.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_ERROR,
+            (&raw mut err).cast(),
+            &raw mut len,
+        )
+    };
+    (rc == 0 && err != 0).then(|| io::Error::from_raw_os_error(err))
 }
 
 /// Splits a frame from the AF_XDP ring into the mirror's tag and the original frame.

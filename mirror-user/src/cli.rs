@@ -39,20 +39,42 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Interface to mirror, e.g. a pod's host-side veth or eth0 (repeatable; at least one
-    /// --iface, --pod or --pod-ip). Attached again if it is deleted and comes back under the same
-    /// name.
+    /// --iface, --pod, --pod-ip or --pod-selector). Attached again if it is deleted and comes back
+    /// under the same name.
     #[arg(long = "iface", value_name = "NAME")]
     pub ifaces: Vec<String>,
 
     /// Pod on this node to mirror (its host-side veth), followed through restarts (repeatable).
-    /// Found by its hostname, which is the pod's name unless the pod sets `hostname` (then use
-    /// --pod-ip). The NAMESPACE only labels the metrics: a node cannot tell namespaces apart.
+    /// With the Kubernetes API (--kubeconfig, or a service account), the API says where it runs
+    /// and its IPs, and a bare NAME means that name in any namespace. Without it, the pod is found
+    /// by its hostname (its name, unless the pod sets `hostname`: then use --pod-ip), and the
+    /// NAMESPACE only labels the metrics.
     #[arg(long = "pod", value_name = "[NAMESPACE/]NAME")]
     pub pods: Vec<crate::pod::PodName>,
 
     /// Pod on this node to mirror, by an IP address of its eth0 (repeatable).
     #[arg(long = "pod-ip", value_name = "IP")]
     pub pod_ips: Vec<std::net::IpAddr>,
+
+    /// Mirror every pod of this node whose labels match, as such pods come and go (Kubernetes
+    /// syntax: `app=web,tier in (a,b),!legacy`; repeatable: a pod matching any is mirrored).
+    /// Needs the Kubernetes API.
+    #[arg(long = "pod-selector", value_name = "LABELS")]
+    pub pod_selectors: Vec<crate::pod::api::LabelSelector>,
+
+    /// Kubernetes API access from this kubeconfig file. Without it, a pod's service account is
+    /// used when the agent runs in one; else pods are found on the node alone.
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig: Option<std::path::PathBuf>,
+
+    /// This node's name in Kubernetes (the pods' spec.nodeName); default: the hostname.
+    #[arg(long, value_name = "NAME", env = "NODE_NAME")]
+    pub node_name: Option<String>,
+
+    /// A --pod that is not on this node is waited for, and mirrored when it appears here,
+    /// instead of an exit with code 2 (for a DaemonSet, whose agents run on every node).
+    #[arg(long)]
+    pub wait_for_pods: bool,
 
     /// Which packets of each interface to copy, as the interface sees them: `ingress` is what it
     /// receives (for a pod's host-side veth: what the pod sends), `egress` what it transmits.
@@ -491,6 +513,37 @@ mod tests {
         assert!(parse(&["--iface", "a", "--netflow", "198.18.0.2"]).is_err());
         let run = run_args(parse(&["--iface", "a", "--netflow", "198.18.0.2:0"]).unwrap());
         assert!(run.output.tunnel().unwrap_err().contains("non-zero port"));
+    }
+
+    #[test]
+    fn kubernetes_options() {
+        let run = run_args(
+            parse(&[
+                "--remote",
+                "198.18.0.2",
+                "--pod-selector",
+                "app=web",
+                "--pod-selector",
+                "tier in (a, b),!legacy",
+                "--kubeconfig",
+                "/etc/mirror/kubeconfig",
+                "--node-name",
+                "worker-1",
+                "--wait-for-pods",
+            ])
+            .unwrap(),
+        );
+        let selectors: Vec<String> = run.pod_selectors.iter().map(ToString::to_string).collect();
+        assert_eq!(selectors, ["app=web", "tier in (a,b),!legacy"]);
+        assert_eq!(
+            run.kubeconfig.as_deref(),
+            Some(std::path::Path::new("/etc/mirror/kubeconfig"))
+        );
+        assert_eq!(run.node_name.as_deref(), Some("worker-1"));
+        assert!(run.wait_for_pods);
+        let err = parse(&["--remote", "198.18.0.2", "--pod-selector", "app=we b"]).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::ValueValidation);
+        assert!(err.to_string().contains("value `we b`"), "{err}");
     }
 
     #[test]

@@ -76,7 +76,20 @@ mod tests {
     fn frame(protocol: u8, src: [u8; 4], dst: [u8; 4], port: u16) -> Vec<u8> {
         let mut f = vec![0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x08, 0x00];
         let l4_len: u16 = if protocol == 6 { 20 } else { 8 };
-        f.extend_from_slice(&[0x45, 0, 0, (20 + l4_len) as u8, 0, 1, 0, 0, 64, protocol, 0, 0]);
+        f.extend_from_slice(&[
+            0x45,
+            0,
+            0,
+            (20 + l4_len) as u8,
+            0,
+            1,
+            0,
+            0,
+            64,
+            protocol,
+            0,
+            0,
+        ]);
         f.extend_from_slice(&src);
         f.extend_from_slice(&dst);
         f.extend_from_slice(&1000_u16.to_be_bytes());

@@ -1,5 +1,5 @@
 //! Prometheus metrics and the HTTP endpoint that serves them.
-use std::net::SocketAddr;
+use std::{fmt, net::SocketAddr};
 
 use anyhow::Context as _;
 use axum::{Router, http::header, response::IntoResponse, routing::get};
@@ -34,6 +34,9 @@ pub struct Metrics {
     /// Attachments that failed (the interface vanished meanwhile, ...).
     pub attach_errors: IntCounter,
     detach: IntCounterVec,
+    /// Captured copies of series forgotten since the start (interfaces no longer mirrored), so
+    /// that [`Metrics::totals`] still counts them.
+    forgotten_captured: IntCounter,
 }
 
 /// Why an interface stopped being mirrored (the `reason` label of `mirror_detach_total`).
@@ -243,6 +246,7 @@ impl Metrics {
                 "Interfaces no longer mirrored, by reason (gone: deleted or left the namespace)",
                 &["reason"],
             )?,
+            forgotten_captured: IntCounter::new("forgotten", "not registered")?,
             registry,
         };
         for reason in DetachReason::ALL {
@@ -282,6 +286,9 @@ impl Metrics {
     pub fn forget_captured(&self, iface: &str, pod: &str, namespace: &str) {
         for direction in ["ingress", "egress"] {
             let labels = [iface, direction, pod, namespace];
+            if let Ok(series) = self.captured_packets.get_metric_with_label_values(&labels) {
+                self.forgotten_captured.inc_by(series.get());
+            }
             let _ = self.captured_packets.remove_label_values(&labels);
             let _ = self.captured_bytes.remove_label_values(&labels);
         }
@@ -328,6 +335,22 @@ impl Metrics {
         self.netflow_skipped.with_label_values(&[reason])
     }
 
+    /// The counts since the start, for the line printed at exit.
+    pub fn totals(&self) -> Totals {
+        Totals {
+            captured: sum(&self.captured_packets) + self.forgotten_captured.get(),
+            sent: sum(&self.sent_packets),
+            dropped: DropReason::ALL.map(|reason| (reason.label(), self.dropped(reason).get())),
+            netflow: (sum_series(&self.netflow_datagrams) > 0).then(|| {
+                (
+                    sum(&self.netflow_records),
+                    sum(&self.netflow_datagrams),
+                    sum(&self.netflow_errors),
+                )
+            }),
+        }
+    }
+
     /// The text exposition format, as served on `/metrics`.
     pub fn render(&self) -> String {
         let mut out = Vec::new();
@@ -335,6 +358,60 @@ impl Metrics {
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
         String::from_utf8_lossy(&out).into_owned()
     }
+}
+
+/// What [`Metrics::totals`] gives.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Totals {
+    pub captured: u64,
+    /// Tunnel packets sent, to all remotes.
+    pub sent: u64,
+    pub dropped: [(&'static str, u64); DropReason::ALL.len()],
+    /// NetFlow records, datagrams and errors, when there are collectors.
+    pub netflow: Option<(u64, u64, u64)>,
+}
+
+impl fmt::Display for Totals {
+    /// `captured 10 copies, sent 10 packets, dropped 0 (ring_full 0, ...)[, NetFlow ...]`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let dropped: u64 = self.dropped.iter().map(|(_, n)| n).sum();
+        write!(
+            f,
+            "captured {} copies, sent {} packets, dropped {dropped} (",
+            self.captured, self.sent
+        )?;
+        for (i, (reason, count)) in self.dropped.iter().enumerate() {
+            let sep = if i == 0 { "" } else { ", " };
+            write!(f, "{sep}{reason} {count}")?;
+        }
+        f.write_str(")")?;
+        if let Some((records, datagrams, errors)) = self.netflow {
+            write!(
+                f,
+                ", NetFlow {records} records in {datagrams} datagrams, {errors} export errors"
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// How many series a counter has.
+fn sum_series(vec: &IntCounterVec) -> usize {
+    vec.collect().iter().map(|f| f.get_metric().len()).sum()
+}
+
+/// The sum of every series of a counter.
+#[expect(
+    clippy::cast_sign_loss,
+    reason = "integer counters, exact in f64 below 2^53"
+)]
+fn sum(vec: &IntCounterVec) -> u64 {
+    vec.collect()
+        .iter()
+        .flat_map(MetricFamily::get_metric)
+        .map(|m| m.get_counter().get_value())
+        .sum::<f64>()
+        .max(0.0) as u64
 }
 
 /// Binds `addr` now (so a bad address fails at start) and serves `/metrics` until dropped.

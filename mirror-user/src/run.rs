@@ -1,4 +1,7 @@
 //! `mirror run`: sets the data path up, runs it until a signal, and takes it all down again.
+mod features;
+mod pods;
+
 use std::{
     ffi::CString,
     sync::{
@@ -19,11 +22,13 @@ use crate::{
     clock::MonotonicToUnix,
     metrics::{DropReason, Metrics},
     netflow::collector::FlowExport,
-    output::{Target, flow_export, resolve_remotes, sender},
+    output::{self, Target, flow_export, resolve_remotes, sender},
     pod::{
-        self, Resolution, Wanted,
+        Resolution,
+        api::PodUpdates,
         follow::{Attachments, Follower, Labels},
-        watch::LinkEvents,
+        wanted::WantedSet,
+        watch::{LinkEvent, LinkEvents},
     },
     programs::Programs,
     veth::{self, MirrorVeth},
@@ -37,14 +42,22 @@ struct Iface {
 }
 
 pub fn run(args: &RunArgs) -> anyhow::Result<()> {
-    if args.ifaces.is_empty() && args.pods.is_empty() && args.pod_ips.is_empty() {
+    if args.ifaces.is_empty()
+        && args.pods.is_empty()
+        && args.pod_ips.is_empty()
+        && args.pod_selectors.is_empty()
+    {
         return Err(UsageError(
-            "nothing to mirror: give --iface NAME, --pod [NAMESPACE/]NAME or --pod-ip IP".into(),
+            "nothing to mirror: give --iface NAME, --pod [NAMESPACE/]NAME or --pod-ip IP (or --pod-selector LABELS)".into(),
         )
         .into());
     }
+    pods::check_usage(args)?;
     let ifaces = resolve_ifaces(&args.ifaces)?;
     let targets = resolve_remotes(&args.output)?;
+    // A bad --filter is a usage error before anything is attached (compiled again below).
+    output::filter(&args.output)?;
+    features::check()?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -52,34 +65,28 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     runtime.block_on(run_async(args, ifaces, targets))
 }
 
-/// What `mirror run` copies: `--iface` interfaces checked at start, and `--pod`/`--pod-ip` pods
-/// with the veths found for them.
+/// What `mirror run` copies: `--iface` interfaces checked at start, and `--pod`/`--pod-ip`/
+/// `--pod-selector` pods with the veths found for them.
 struct Sources {
     ifaces: Vec<Iface>,
-    wanted: Arc<[Wanted]>,
+    wanted: WantedSet,
     pods: Resolution,
     /// Subscribed before the first scan, so that no change after it is missed.
     events: LinkEvents,
+    /// The Kubernetes API's pods as they come and go (nothing without the API).
+    updates: PodUpdates,
 }
 
 impl Sources {
     async fn find(args: &RunArgs, ifaces: Vec<Iface>) -> anyhow::Result<Self> {
         let events = LinkEvents::subscribe()?;
-        let wanted: Arc<[Wanted]> = args.wanted_pods().into();
-        let pods = if wanted.is_empty() {
-            Resolution::default()
-        } else {
-            let pods = pod::resolve_now(Arc::clone(&wanted))
-                .await
-                .context("looking for the pods on this node")?;
-            pods.check_all_found(&wanted)?;
-            pods
-        };
+        let pods = pods::find(args).await?;
         Ok(Self {
             ifaces,
-            wanted,
-            pods,
+            wanted: pods.wanted,
+            pods: pods.found,
             events,
+            updates: pods.updates,
         })
     }
 }
@@ -114,17 +121,24 @@ fn resolve_ifaces(names: &[String]) -> anyhow::Result<Vec<Iface>> {
 async fn run_async(args: &RunArgs, ifaces: Vec<Iface>, targets: Vec<Target>) -> anyhow::Result<()> {
     let mut sources = Sources::find(args, ifaces).await?;
     let metrics = Metrics::new()?;
-    let _server = match args.output.metrics {
-        Some(addr) => Some(crate::metrics::serve(addr, metrics.clone()).await?),
-        None => None,
-    };
     let (connection, handle, _) =
         rtnetlink::new_connection().context("opening a netlink socket")?;
     tokio::spawn(connection);
-    // Room for the largest frame plus the tag (the veth MTU excludes the Ethernet header).
+    // Before anything is bound or attached, so that a second agent in this namespace stops here,
+    // naming the running one. Room for the largest frame plus the tag (the veth MTU excludes the
+    // Ethernet header).
     let veth = MirrorVeth::create(handle, MAX_FRAME + TAG_LEN as u32).await?;
-    let result = mirror(args, &mut sources, &targets, &metrics, &veth).await;
+    let result = async {
+        let _server = match args.output.metrics {
+            Some(addr) => Some(crate::metrics::serve(addr, metrics.clone()).await?),
+            None => None,
+        };
+        mirror(args, &mut sources, &targets, &metrics, &veth).await
+    }
+    .await;
     let removed = veth.remove().await;
+    // The metrics server is gone with the rest: the final counts are printed.
+    eprintln!("mirror: stopped: {}", metrics.totals());
     result.and(removed)
 }
 
@@ -149,6 +163,7 @@ async fn mirror(
 
     let sender = sender(&args.output, targets, metrics)?;
     let netflow = flow_export(&args.output, metrics)?;
+    let filter = output::filter(&args.output)?;
     // The first sockets go to the classifiers; all of them carry the agent's mark anyway.
     let own: Vec<_> = sender
         .sockets()
@@ -167,6 +182,8 @@ async fn mirror(
         malformed: metrics.dropped(DropReason::Malformed),
         ring_full: metrics.dropped(DropReason::RingFull),
         netflow,
+        filter,
+        filtered: metrics.dropped(DropReason::Filtered),
     };
     let stop = Arc::new(AtomicBool::new(false));
     let (done_tx, mut done_rx) = tokio::sync::oneshot::channel();
@@ -182,7 +199,7 @@ async fn mirror(
 
     let mut kernel = KernelCounters::new(metrics);
     let mut follower = Follower::new(
-        Arc::clone(&sources.wanted),
+        sources.wanted.clone(),
         sources.ifaces.iter().map(|i| i.name.clone()).collect(),
         Attachments::new(
             args.direction.ingress(),
@@ -193,33 +210,15 @@ async fn mirror(
     );
     let outcome = async {
         attach_all(&mut programs, &mut follower, sources)?;
-        let mut remotes: Vec<String> = targets
-            .iter()
-            .map(|t| format!("{} over {}", t.label(), args.output.tunnel.name()))
-            .collect();
-        remotes.extend(
-            args.output
-                .netflow
-                .iter()
-                .map(|c| format!("NetFlow v5 to {c}")),
-        );
-        let names: Vec<String> = follower
-            .attachments
-            .labels()
-            .map(ToString::to_string)
-            .collect();
-        eprintln!(
-            "mirror: ready: copying {} ({}) to {}",
-            names.join(", "),
-            direction_name(args),
-            remotes.join(", "),
-        );
+        eprintln!("{}", ready_line(args, targets, &follower));
         wait(
             &mut done_rx,
             &mut programs,
             &mut kernel,
             &mut follower,
             &mut sources.events,
+            &mut sources.updates,
+            veth,
         )
         .await
     }
@@ -237,6 +236,36 @@ async fn mirror(
     // Dropping the programs detaches every TCX and XDP link.
     drop(programs);
     outcome.and(finished)
+}
+
+/// `mirror: ready: copying WHAT (DIRECTION) to WHERE`.
+fn ready_line(args: &RunArgs, targets: &[Target], follower: &Follower) -> String {
+    let mut remotes: Vec<String> = targets
+        .iter()
+        .map(|t| format!("{} over {}", t.label(), args.output.tunnel.name()))
+        .collect();
+    remotes.extend(
+        args.output
+            .netflow
+            .iter()
+            .map(|c| format!("NetFlow v5 to {c}")),
+    );
+    let names: Vec<String> = follower
+        .attachments
+        .labels()
+        .map(ToString::to_string)
+        .collect();
+    let copying = if names.is_empty() {
+        // --wait-for-pods, or a --pod-selector that matches no pod of this node yet.
+        "nothing yet, waiting for pods".to_owned()
+    } else {
+        names.join(", ")
+    };
+    format!(
+        "mirror: ready: copying {copying} ({}) to {}",
+        direction_name(args),
+        remotes.join(", "),
+    )
 }
 
 fn direction_name(args: &RunArgs) -> &'static str {
@@ -261,14 +290,16 @@ fn attach_all(
     follower.attach_found(programs, &sources.pods)
 }
 
-/// Waits for SIGINT or SIGTERM (`Ok`) or the end of the capture thread (its error), following
-/// interfaces and pods meanwhile.
+/// Waits for SIGINT or SIGTERM (`Ok`), the end of the capture thread (its error) or the loss of
+/// the mirror veth (an error), following interfaces and pods meanwhile.
 async fn wait(
     done: &mut tokio::sync::oneshot::Receiver<anyhow::Result<()>>,
     programs: &mut Programs,
     kernel: &mut KernelCounters,
     follower: &mut Follower,
     events: &mut LinkEvents,
+    updates: &mut PodUpdates,
+    veth: &MirrorVeth,
 ) -> anyhow::Result<()> {
     let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
@@ -288,9 +319,17 @@ async fn wait(
                 follower.tick(Instant::now());
             }
             event = events.next() => match event {
+                // Without the pair no copy reaches the socket. Stopping with an error (and a
+                // restart by whoever runs the agent) beats rebuilding the data path under way.
+                Some(LinkEvent::Removed(link)) if veth.owns(link.ifindex) => anyhow::bail!(
+                    "the mirror veth {}/{} was deleted by someone else; stopping (restart the agent to mirror again)",
+                    veth::NEAR,
+                    veth::FAR
+                ),
                 Some(event) => follower.on_link_event(programs, event),
                 None => anyhow::bail!("the netlink link event subscription ended"),
             },
+            update = updates.next() => follower.on_pod_update(programs, update),
             () = sleep_until(scan_due) => follower.start_scan()?,
             result = follower.scanned() => follower.on_scanned(programs, result),
         }

@@ -123,14 +123,17 @@ impl MirrorVeth {
         Ok(())
     }
 
-    /// Deletes the pair (both ends go with one).
+    /// Whether `ifindex` is one end of the pair.
+    pub fn owns(&self, ifindex: u32) -> bool {
+        ifindex != 0 && (ifindex == self.near_ifindex || ifindex == self.far_ifindex)
+    }
+
+    /// Deletes the pair (both ends go with one); a pair already gone is fine.
     pub async fn remove(self) -> anyhow::Result<()> {
-        self.handle
-            .link()
-            .del(self.near_ifindex)
-            .execute()
-            .await
-            .with_context(|| format!("deleting veth pair {NEAR}/{FAR}"))
+        match self.handle.link().del(self.near_ifindex).execute().await {
+            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => Ok(()),
+            result => result.with_context(|| format!("deleting veth pair {NEAR}/{FAR}")),
+        }
     }
 }
 

@@ -9,9 +9,12 @@ use std::io::{self, Write as _};
 
 pub mod agent;
 pub mod attachments;
+pub mod caps;
 pub mod capture;
 pub mod iperf;
 pub mod kernel_mirror;
+pub mod kube_api;
+pub mod listeners;
 pub mod metrics;
 pub mod netns;
 pub mod nfdump;
@@ -20,9 +23,11 @@ pub mod proc;
 pub mod prometheus;
 pub mod replay;
 pub mod scratch;
+pub mod seccomp;
 pub mod tcp_payload;
 pub mod tshark;
 pub mod tunnel;
+pub mod udp_flood;
 pub mod under_test;
 pub mod world;
 

@@ -163,7 +163,15 @@ fn filter_sends_only_what_matches() -> Result<()> {
         .collect();
     let left_out = original.len() - kept.len();
     let args = [
-        "--pcap", &file, "--tunnel", "vxlan", "--remote", REMOTE_IP, "--vni", "42", "--filter",
+        "--pcap",
+        &file,
+        "--tunnel",
+        "vxlan",
+        "--remote",
+        REMOTE_IP,
+        "--vni",
+        "42",
+        "--filter",
         "icmp or udp",
     ];
     let mut at_vtep = Capture::start(&world.remote, REMOTE_VTEP_IF, Direction::In, None)?;
@@ -178,10 +186,17 @@ fn filter_sends_only_what_matches() -> Result<()> {
     at_vtep.wait_for_frames(kept.len(), ARRIVAL, SETTLE);
     let got = at_vtep.finish()?;
     if let Some(diff) = diff_frames(&kept, &got) {
-        bail!("`{}`: the kernel VTEP did not get exactly the matching frames: {diff}", run.command);
+        bail!(
+            "`{}`: the kernel VTEP did not get exactly the matching frames: {diff}",
+            run.command
+        );
     }
 
-    let bad = replay::replay(&world.node, &[&args[..8], &["--filter", "tcp port eighty"]].concat(), REPLAY_TIMEOUT)?;
+    let bad = replay::replay(
+        &world.node,
+        &[&args[..8], &["--filter", "tcp port eighty"]].concat(),
+        REPLAY_TIMEOUT,
+    )?;
     let line = check_error_line(&bad, "--filter 'tcp port eighty'")?;
     report(&format!(
         "filter_sends_only_what_matches: {} of {} frames sent, {left_out} left out; bad expression: {line}",

@@ -1,10 +1,12 @@
-//! `cargo xtask setup | run | demo | test | bench`: orchestration only.
+//! `cargo xtask setup | run | demo | test | bench | soak | fuzz`: orchestration only.
 
 mod bench;
 mod cargo;
 mod demo;
+mod fuzz;
 mod run;
 mod setup;
+mod soak;
 mod test;
 
 use std::process::ExitCode;
@@ -42,6 +44,10 @@ enum Command {
     },
     /// Throughput in a world of network namespaces, against the kernel on the same job (needs root).
     Bench(bench::BenchArgs),
+    /// Run the cargo-fuzz targets of fuzz/ (nightly); fails on any finding.
+    Fuzz(fuzz::FuzzArgs),
+    /// Leak check: the agent under traffic while its pod comes and goes (needs root).
+    Soak(soak::SoakArgs),
 }
 
 fn main() -> ExitCode {
@@ -52,6 +58,8 @@ fn main() -> ExitCode {
         Command::Demo => demo::demo(),
         Command::Test { args } => test::test(&args),
         Command::Bench(args) => bench::bench(args),
+        Command::Fuzz(args) => fuzz::fuzz(&args),
+        Command::Soak(args) => soak::soak(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

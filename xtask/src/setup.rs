@@ -52,6 +52,7 @@ pub fn setup() -> Result<()> {
     ensure_rust_src()?;
     ensure_kubernetes_validate()?;
     let linker = ensure_bpf_linker()?;
+    ensure_cargo_fuzz()?;
     println!(
         "setup: {} Debian packages, {NIGHTLY} rust-src and {linker} present",
         PACKAGES.len()
@@ -215,6 +216,19 @@ fn ensure_bpf_linker() -> Result<String> {
         "bpf-linker is in {} but that directory is not on PATH: add it (the eBPF build looks for \
          bpf-linker on PATH)",
         installed.display()
+    )
+}
+
+/// cargo-fuzz, for `cargo xtask fuzz` and the fuzz smoke run of `cargo xtask test`.
+fn ensure_cargo_fuzz() -> Result<()> {
+    let installed = cargo_bin_dir().join("cargo-fuzz");
+    if version_of(&PathBuf::from("cargo-fuzz")).is_some() || version_of(&installed).is_some() {
+        return Ok(());
+    }
+    println!("setup: installing cargo-fuzz (takes a few minutes)");
+    status(
+        &mut cargo(["install", "cargo-fuzz", "--locked"]),
+        "cargo install cargo-fuzz --locked",
     )
 }
 

@@ -8,6 +8,10 @@ use crate::{
     setup::{kubernetes_validate, setup},
 };
 
+/// Seconds each fuzz target runs in the test: enough to catch a regression on the seeds and
+/// near them; longer runs are `cargo xtask fuzz`.
+const FUZZ_SMOKE_S: u32 = 15;
+
 pub fn test(args: &[String]) -> Result<()> {
     setup()?;
     let bin = build_mirror()?;
@@ -17,6 +21,9 @@ pub fn test(args: &[String]) -> Result<()> {
         &mut cargo(["test", "--workspace", "--exclude", "mirror-tests"]),
         "the unit tests",
     )?;
+
+    println!("== fuzz smoke run (cargo xtask fuzz --seconds {FUZZ_SMOKE_S}: every target)");
+    crate::fuzz::run(&[], FUZZ_SMOKE_S)?;
 
     println!("== integration tests (cargo test -p mirror-tests -- --test-threads=1)");
     if !is_root() {
@@ -28,5 +35,11 @@ pub fn test(args: &[String]) -> Result<()> {
         .args(args)
         .env(MIRROR_BIN_ENV, &bin)
         .env("KUBERNETES_VALIDATE", kubernetes_validate());
-    status(&mut integration, "the integration tests")
+    status(&mut integration, "the integration tests")?;
+
+    println!("== bench smoke run (cargo xtask bench --smoke: figures present, no speed checked)");
+    crate::bench::smoke()?;
+
+    println!("== soak, short (cargo xtask soak --seconds 20, on this build)");
+    crate::soak::soak(&crate::soak::SoakArgs::short(bin))
 }

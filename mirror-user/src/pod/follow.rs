@@ -2,7 +2,9 @@
 //! `--pod`/`--pod-ip` pods through restarts. Link events of the node drive it: a removed link that
 //! was attached is detached at once; a new veth makes the agent scan for the wanted pods again
 //! (after [`DEBOUNCE`], then with back-off while one is still missing), and a new link with an
-//! `--iface` name is attached. A slow periodic scan ([`RESYNC`]) makes up for lost events.
+//! `--iface` name is attached. A slow periodic scan ([`RESYNC`]) makes up for lost events. With
+//! the Kubernetes API, its pod updates change the wanted pods: a new one is looked for at once,
+//! and the veth of one that is gone is detached.
 //!
 //! The capture thread's counter table follows too: an interface's counters are in the table
 //! before its programs are attached, and stay [`GRACE`] after they are detached, so that copies
@@ -16,7 +18,7 @@ use std::{
 
 use tokio::sync::oneshot;
 
-use super::{Found, Resolution, Wanted, watch::LinkEvent};
+use super::{Found, Resolution, api::PodUpdate, wanted::WantedSet, watch::LinkEvent};
 use crate::{
     capture::{IfaceCounters, IfaceTable},
     metrics::{DetachReason, Metrics},
@@ -76,6 +78,8 @@ struct Attached {
     since: Instant,
     /// The wanted pods this interface stands for.
     wanted: Vec<usize>,
+    /// Attached for an `--iface` too: it stays when its pods are no longer wanted.
+    by_iface: bool,
 }
 
 /// The attached interfaces, with their counters and metrics.
@@ -123,10 +127,12 @@ impl Attachments {
         wanted: Option<usize>,
     ) -> anyhow::Result<()> {
         if let Some(attached) = self.attached.get_mut(&ifindex) {
-            if let Some(wanted) = wanted
-                && !attached.wanted.contains(&wanted)
-            {
-                attached.wanted.push(wanted);
+            match wanted {
+                Some(wanted) if !attached.wanted.contains(&wanted) => {
+                    attached.wanted.push(wanted);
+                }
+                Some(_) => {}
+                None => attached.by_iface = true,
             }
             return Ok(());
         }
@@ -150,6 +156,7 @@ impl Attachments {
                         labels,
                         links,
                         since: Instant::now(),
+                        by_iface: wanted.is_none(),
                         wanted: wanted.into_iter().collect(),
                     },
                 );
@@ -182,6 +189,23 @@ impl Attachments {
         Some(attached.labels)
     }
 
+    /// Wanted pod `wanted` is no longer wanted: detaches the interfaces that stood for it alone.
+    pub fn release(&mut self, programs: &mut Programs, wanted: usize) -> Vec<Labels> {
+        let mut unwanted = Vec::new();
+        for (ifindex, attached) in &mut self.attached {
+            if attached.wanted.contains(&wanted) {
+                attached.wanted.retain(|w| *w != wanted);
+                if attached.wanted.is_empty() && !attached.by_iface {
+                    unwanted.push(*ifindex);
+                }
+            }
+        }
+        unwanted
+            .into_iter()
+            .filter_map(|ifindex| self.detach(programs, ifindex, DetachReason::Gone))
+            .collect()
+    }
+
     /// Drops the counters of interfaces detached more than [`GRACE`] ago.
     pub fn prune(&mut self, now: Instant) {
         let (due, keep): (Vec<_>, Vec<_>) = self.retiring.drain(..).partition(|r| r.0 <= now);
@@ -206,7 +230,7 @@ impl Attachments {
 
 /// The attachments and when to look for pods next.
 pub struct Follower {
-    wanted: Arc<[Wanted]>,
+    wanted: WantedSet,
     /// `--iface` names, attached again when a link of that name appears.
     ifaces: Vec<String>,
     pub attachments: Attachments,
@@ -217,7 +241,7 @@ pub struct Follower {
 }
 
 impl Follower {
-    pub fn new(wanted: Arc<[Wanted]>, ifaces: Vec<String>, attachments: Attachments) -> Self {
+    pub fn new(wanted: WantedSet, ifaces: Vec<String>, attachments: Attachments) -> Self {
         Self {
             wanted,
             ifaces,
@@ -238,7 +262,7 @@ impl Follower {
     pub fn start_scan(&mut self) -> anyhow::Result<()> {
         self.next_scan = None;
         self.last_scan = Instant::now();
-        self.scanning = Some(super::resolve(Arc::clone(&self.wanted))?);
+        self.scanning = Some(super::resolve(self.wanted.snapshot())?);
         Ok(())
     }
 
@@ -340,7 +364,12 @@ impl Follower {
             }
         }
         let mut failed = false;
-        for found in &resolution.found {
+        // A pod the API dropped while the scan ran is not attached again.
+        for found in resolution
+            .found
+            .iter()
+            .filter(|f| self.wanted.contains(f.wanted))
+        {
             let new = !self.attachments.contains(found.ifindex);
             let labels = Labels::of(found);
             match self.attachments.attach(
@@ -357,11 +386,27 @@ impl Follower {
                 }
             }
         }
-        let missing = (0..self.wanted.len()).any(|w| !self.attachments.covers(w));
+        let missing = self.wanted.ids().any(|w| !self.attachments.covers(w));
         if failed || missing {
             self.retry();
         } else {
             self.backoff = BACKOFF_FIRST;
+        }
+    }
+
+    /// What the Kubernetes API says of a pod: a pod that is gone is detached (unless its veth
+    /// also stands for another wanted pod or an `--iface`), a new one is looked for.
+    pub fn on_pod_update(&mut self, programs: &mut Programs, update: PodUpdate) {
+        let change = self.wanted.apply(update);
+        if let Some(removed) = change.removed {
+            for labels in self.attachments.release(programs, removed) {
+                eprintln!(
+                    "mirror: detached {labels}: the Kubernetes API no longer lists the pod as running on this node"
+                );
+            }
+        }
+        if change.added.is_some() {
+            self.soon();
         }
     }
 

@@ -12,17 +12,20 @@
 //! 3. [`matches`]: the pods whose `eth0` peer lives in the agent's namespace (the ids agree)
 //!    and is the node's veth with that ifindex, pointing back at `eth0`.
 //!
-//! Kubernetes namespaces are invisible on the node: the `NAMESPACE/` of `--pod NAMESPACE/NAME`
-//! only labels the metrics, and pods of the same name in two namespaces on one node are both
-//! mirrored. A pod whose `hostname` is set is found with `--pod-ip`.
+//! Kubernetes namespaces are invisible on the node: without the API, the `NAMESPACE/` of
+//! `--pod NAMESPACE/NAME` only labels the metrics, and pods of the same name in two namespaces on
+//! one node are both mirrored. A pod whose `hostname` is set is found with `--pod-ip`. With the
+//! API ([`api`]), pods are known by namespace and name, and found here by their IPs.
 //!
 //! [`watch`] turns the node's netlink link events into re-resolutions; [`follow`] keeps the
-//! attachments in step.
+//! attachments in step with them and with the pods the API reports ([`wanted`]).
 
+pub mod api;
 pub mod follow;
 pub mod name;
 pub mod netns;
 pub mod probe;
+pub mod wanted;
 pub mod watch;
 
 use std::{collections::BTreeSet, fmt, net::IpAddr, sync::Arc, time::Instant};
@@ -34,11 +37,17 @@ pub use self::name::PodName;
 use self::probe::{Inside, LinkFacts, Survey};
 use crate::UsageError;
 
-/// One `--pod` or `--pod-ip`.
+/// One `--pod` or `--pod-ip`, or a pod the Kubernetes API placed on this node.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Wanted {
     Name(PodName),
     Ip(IpAddr),
+    /// Found by its IPs, labelled with its namespace and name.
+    Api {
+        namespace: String,
+        name: String,
+        ips: Vec<IpAddr>,
+    },
 }
 
 impl fmt::Display for Wanted {
@@ -47,6 +56,9 @@ impl fmt::Display for Wanted {
         match self {
             Self::Name(pod) => write!(f, "--pod {pod}"),
             Self::Ip(ip) => write!(f, "--pod-ip {ip}"),
+            Self::Api {
+                namespace, name, ..
+            } => write!(f, "pod {namespace}/{name}"),
         }
     }
 }
@@ -54,13 +66,13 @@ impl fmt::Display for Wanted {
 /// A host-side veth that belongs to a wanted pod.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Found {
-    /// Index into the wanted pods.
+    /// The wanted pod's id.
     pub wanted: usize,
     pub ifindex: u32,
     pub iface: String,
-    /// The `pod` label: the name asked for, or for `--pod-ip` the pod's hostname.
+    /// The `pod` label: the name asked for or the API's, or for `--pod-ip` the pod's hostname.
     pub pod: String,
-    /// The `namespace` label: as given with `--pod NAMESPACE/NAME`, else empty.
+    /// The `namespace` label: the API's, or as given with `--pod NAMESPACE/NAME`, else empty.
     pub namespace: String,
     /// Where the pod's namespace was found.
     pub origin: String,
@@ -80,13 +92,9 @@ pub struct Resolution {
 
 impl Resolution {
     /// The usage error for the first wanted pod with no veth on this node.
-    pub fn check_all_found(&self, wanted: &[Wanted]) -> Result<(), UsageError> {
-        for (index, want) in wanted.iter().enumerate() {
-            if !self.found.iter().any(|f| f.wanted == index) {
-                let what = match want {
-                    Wanted::Name(_) => "name",
-                    Wanted::Ip(_) => "IP",
-                };
+    pub fn check_all_found(&self, wanted: &[(usize, Wanted)]) -> Result<(), UsageError> {
+        for (id, want) in wanted {
+            if !self.found.iter().any(|f| f.wanted == *id) {
                 let hint = if self.refused > 0 {
                     format!(
                         " (the namespaces of {} processes of other users could not be looked at: the agent needs CAP_SYS_PTRACE)",
@@ -95,9 +103,17 @@ impl Resolution {
                 } else {
                     String::new()
                 };
-                return Err(UsageError(format!(
-                    "{want}: no pod with that {what} on this node{hint}"
-                )));
+                return Err(UsageError(match want {
+                    Wanted::Name(_) => format!("{want}: no pod with that name on this node{hint}"),
+                    Wanted::Ip(_) => format!("{want}: no pod with that IP on this node{hint}"),
+                    Wanted::Api { ips, .. } => format!(
+                        "{want}: the Kubernetes API places it on this node with IP {}, but no network namespace of the node has that address on its eth0{hint}",
+                        ips.iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                }));
             }
         }
         Ok(())
@@ -107,7 +123,7 @@ impl Resolution {
 /// Scans the node for `wanted` on a thread of its own (it enters other namespaces); the answer
 /// arrives on the returned channel.
 pub fn resolve(
-    wanted: Arc<[Wanted]>,
+    wanted: Arc<[(usize, Wanted)]>,
 ) -> anyhow::Result<oneshot::Receiver<anyhow::Result<Resolution>>> {
     let (tx, rx) = oneshot::channel();
     std::thread::Builder::new()
@@ -120,13 +136,13 @@ pub fn resolve(
 }
 
 /// [`resolve`], awaited.
-pub async fn resolve_now(wanted: Arc<[Wanted]>) -> anyhow::Result<Resolution> {
+pub async fn resolve_now(wanted: Arc<[(usize, Wanted)]>) -> anyhow::Result<Resolution> {
     resolve(wanted)?
         .await
         .unwrap_or_else(|_| Err(anyhow::anyhow!("the pod scan thread panicked")))
 }
 
-fn resolve_here(wanted: &[Wanted]) -> anyhow::Result<Resolution> {
+fn resolve_here(wanted: &[(usize, Wanted)]) -> anyhow::Result<Resolution> {
     let started = Instant::now();
     let own = netns::Own::open().context("opening the agent's own namespaces")?;
     let scan = netns::scan(&own);
@@ -139,14 +155,15 @@ fn resolve_here(wanted: &[Wanted]) -> anyhow::Result<Resolution> {
     })
 }
 
-/// The node veths of the wanted pods in `survey`.
-pub fn matches(wanted: &[Wanted], survey: &Survey) -> Vec<Found> {
+/// The node veths of the wanted pods (with their ids) in `survey`.
+pub fn matches(wanted: &[(usize, Wanted)], survey: &Survey) -> Vec<Found> {
     let mut found = Vec::new();
     for inside in &survey.inside {
         let Some(host) = host_peer(inside, &survey.node) else {
             continue;
         };
-        for (index, want) in wanted.iter().enumerate() {
+        let addrs = inside.eth0.as_ref().map_or(&[][..], |e| &e.addrs);
+        for (id, want) in wanted {
             let (pod, namespace) = match want {
                 Wanted::Name(name) => {
                     if !inside.hostnames.iter().any(|h| h == name.hostname()) {
@@ -155,14 +172,24 @@ pub fn matches(wanted: &[Wanted], survey: &Survey) -> Vec<Found> {
                     (name.name().to_owned(), name.namespace().unwrap_or_default())
                 }
                 Wanted::Ip(ip) => {
-                    if !inside.eth0.as_ref().is_some_and(|e| e.addrs.contains(ip)) {
+                    if !addrs.contains(ip) {
                         continue;
                     }
                     (inside.hostnames.first().cloned().unwrap_or_default(), "")
                 }
+                Wanted::Api {
+                    namespace,
+                    name,
+                    ips,
+                } => {
+                    if !addrs.iter().any(|a| ips.contains(a)) {
+                        continue;
+                    }
+                    (name.clone(), namespace.as_str())
+                }
             };
             found.push(Found {
-                wanted: index,
+                wanted: *id,
                 ifindex: host.ifindex,
                 iface: host.name.clone(),
                 pod,
@@ -196,6 +223,11 @@ mod tests {
 
     use super::{probe::PodLink, *};
     use crate::cli::{Cli, Command};
+
+    /// Ids as a startup gives them: in order from 0.
+    fn numbered(wanted: &[Wanted]) -> Vec<(usize, Wanted)> {
+        wanted.iter().cloned().enumerate().collect()
+    }
 
     fn veth(ifindex: u32, name: &str, peer: u32, nsid: i32) -> LinkFacts {
         LinkFacts {
@@ -248,7 +280,7 @@ mod tests {
             Wanted::Ip("198.19.2.2".parse().unwrap()),
             Wanted::Name("milk".parse().unwrap()),
         ];
-        let found = matches(&wanted, &node());
+        let found = matches(&numbered(&wanted), &node());
         let summary: Vec<_> = found
             .iter()
             .map(|f| {
@@ -273,23 +305,62 @@ mod tests {
             ..Resolution::default()
         };
         assert_eq!(
-            resolution.check_all_found(&wanted).unwrap_err().0,
+            resolution
+                .check_all_found(&numbered(&wanted))
+                .unwrap_err()
+                .0,
             "--pod milk: no pod with that name on this node"
         );
-        assert!(resolution.check_all_found(&wanted[..2]).is_ok());
+        assert!(resolution.check_all_found(&numbered(&wanted[..2])).is_ok());
         let refused = Resolution {
             refused: 3,
             ..Resolution::default()
         };
         assert!(
-            refused.check_all_found(&wanted[2..]).unwrap_err().0.ends_with(
+            refused.check_all_found(&numbered(&wanted[2..])).unwrap_err().0.ends_with(
                 "(the namespaces of 3 processes of other users could not be looked at: the agent needs CAP_SYS_PTRACE)"
             )
         );
         let ip = [Wanted::Ip("198.19.9.9".parse().unwrap())];
         assert_eq!(
-            Resolution::default().check_all_found(&ip).unwrap_err().0,
+            Resolution::default()
+                .check_all_found(&numbered(&ip))
+                .unwrap_err()
+                .0,
             "--pod-ip 198.19.9.9: no pod with that IP on this node"
+        );
+    }
+
+    #[test]
+    fn api_pods_are_found_by_their_ips_under_their_ids() {
+        let api = |ips: &[&str]| Wanted::Api {
+            namespace: "shop".to_owned(),
+            name: "latte".to_owned(),
+            ips: ips.iter().map(|ip| ip.parse().unwrap()).collect(),
+        };
+        // Dual-stack: one of the pod's IPs on eth0 is enough.
+        let wanted = [
+            (7, api(&["fd00::2", "198.19.2.2"])),
+            (9, api(&["198.19.9.2"])),
+        ];
+        let found = matches(&wanted, &node());
+        assert_eq!(found.len(), 1);
+        assert_eq!(
+            (
+                found[0].wanted,
+                found[0].iface.as_str(),
+                found[0].pod.as_str(),
+                found[0].namespace.as_str()
+            ),
+            (7, "veth-tea", "latte", "shop")
+        );
+        let resolution = Resolution {
+            found,
+            ..Resolution::default()
+        };
+        assert_eq!(
+            resolution.check_all_found(&wanted).unwrap_err().0,
+            "pod shop/latte: the Kubernetes API places it on this node with IP 198.19.9.2, but no network namespace of the node has that address on its eth0"
         );
     }
 
@@ -298,7 +369,7 @@ mod tests {
         let mut survey = node();
         // The node's veth 7 now points at another ifindex: not coffee's eth0.
         survey.node[0].peer_ifindex = Some(3);
-        let wanted = [Wanted::Name("coffee".parse().unwrap())];
+        let wanted = numbered(&[Wanted::Name("coffee".parse().unwrap())]);
         assert!(matches(&wanted, &survey).is_empty());
         let mut survey = node();
         survey.inside[0].agent_nsid = None;

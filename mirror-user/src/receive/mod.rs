@@ -13,7 +13,9 @@
 //! | `stop.rs` | SIGINT/SIGTERM |
 
 mod args;
-mod decap;
+/// Public for the fuzz targets, which feed it what a socket could deliver.
+#[doc(hidden)]
+pub mod decap;
 mod pcap_out;
 mod socket;
 mod stats;

@@ -1,0 +1,152 @@
+//! Running the agent with only some capabilities, as a container runtime would, and reading what
+//! a process really holds.
+
+use std::{fs, os::unix::fs::PermissionsExt as _, path::PathBuf};
+
+use anyhow::{Context as _, Result, bail, ensure};
+
+use crate::{
+    agent::{existing_mirror_bin, target_dir, workspace_root},
+    netns::unique_prefix,
+};
+
+/// Capability numbers (`linux/capability.h`) of the names the project uses.
+const NUMBERS: [(&str, u32); 8] = [
+    ("net_admin", 12),
+    ("net_raw", 13),
+    ("ipc_lock", 14),
+    ("sys_ptrace", 19),
+    ("sys_admin", 21),
+    ("perfmon", 38),
+    ("bpf", 39),
+    ("checkpoint_restore", 40),
+];
+
+/// The bit mask of `caps` (names as `setpriv` spells them: `net_admin`).
+pub fn mask(caps: &[String]) -> Result<u64> {
+    caps.iter().try_fold(0_u64, |mask, cap| {
+        let (_, bit) = NUMBERS
+            .iter()
+            .find(|(name, _)| *name == cap.as_str())
+            .with_context(|| format!("unknown capability {cap}"))?;
+        Ok(mask | 1 << bit)
+    })
+}
+
+/// The capabilities the README says `mirror run` needs: those for every run, and those added
+/// for `--pod`, as `setpriv` spells them. Read from the sentence "`mirror run` needs root (or
+/// `CAP_...`, ..., and for `--pod` also `CAP_...` and `CAP_...`".
+pub fn readme_capabilities() -> Result<(Vec<String>, Vec<String>)> {
+    let path = workspace_root().join("README.md");
+    let text = fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let paragraph: String = text
+        .split("\n\n")
+        .find(|p| p.trim_start().starts_with("`mirror run` needs root"))
+        .with_context(|| {
+            format!(
+                "{} no longer says which capabilities `mirror run` needs",
+                path.display()
+            )
+        })?
+        .replace('\n', " ");
+    let (always, pod) = paragraph
+        .split_once("for `--pod` also")
+        .context("the README's capability sentence has no `for `--pod` also` part")?;
+    let names = |text: &str| -> Vec<String> {
+        text.split('`')
+            .filter_map(|word| word.strip_prefix("CAP_"))
+            .map(str::to_ascii_lowercase)
+            .collect()
+    };
+    let (always, pod) = (names(always), names(pod));
+    ensure!(
+        !always.is_empty() && !pod.is_empty(),
+        "no capabilities found in the README's sentence: {paragraph}"
+    );
+    Ok((always, pod))
+}
+
+/// A script that runs the agent with only `caps` (bounding, inheritable and ambient sets) and a
+/// 64 KiB memlock limit, as a container runtime would; removed on drop.
+pub struct CapsWrapper {
+    pub path: PathBuf,
+}
+
+impl CapsWrapper {
+    pub fn new(caps: &[String]) -> Result<Self> {
+        let mirror = existing_mirror_bin()?;
+        let set = format!("-all,+{}", caps.join(",+"));
+        let path = target_dir().join(format!("mirror-caps-{}.sh", unique_prefix()));
+        let script = format!(
+            "#!/bin/sh\nulimit -l 64 || exit 1\n\
+             exec setpriv --bounding-set={set} --inh-caps={set} --ambient-caps={set} {} \"$@\"\n",
+            mirror.display()
+        );
+        fs::write(&path, script).with_context(|| format!("writing {}", path.display()))?;
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755))?;
+        Ok(Self { path })
+    }
+}
+
+impl Drop for CapsWrapper {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+/// What a process holds: effective, permitted, bounding and ambient sets (`/proc/PID/status`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProcessCaps {
+    pub effective: u64,
+    pub permitted: u64,
+    pub bounding: u64,
+    pub ambient: u64,
+}
+
+impl ProcessCaps {
+    /// Reads the sets of process `pid`.
+    pub fn of(pid: u32) -> Result<Self> {
+        let path = format!("/proc/{pid}/status");
+        let status = fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+        let field = |name: &str| -> Result<u64> {
+            let hex = status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .with_context(|| format!("no {name} in {path}"))?;
+            u64::from_str_radix(hex.trim(), 16).with_context(|| format!("{name} in {path}"))
+        };
+        Ok(Self {
+            effective: field("CapEff:")?,
+            permitted: field("CapPrm:")?,
+            bounding: field("CapBnd:")?,
+            ambient: field("CapAmb:")?,
+        })
+    }
+
+    /// Fails unless every set is exactly `mask` (so no capability beyond it can be gained).
+    pub fn check_exactly(&self, mask: u64) -> Result<()> {
+        if [self.effective, self.permitted, self.bounding, self.ambient] != [mask; 4] {
+            bail!("the process holds {self:x?}, expected exactly {mask:#x} in every set");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_and_readme() {
+        assert_eq!(
+            mask(&["net_admin".into(), "bpf".into()]).unwrap(),
+            1 << 12 | 1 << 39
+        );
+        assert!(mask(&["sys_module".into()]).is_err());
+        let (always, pod) = readme_capabilities().unwrap();
+        assert!(always.contains(&"bpf".to_owned()), "{always:?}");
+        assert!(pod.contains(&"sys_admin".to_owned()), "{pod:?}");
+        mask(&always).unwrap();
+        mask(&pod).unwrap();
+    }
+}

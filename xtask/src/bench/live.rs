@@ -1,0 +1,202 @@
+//! Live scenarios: UDP frames from the pod at a fixed rate (or as fast as the generator goes),
+//! each run once with no mirror, once with the kernel's and once with the agent.
+//!
+//! A run: start the subject, note the counters (frames the pod's `eth0` sent, copies behind the
+//! remote VTEP, the machine's and the agent's CPU time), send for the run length with the
+//! generator pinned to its CPU, note the copies at once, wait until they stop arriving, note
+//! everything again, stop the subject.
+
+use std::{net::SocketAddr, time::Duration};
+
+use anyhow::{Context as _, Result, ensure};
+use mirror_tests::{
+    World,
+    udp_flood::{FloodSpec, flood},
+    world::{NODE_POD_IF, POD_IF, POD_IP},
+};
+
+use super::{
+    Bench, Outcome,
+    args::Rate,
+    cpu::CpuMeter,
+    figures::{Sample, SubjectRuns},
+    json::Json,
+    report::{Columns, outcome},
+    scenarios::Scenario,
+    stats::to_f64,
+    subject::{Running, Subject},
+    world::{SINK_IP, delivered, settled_delivered},
+};
+
+/// The first UDP source port of the generated frames.
+const SRC_PORT: u16 = 10_000;
+/// Their destination port (discard).
+const DST_PORT: u16 = 9;
+/// Where the agent exports NetFlow in the flow-cache scenario: a socket of the bench's own in
+/// the node that nobody reads (the datagrams only have to leave the agent).
+const NETFLOW_SINK: &str = "127.0.0.1:2055";
+
+/// What the pod sends in one live scenario.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Traffic {
+    /// Ethernet frame length, FCS not counted.
+    pub frame_len: usize,
+    pub rate: Rate,
+    /// Distinct UDP source ports the frames cycle through: the number of flows.
+    pub src_ports: u32,
+    /// Whether the agent also exports NetFlow (its flow cache on).
+    pub netflow: bool,
+}
+
+pub fn run(bench: &Bench, world: &World, scenario: &Scenario, traffic: Traffic) -> Result<Outcome> {
+    let settings = &bench.settings;
+    let spec = FloodSpec {
+        iface: POD_IF.to_owned(),
+        src_mac: mac_bytes(&world.pod.mac(POD_IF)?)?,
+        dst_mac: mac_bytes(&world.node.mac(NODE_POD_IF)?)?,
+        src_ip: POD_IP.parse().context("the pod's address")?,
+        dst_ip: SINK_IP.parse().context("the sink address")?,
+        frame_len: traffic.frame_len,
+        src_port: SRC_PORT,
+        src_ports: traffic.src_ports,
+        dst_port: DST_PORT,
+        pps: traffic.rate.pps(),
+        duration: Duration::from_secs(settings.seconds),
+        cpu: Some(settings.gen_cpu as usize),
+    };
+    let mut extra = vec!["--oversize".to_owned(), "fragment".to_owned()];
+    let _sink = if traffic.netflow {
+        extra.extend(["--netflow".to_owned(), NETFLOW_SINK.to_owned()]);
+        let addr: SocketAddr = NETFLOW_SINK.parse().context("the NetFlow sink address")?;
+        Some(world.node.udp_socket(addr)?)
+    } else {
+        None
+    };
+    let mut runs = SubjectRuns::all();
+    for run in 0..settings.runs {
+        for subject in Subject::order(run) {
+            let (sample, command) = measure(bench, world, subject, &spec, &extra)
+                .with_context(|| format!("run {} of {}", run + 1, subject.label()))?;
+            println!(
+                "   run {} {:<6} offered {:>9.0} pps, copies {:>9} of {:>9} ({:>9} when traffic stopped), \
+                 machine CPU {:>7.3} s{}",
+                run + 1,
+                subject.label(),
+                to_f64(sample.offered) / sample.seconds,
+                sample.delivered,
+                sample.offered,
+                sample.delivered_during,
+                sample.machine_cpu_us / 1e6,
+                sample
+                    .process_cpu_us
+                    .map_or_else(String::new, |us| format!(", agent CPU {:.3} s", us / 1e6)),
+            );
+            SubjectRuns::record(&mut runs, subject, command, sample);
+        }
+    }
+    let mut columns = Columns::FLOOD.to_vec();
+    if traffic.netflow {
+        columns.push(Columns::FLOWS);
+    }
+    let details = vec![
+        ("frame_len", Json::Int(traffic.frame_len as u64)),
+        ("rate_pps", Json::int(traffic.rate.pps())),
+        ("src_ports", Json::Int(u64::from(traffic.src_ports))),
+        ("netflow", Json::Bool(traffic.netflow)),
+        ("generator", Json::str(generator_description(&spec))),
+    ];
+    Ok(outcome(scenario, settings, &columns, &runs, false, details))
+}
+
+/// One run of `subject`.
+fn measure(
+    bench: &Bench,
+    world: &World,
+    subject: Subject,
+    spec: &FloodSpec,
+    extra: &[String],
+) -> Result<(Sample, String)> {
+    let (running, command) = Running::start(bench, world, subject, extra)?;
+    let offered_before = world.pod.link_stats(POD_IF)?.tx_packets;
+    let delivered_before = delivered(world)?;
+    let meter = CpuMeter::start(running.pid(), bench.clock_ticks)?;
+
+    let sent = flood(&world.pod, spec)?;
+    if sent.skipped > 0 || sent.send_errors > 0 {
+        println!(
+            "   note: the generator forwent {} packets (it fell behind: its CPU was busy) and retried {} \
+             sends (no buffer)",
+            sent.skipped, sent.send_errors
+        );
+    }
+
+    let delivered_during = delivered(world)? - delivered_before;
+    let offered = world.pod.link_stats(POD_IF)?.tx_packets - offered_before;
+    let delivered = settled_delivered(world)? - delivered_before;
+    let used = meter.read()?;
+    let agent = running.finish()?;
+    ensure!(
+        offered > 0 && sent.sent > 0,
+        "the generator sent nothing ({sent:?}, the pod's eth0 counted {offered})"
+    );
+    Ok((
+        Sample {
+            offered,
+            delivered,
+            delivered_during,
+            seconds: sent.seconds,
+            machine_cpu_us: used.machine_us,
+            process_cpu_us: used.process_us,
+            rss_kib: used.peak_rss_kib,
+            gbps: None,
+            agent,
+        },
+        command,
+    ))
+}
+
+fn generator_description(spec: &FloodSpec) -> String {
+    format!(
+        "{}-byte UDP frames {POD_IP}:{}{} -> {SINK_IP}:{DST_PORT} on the pod's {POD_IF}, AF_PACKET sendmmsg, {}, \
+         pinned to CPU {}",
+        spec.frame_len,
+        spec.src_port,
+        if spec.src_ports > 1 {
+            format!("+{} ports", spec.src_ports)
+        } else {
+            String::new()
+        },
+        spec.pps.map_or_else(
+            || "as fast as it goes".to_owned(),
+            |p| format!("{p} pps paced per 100 us")
+        ),
+        spec.cpu.unwrap_or_default()
+    )
+}
+
+/// `aa:bb:cc:dd:ee:ff` as bytes.
+fn mac_bytes(text: &str) -> Result<[u8; 6]> {
+    let bytes: Vec<u8> = text
+        .split(':')
+        .map(|b| u8::from_str_radix(b, 16))
+        .collect::<Result<_, _>>()
+        .with_context(|| format!("MAC address {text}"))?;
+    bytes
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("MAC address {text} has not 6 bytes"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_macs() {
+        assert_eq!(
+            mac_bytes("02:0a:ff:00:01:9c").unwrap(),
+            [2, 10, 255, 0, 1, 156]
+        );
+        assert!(mac_bytes("02:0a").is_err());
+        assert!(mac_bytes("zz:0a:ff:00:01:9c").is_err());
+    }
+}

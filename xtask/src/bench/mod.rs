@@ -1,0 +1,260 @@
+//! `cargo xtask bench`: the mirror measured in a world of network namespaces of its own, each
+//! scenario against the kernel doing the same job, in the same run, on the same traffic.
+//!
+//! Scenarios (their names are what `--only` matches and what the JSON files are called):
+//! - `replay-64b-vxlan`: `mirror replay` of a pcap of 64-byte UDP frames as fast as possible
+//!   into VxLAN, against `tcpreplay --topspeed` onto a kernel `vxlan` device (see `replay.rs`).
+//! - `live-64b-RATE`, `live-1500b-RATE` (jumbo uplink) and `live-1500b-RATE-mtu1500`: the pod
+//!   sends UDP frames of 64 bytes or 1514 bytes (1500-byte IP packets) at each `--rates` rate,
+//!   `max` being as fast as the generator goes; the pod's veth is mirrored to the remote VTEP by
+//!   nothing, by the kernel (`tc mirred` into a `vxlan` device) and by `mirror run` (see
+//!   `live.rs`). With a 1500-byte uplink every full-size copy is sent in two IP fragments, by
+//!   both mirrors (`--oversize fragment` for the agent).
+//! - `flows-64k`: 64-byte frames at 100k pps whose source ports cycle through 65,536 values,
+//!   with the agent also exporting NetFlow (its flow cache holding 64k flows): peak RSS.
+//! - `iperf` and `iperf-mtu1500`: an iperf3 bulk transfer from the pod to the node, with no
+//!   mirror, the kernel's and the agent, in rounds of three next to each other (see `iperf.rs`).
+//!
+//! Per scenario and subject: offered packets/s, copies delivered behind the remote VTEP, loss
+//! once the delivered count stopped moving and at the moment the traffic stopped, the whole
+//! machine's CPU (`/proc/stat`) and the agent's (`/proc/PID/stat`) per copy, the incremental CPU
+//! per copy (with the mirror minus without it, at the same offered traffic) and its ratio to
+//! the kernel's, the agent's peak RSS, and for TCP the throughput kept. Tables on the terminal
+//! (Markdown) and JSON under `target/bench/`: one file per scenario and `summary.json` (with
+//! `summary.md`) for the whole run.
+
+mod args;
+mod cpu;
+mod figures;
+mod iperf;
+mod json;
+mod live;
+mod replay;
+mod report;
+mod scenarios;
+mod stats;
+mod subject;
+mod summary;
+mod world;
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result, bail, ensure};
+use mirror_tests::{
+    World,
+    agent::{target_dir, workspace_root},
+    is_root,
+    proc::set_echo,
+};
+
+pub use self::args::BenchArgs;
+use self::{
+    args::Settings,
+    json::Json,
+    report::Headline,
+    scenarios::{Kind, Scenario, estimate, scenarios},
+    summary::{check, conclude, scenario_json},
+};
+use crate::{
+    cargo::{cargo, status},
+    setup::setup,
+};
+
+/// VxLAN network identifier of the bench world's remote VTEP.
+pub const VNI: u32 = 42;
+
+/// What every scenario gets.
+pub struct Bench {
+    pub settings: Settings,
+    /// The release build of `mirror`.
+    pub bin: PathBuf,
+    /// `target/bench`.
+    pub out: PathBuf,
+    /// `USER_HZ`: clock ticks per second of /proc's CPU times.
+    pub clock_ticks: u64,
+}
+
+/// What a scenario produced.
+pub struct Outcome {
+    /// Its table and commands, for the terminal and `summary.md`.
+    pub table: String,
+    /// Its JSON beyond the headline figures.
+    pub details: Vec<(&'static str, Json)>,
+    pub headline: Headline,
+}
+
+/// `cargo xtask bench ARGS`.
+pub fn bench(args: BenchArgs) -> Result<()> {
+    let command = std::iter::once("cargo xtask".to_owned())
+        .chain(std::env::args().skip(1))
+        .collect::<Vec<_>>()
+        .join(" ");
+    run(args, &command)
+}
+
+/// The smoke run at the end of `cargo xtask test`: skipped, saying why, when not root.
+pub fn smoke() -> Result<()> {
+    if !is_root() {
+        println!("   skipped: the bench needs root for its network namespaces");
+        return Ok(());
+    }
+    run(BenchArgs::smoke()?, "cargo xtask bench --smoke")
+}
+
+fn run(args: BenchArgs, command: &str) -> Result<()> {
+    setup()?;
+    if !is_root() {
+        bail!("the bench needs root: it builds network namespaces");
+    }
+    let only = args.only.clone();
+    let settings = Settings::new(args);
+    let cpus = available_cpus()?;
+    for (option, cpu) in [("--cpu", settings.cpu), ("--gen-cpu", settings.gen_cpu)] {
+        ensure!(
+            cpus.contains(&cpu),
+            "{option} {cpu}: not a CPU this process may run on ({cpus:?})"
+        );
+    }
+    let scenarios: Vec<Scenario> = scenarios(&settings)
+        .into_iter()
+        .filter(|s| {
+            only.as_ref()
+                .is_none_or(|only| s.name.contains(only.as_str()))
+        })
+        .collect();
+    ensure!(!scenarios.is_empty(), "no scenario matches --only");
+    if settings.cpu == settings.gen_cpu {
+        println!(
+            "note: the generator and the agent share CPU {}: pass --cpu and --gen-cpu to part them",
+            settings.cpu
+        );
+    }
+    let bench = prepare(settings)?;
+    let busy = cpu::machine_busy_pct(Duration::from_secs(1))?;
+    println!(
+        "== {} scenarios, about {} min; the machine was {busy:.0}% busy in the second before{}",
+        scenarios.len(),
+        estimate(&bench.settings, &scenarios).as_secs().div_ceil(60),
+        if busy > 10.0 {
+            ": other work running, the figures will be noisy"
+        } else {
+            ""
+        }
+    );
+    let started = Instant::now();
+    let results = run_scenarios(&bench, &scenarios)?;
+    conclude(&bench, command, busy, &results)?;
+    println!("\nbench done in {:.0} s", started.elapsed().as_secs_f64());
+    check(&bench, &results)
+}
+
+/// Builds the release binary and makes `target/bench`.
+fn prepare(settings: Settings) -> Result<Bench> {
+    println!("== building the release binary (cargo build --release -p mirror-user --bin mirror)");
+    status(
+        &mut cargo(["build", "--release", "-p", "mirror-user", "--bin", "mirror"]),
+        "building the release mirror binary",
+    )?;
+    let bin = target_dir().join("release").join("mirror");
+    ensure!(bin.is_file(), "{} was not built", bin.display());
+    let out = target_dir().join("bench");
+    fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    set_echo(false);
+    Ok(Bench {
+        clock_ticks: cpu::clock_ticks()?,
+        settings,
+        bin,
+        out,
+    })
+}
+
+/// Runs each scenario in a world of its uplink MTU, printing its table and writing its JSON.
+fn run_scenarios<'s>(
+    bench: &Bench,
+    scenarios: &'s [Scenario],
+) -> Result<Vec<(&'s Scenario, Outcome)>> {
+    let mut world: Option<World> = None;
+    let mut results = Vec::new();
+    for scenario in scenarios {
+        if world
+            .as_ref()
+            .is_none_or(|w| w.config.uplink_mtu != scenario.uplink_mtu)
+        {
+            // The old world goes first: one world at a time.
+            drop(world.take());
+            world = Some(world::build(scenario.uplink_mtu)?);
+        }
+        let world = world.as_ref().context("the world was just built")?;
+        println!("\n== {}: {}", scenario.name, scenario.title);
+        let outcome = match scenario.kind {
+            Kind::Replay => replay::run(bench, world, scenario),
+            Kind::Live(traffic) => live::run(bench, world, scenario, traffic),
+            Kind::Iperf => iperf::run(bench, world, scenario),
+        }
+        .with_context(|| format!("scenario {}", scenario.name))?;
+        println!();
+        for line in outcome.table.lines() {
+            println!("   {line}");
+        }
+        let path = bench.out.join(format!("{}.json", scenario.name));
+        fs::write(&path, scenario_json(bench, scenario, &outcome).pretty())
+            .with_context(|| format!("writing {}", path.display()))?;
+        println!("   summary: {}", relative(&path));
+        results.push((scenario, outcome));
+    }
+    Ok(results)
+}
+
+/// The CPUs this process may run on (`sched_getaffinity`).
+fn available_cpus() -> Result<Vec<u32>> {
+    let status = fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
+    let list = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .context("no Cpus_allowed_list in /proc/self/status")?;
+    let mut cpus = Vec::new();
+    for part in list.trim().split(',') {
+        let (first, last) = part.split_once('-').unwrap_or((part, part));
+        let (first, last): (u32, u32) = (
+            first.parse().context("parsing Cpus_allowed_list")?,
+            last.parse().context("parsing Cpus_allowed_list")?,
+        );
+        cpus.extend(first..=last);
+    }
+    Ok(cpus)
+}
+
+/// `taskset ARGV` for tables and JSON: paths inside the workspace relative to it.
+fn shown_command(argv: &[&str]) -> String {
+    std::iter::once("taskset".to_owned())
+        .chain(argv.iter().map(|arg| relative(Path::new(arg))))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `path` relative to the workspace root when it is inside it.
+fn relative(path: &Path) -> String {
+    path.strip_prefix(workspace_root())
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_show_workspace_paths_relative() {
+        let bin = workspace_root().join("target/release/mirror");
+        let bin = bin.to_string_lossy();
+        assert_eq!(
+            shown_command(&["-c", "1", &bin, "run", "--iface", "vethpod"]),
+            "taskset -c 1 target/release/mirror run --iface vethpod"
+        );
+    }
+}

@@ -1,0 +1,168 @@
+//! The scenarios a run of the bench measures, from its settings.
+
+use std::time::Duration;
+
+use mirror_tests::world::UPLINK_MTU;
+
+use super::{
+    args::{Rate, Settings},
+    live::Traffic,
+};
+
+/// Rate of the flow-cache scenario: 65,536 flows are all seen within a second.
+const FLOWS_RATE: Rate = Rate::Pps(100_000);
+/// Source ports, hence flows, of the flow-cache scenario.
+const FLOWS: u32 = 65_536;
+
+/// One scenario: a name (for `--only` and the JSON file), a title, and the uplink MTU of the
+/// world it runs in.
+pub struct Scenario {
+    pub name: String,
+    pub title: String,
+    pub uplink_mtu: u32,
+    pub kind: Kind,
+}
+
+/// What a scenario runs.
+pub enum Kind {
+    Replay,
+    Live(Traffic),
+    Iperf,
+}
+
+/// Every scenario of `settings`, grouped by uplink MTU (each MTU is one world).
+pub fn scenarios(settings: &Settings) -> Vec<Scenario> {
+    let mut list = vec![Scenario {
+        name: "replay-64b-vxlan".to_owned(),
+        title: "64-byte UDP frames from a pcap, as fast as possible, into VxLAN to a namespace"
+            .to_owned(),
+        uplink_mtu: UPLINK_MTU,
+        kind: Kind::Replay,
+    }];
+    let live = |frame_len: usize, rate: Rate, uplink_mtu: u32| {
+        let size = if frame_len == 64 { "64b" } else { "1500b" };
+        let suffix = if uplink_mtu == UPLINK_MTU {
+            String::new()
+        } else {
+            format!("-mtu{uplink_mtu}")
+        };
+        Scenario {
+            name: format!("live-{size}-{}{suffix}", rate.short()),
+            title: format!(
+                "{frame_len}-byte UDP frames from the pod at {}, mirrored into VxLAN over a {uplink_mtu}-byte uplink",
+                rate.describe()
+            ),
+            uplink_mtu,
+            kind: Kind::Live(Traffic {
+                frame_len,
+                rate,
+                src_ports: 1,
+                netflow: false,
+            }),
+        }
+    };
+    for frame_len in [64, 1514] {
+        list.extend(
+            settings
+                .rates
+                .iter()
+                .map(|&r| live(frame_len, r, UPLINK_MTU)),
+        );
+    }
+    list.push(Scenario {
+        name: "flows-64k".to_owned(),
+        title: format!(
+            "64-byte UDP frames at {} over {FLOWS} source ports, the agent also exporting NetFlow",
+            FLOWS_RATE.describe()
+        ),
+        uplink_mtu: UPLINK_MTU,
+        kind: Kind::Live(Traffic {
+            frame_len: 64,
+            rate: FLOWS_RATE,
+            src_ports: FLOWS,
+            netflow: true,
+        }),
+    });
+    let iperf = |uplink_mtu: u32, name: &str| Scenario {
+        name: name.to_owned(),
+        title: format!(
+            "iperf3 bulk TCP from the pod to the node, mirrored over a {uplink_mtu}-byte uplink"
+        ),
+        uplink_mtu,
+        kind: Kind::Iperf,
+    };
+    list.push(iperf(UPLINK_MTU, "iperf"));
+    list.extend(settings.rates.iter().map(|&r| live(1514, r, 1500)));
+    list.push(iperf(1500, "iperf-mtu1500"));
+    list
+}
+
+/// Roughly how long the scenarios take.
+pub fn estimate(settings: &Settings, scenarios: &[Scenario]) -> Duration {
+    // Start, settle and stop around each run.
+    let overhead = 3;
+    let secs: u64 = scenarios
+        .iter()
+        .map(|s| match s.kind {
+            Kind::Replay => {
+                settings.runs as u64
+                    * 2
+                    * (u64::from(settings.frames) * u64::from(settings.loops) / 200_000 + overhead)
+            }
+            Kind::Live(_) => settings.runs as u64 * 3 * (settings.seconds + overhead),
+            Kind::Iperf => settings.iperf_rounds as u64 * 3 * (settings.seconds + overhead),
+        })
+        .sum();
+    Duration::from_secs(secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::{Args as _, FromArgMatches as _};
+
+    use super::*;
+    use crate::bench::args::BenchArgs;
+
+    #[test]
+    fn smoke_runs_one_short_rate() {
+        let settings = Settings::new(BenchArgs::smoke().unwrap());
+        assert_eq!(
+            (settings.runs, settings.seconds, settings.iperf_rounds),
+            (1, 2, 1)
+        );
+        let names: Vec<String> = scenarios(&settings).into_iter().map(|s| s.name).collect();
+        assert_eq!(
+            names,
+            [
+                "replay-64b-vxlan",
+                "live-64b-50k",
+                "live-1500b-50k",
+                "flows-64k",
+                "iperf",
+                "live-1500b-50k-mtu1500",
+                "iperf-mtu1500"
+            ]
+        );
+    }
+
+    #[test]
+    fn default_rates_are_the_issues() {
+        let matches = BenchArgs::augment_args(clap::Command::new("bench"))
+            .try_get_matches_from(["bench"])
+            .unwrap();
+        let args = BenchArgs::from_arg_matches(&matches).unwrap();
+        assert_eq!(
+            args.rates,
+            [
+                Rate::Pps(50_000),
+                Rate::Pps(100_000),
+                Rate::Pps(150_000),
+                Rate::Max
+            ]
+        );
+        assert_eq!(
+            scenarios(&Settings::new(args)).len(),
+            1 + 4 + 4 + 1 + 1 + 4 + 1
+        );
+    }
+}

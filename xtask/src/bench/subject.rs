@@ -1,0 +1,149 @@
+//! What mirrors the pod's traffic in a live scenario: nothing (the reference for incremental
+//! CPU), the kernel (`tc mirred` into a `vxlan` device), or the release `mirror run`, pinned to
+//! its own CPU.
+
+use anyhow::{Context as _, Result, bail};
+use mirror_tests::{
+    AgentArgs, Background, KernelMirror, Metrics, World,
+    agent::{READY_PREFIX, READY_TIMEOUT},
+    kernel_mirror::KERNEL_MIRROR_IF,
+    world::{NODE_POD_IF, REMOTE_IP},
+};
+
+use super::Bench;
+
+/// One of the three subjects of a live scenario.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Subject {
+    None,
+    Kernel,
+    Mirror,
+}
+
+impl Subject {
+    pub const ALL: [Self; 3] = [Self::None, Self::Kernel, Self::Mirror];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Kernel => "kernel",
+            Self::Mirror => "mirror",
+        }
+    }
+
+    /// The subjects in the order of run `run`: rotated each run, so that a drift of the
+    /// machine's speed hits all alike.
+    pub fn order(run: usize) -> [Self; 3] {
+        let mut all = Self::ALL;
+        all.rotate_left(run % Self::ALL.len());
+        all
+    }
+}
+
+/// A subject at work, stopped by [`Running::finish`] (or on drop).
+pub enum Running<'w> {
+    None,
+    /// Held for its drop, which removes the kernel's mirror.
+    Kernel {
+        _mirror: KernelMirror<'w>,
+    },
+    Mirror {
+        process: Background,
+        world: &'w World,
+    },
+}
+
+/// What the agent said about itself at the end of a run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AgentCounters {
+    /// `mirror_dropped_packets_total`, all reasons.
+    pub dropped: u64,
+    /// `mirror_netflow_active_flows`.
+    pub active_flows: u64,
+}
+
+impl<'w> Running<'w> {
+    /// Starts `subject` on `world`'s pod interface; `extra` are more `mirror run` arguments.
+    /// Returns it and the command line that describes it.
+    pub fn start(
+        bench: &Bench,
+        world: &'w World,
+        subject: Subject,
+        extra: &[String],
+    ) -> Result<(Self, String)> {
+        match subject {
+            Subject::None => Ok((Self::None, String::new())),
+            Subject::Kernel => Ok((
+                Self::Kernel {
+                    _mirror: KernelMirror::for_world(world, &[NODE_POD_IF])?,
+                },
+                format!(
+                    "tc u32 match-all on {NODE_POD_IF} ingress+egress, action mirred egress mirror dev \
+                     {KERNEL_MIRROR_IF} (vxlan id {} dstport {} remote {REMOTE_IP})",
+                    world.config.vni, world.config.vxlan_port
+                ),
+            )),
+            Subject::Mirror => {
+                let mut args = AgentArgs::vxlan(world, &[NODE_POD_IF]);
+                args.extra = extra.to_vec();
+                let cpu = bench.settings.cpu.to_string();
+                let bin = bench.bin.to_string_lossy().into_owned();
+                let mut argv = vec!["-c".to_owned(), cpu, bin, "run".to_owned()];
+                argv.extend(args.to_args());
+                let command =
+                    super::shown_command(&argv.iter().map(String::as_str).collect::<Vec<_>>());
+                let mut process =
+                    Background::spawn("mirror", &mut world.node.command("taskset", &argv))?;
+                process
+                    .wait_for_stderr("its ready line", READY_TIMEOUT, |l| {
+                        l.starts_with(READY_PREFIX)
+                    })
+                    .with_context(|| format!("starting `{command}`"))?;
+                Ok((Self::Mirror { process, world }, command))
+            }
+        }
+    }
+
+    /// The agent's pid (`ip netns exec` and `taskset` exec it in place).
+    pub fn pid(&self) -> Option<u32> {
+        match self {
+            Self::Mirror { process, .. } => Some(process.pid()),
+            _ => None,
+        }
+    }
+
+    /// Stops the subject; for the agent, reads its counters first and checks it exits 0.
+    pub fn finish(self) -> Result<Option<AgentCounters>> {
+        match self {
+            Self::None | Self::Kernel { .. } => Ok(None),
+            Self::Mirror { mut process, world } => {
+                let text = world
+                    .node
+                    .run(
+                        "curl",
+                        [
+                            "-sS",
+                            "--fail",
+                            "--max-time",
+                            "5",
+                            &format!("http://{}/metrics", mirror_tests::agent::METRICS_ADDR),
+                        ],
+                    )
+                    .context("scraping the agent's metrics")?;
+                let metrics = Metrics::parse(&text)?;
+                let counters = AgentCounters {
+                    dropped: metrics.total("mirror_dropped_packets_total", &[]),
+                    active_flows: metrics.total("mirror_netflow_active_flows", &[]),
+                };
+                let status = process.stop()?;
+                if !status.success() {
+                    bail!(
+                        "the agent exited with {status} after SIGINT: {}",
+                        process.stderr_lines().join("\n")
+                    );
+                }
+                Ok(Some(counters))
+            }
+        }
+    }
+}

@@ -1,0 +1,121 @@
+//! The bench's world: the tests' standard world (pod, node, remote VTEP) with an uplink of the
+//! scenario's MTU, plus what measuring needs.
+//!
+//! - The node does not forward (set explicitly: a new namespace inherits the host's IPv4
+//!   settings), so the generated frames, addressed to [`SINK_IP`] which nobody holds, are
+//!   dropped by the node's routing without an ICMP answer: the only traffic on the pod's link
+//!   is what the bench sends.
+//! - Copies are counted on the remote VTEP's ingress with a `clsact` qdisc and a match-all `u32`
+//!   filter without action: its counter counts the segments of a GSO or GRO packet one by one,
+//!   where the device's `rx_packets` counts such a packet once (the kernel's mirror forwards a
+//!   TCP sender's 64 KB GSO packets whole over veth).
+
+use std::{
+    thread,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result};
+use mirror_tests::{World, WorldConfig, world::REMOTE_VTEP_IF};
+
+use super::VNI;
+
+/// Where the generated UDP frames go: on the pod's subnet, held by nobody.
+pub const SINK_IP: &str = "198.19.0.3";
+/// How long copies may keep arriving after the traffic stopped.
+const SETTLE_LIMIT: Duration = Duration::from_secs(10);
+/// The delivered counter has settled when it did not move for this long.
+const SETTLE_STEP: Duration = Duration::from_millis(200);
+
+/// Builds the world with an uplink of `uplink_mtu` and prepares it for measuring.
+pub fn build(uplink_mtu: u32) -> Result<World> {
+    let world = World::build(WorldConfig {
+        vni: VNI,
+        uplink_mtu,
+        ..WorldConfig::default()
+    })
+    .context("building the bench world")?;
+    world
+        .node
+        .run("sysctl", ["-qw", "net.ipv4.ip_forward=0"])
+        .context("turning forwarding off in the node")?;
+    world
+        .remote
+        .run("tc", ["qdisc", "add", "dev", REMOTE_VTEP_IF, "clsact"])
+        .context("adding clsact to the remote VTEP")?;
+    world
+        .remote
+        .run(
+            "tc",
+            [
+                "filter",
+                "add",
+                "dev",
+                REMOTE_VTEP_IF,
+                "ingress",
+                "pref",
+                "1",
+                "protocol",
+                "all",
+                "u32",
+                "match",
+                "u32",
+                "0",
+                "0",
+                "flowid",
+                "1:1",
+            ],
+        )
+        .context("adding the counting filter to the remote VTEP")?;
+    Ok(world)
+}
+
+/// Copies the remote VTEP has received so far, GSO/GRO segments counted one by one.
+pub fn delivered(world: &World) -> Result<u64> {
+    let text = world.remote.run(
+        "tc",
+        ["-s", "qdisc", "show", "dev", REMOTE_VTEP_IF, "ingress"],
+    )?;
+    sent_packets(&text).with_context(|| {
+        format!(
+            "no `Sent N bytes M pkt` in `tc -s qdisc show dev {REMOTE_VTEP_IF} ingress`: {text}"
+        )
+    })
+}
+
+/// [`delivered`] once it has stopped moving (or after [`SETTLE_LIMIT`]).
+pub fn settled_delivered(world: &World) -> Result<u64> {
+    let deadline = Instant::now() + SETTLE_LIMIT;
+    let mut last = delivered(world)?;
+    loop {
+        thread::sleep(SETTLE_STEP);
+        let now = delivered(world)?;
+        if now == last || Instant::now() >= deadline {
+            return Ok(now);
+        }
+        last = now;
+    }
+}
+
+/// `M` of ` Sent N bytes M pkt (dropped ...)` in `tc -s qdisc show` output.
+fn sent_packets(text: &str) -> Option<u64> {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let at = words.iter().position(|w| *w == "Sent")?;
+    match words.get(at + 1..at + 5)? {
+        [_, "bytes", packets, "pkt"] => packets.parse().ok(),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_qdisc_counters() {
+        let text = "qdisc clsact ffff: parent ffff:fff1 \n Sent 4230597752 bytes 2921189 pkt (dropped 0, \
+                    overlimits 0 requeues 0) \n backlog 0b 0p requeues 0\n";
+        assert_eq!(sent_packets(text), Some(2_921_189));
+        assert_eq!(sent_packets("qdisc clsact ffff:"), None);
+    }
+}
