@@ -15,12 +15,14 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use etherparse::PacketBuilder;
 use mirror::{
     capture::BATCH,
+    metrics::Metrics,
     replay::{
         batch::Batch,
         pacing::Pace,
         play::{Counters, Player, Sink},
         reader::Reader,
     },
+    send::Outcome,
     tunnel::{CopyMeta, Encap, MAX_HEADER_LEN, Tunnel},
     wire::vxlan::Vni,
 };
@@ -63,7 +65,9 @@ impl Sink for Encapsulate {
         black_box((&self.header[..len], frame));
     }
 
-    fn flush(&mut self) {}
+    fn flush(&mut self) -> Outcome {
+        Outcome::default()
+    }
 }
 
 fn counter() -> IntCounter {
@@ -103,7 +107,7 @@ fn bench(c: &mut Criterion) {
         inner_dst_mac: None,
         netflow: None,
         counters: Counters {
-            packets: counter(),
+            copies: Metrics::new().unwrap().captured("replay", "ingress").0,
             bytes: counter(),
             malformed: counter(),
             filtered: counter(),

@@ -9,12 +9,16 @@ use prometheus::{
     proto::MetricFamily,
 };
 
+use crate::send::Outcome;
+
 /// Every metric of the agent. Counter names end in `_total`; all start with `mirror_`.
 #[derive(Clone)]
 pub struct Metrics {
     pub registry: Registry,
     captured_packets: IntCounterVec,
     captured_bytes: IntCounterVec,
+    sent_copies: IntCounterVec,
+    dropped_copies: IntCounterVec,
     sent_packets: IntCounterVec,
     sent_bytes: IntCounterVec,
     dropped: IntCounterVec,
@@ -80,6 +84,37 @@ impl Collector for OmitEmptyLabels {
     }
 }
 
+/// The copies of one interface and direction: how many were captured and what became of each.
+/// `captured` = `sent` + `filtered` + `too_big` + `send_error`, exactly once nothing is in
+/// flight (the capture thread counts a batch captured before it knows the outcomes).
+#[derive(Clone)]
+pub struct CopyCounters {
+    /// `mirror_captured_packets_total`.
+    pub captured: IntCounter,
+    /// `mirror_sent_copies_total`.
+    pub sent: IntCounter,
+    /// `mirror_dropped_copies_total` by reason.
+    pub filtered: IntCounter,
+    pub too_big: IntCounter,
+    pub send_error: IntCounter,
+}
+
+impl CopyCounters {
+    /// Adds what the sender made of a batch and the copies `--filter` left out of it.
+    pub fn add(&self, outcome: &Outcome, filtered: u64) {
+        for (counter, n) in [
+            (&self.sent, outcome.sent),
+            (&self.too_big, outcome.too_big),
+            (&self.send_error, outcome.send_error),
+            (&self.filtered, filtered),
+        ] {
+            if n > 0 {
+                counter.inc_by(n);
+            }
+        }
+    }
+}
+
 /// Why a copy was not delivered (the `reason` label of `mirror_dropped_packets_total`).
 #[derive(Clone, Copy, Debug)]
 pub enum DropReason {
@@ -99,6 +134,10 @@ pub enum DropReason {
 }
 
 impl DropReason {
+    /// The reasons a copy is dropped after it was captured (the `reason` label of
+    /// `mirror_dropped_copies_total`); the others lose it before, or without a known interface.
+    pub const AFTER_CAPTURE: [Self; 3] = [Self::Filtered, Self::TooBig, Self::SendError];
+
     pub const ALL: [Self; 6] = [
         Self::RingFull,
         Self::TooBig,
@@ -142,14 +181,14 @@ impl Metrics {
             registry.register(Box::new(counter.clone()))?;
             Ok(counter)
         };
-        let captured = |name: &str, help: &str| -> anyhow::Result<IntCounterVec> {
-            let vec = IntCounterVec::new(
-                Opts::new(name, help),
-                &["iface", "direction", "pod", "namespace"],
-            )?;
+        let per_iface = |name: &str, help: &str, extra: &[&str]| -> anyhow::Result<IntCounterVec> {
+            let mut labels = vec!["iface", "direction", "pod", "namespace"];
+            labels.extend_from_slice(extra);
+            let vec = IntCounterVec::new(Opts::new(name, help), &labels)?;
             registry.register(Box::new(OmitEmptyLabels(vec.clone())))?;
             Ok(vec)
         };
+        let captured = |name: &str, help: &str| per_iface(name, help, &[]);
         let build_info = IntGaugeVec::new(
             Opts::new(
                 "mirror_build_info",
@@ -169,6 +208,16 @@ impl Metrics {
             captured_bytes: captured(
                 "mirror_captured_bytes_total",
                 "Bytes of the copied frames (Ethernet header included)",
+            )?,
+            sent_copies: per_iface(
+                "mirror_sent_copies_total",
+                "Captured copies sent to every remote due to get them (with --oversize fragment: all their fragments)",
+                &[],
+            )?,
+            dropped_copies: per_iface(
+                "mirror_dropped_copies_total",
+                "Captured copies not sent, by reason (filtered, too_big, send_error); with the sent ones they add up to mirror_captured_packets_total",
+                &["reason"],
             )?,
             sent_packets: counter(
                 "mirror_sent_packets_total",
@@ -262,21 +311,38 @@ impl Metrics {
         Ok(metrics)
     }
 
-    pub fn captured(&self, iface: &str, direction: &str) -> (IntCounter, IntCounter) {
+    /// The copies and captured bytes of an interface and direction.
+    pub fn captured(&self, iface: &str, direction: &str) -> (CopyCounters, IntCounter) {
         self.captured_pod(iface, direction, "", "")
     }
 
     /// [`Metrics::captured`] of a pod's interface; an empty `pod` or `namespace` is not shown.
+    /// Every series shows from the start, at zero.
     pub fn captured_pod(
         &self,
         iface: &str,
         direction: &str,
         pod: &str,
         namespace: &str,
-    ) -> (IntCounter, IntCounter) {
+    ) -> (CopyCounters, IntCounter) {
         let labels = [iface, direction, pod, namespace];
+        let dropped = |reason: DropReason| {
+            self.dropped_copies.with_label_values(&[
+                iface,
+                direction,
+                pod,
+                namespace,
+                reason.label(),
+            ])
+        };
         (
-            self.captured_packets.with_label_values(&labels),
+            CopyCounters {
+                captured: self.captured_packets.with_label_values(&labels),
+                sent: self.sent_copies.with_label_values(&labels),
+                filtered: dropped(DropReason::Filtered),
+                too_big: dropped(DropReason::TooBig),
+                send_error: dropped(DropReason::SendError),
+            },
             self.captured_bytes.with_label_values(&labels),
         )
     }
@@ -291,6 +357,16 @@ impl Metrics {
             }
             let _ = self.captured_packets.remove_label_values(&labels);
             let _ = self.captured_bytes.remove_label_values(&labels);
+            let _ = self.sent_copies.remove_label_values(&labels);
+            for reason in DropReason::AFTER_CAPTURE {
+                let _ = self.dropped_copies.remove_label_values(&[
+                    iface,
+                    direction,
+                    pod,
+                    namespace,
+                    reason.label(),
+                ]);
+            }
         }
     }
 
@@ -452,7 +528,7 @@ mod tests {
     #[test]
     fn names_follow_the_contract() {
         let metrics = Metrics::new().unwrap();
-        metrics.captured("veth1", "ingress").0.inc();
+        metrics.captured("veth1", "ingress").0.captured.inc();
         metrics.sent("vxlan", "198.18.0.2:4789").1.inc_by(100);
         let text = metrics.render();
         assert!(
@@ -469,6 +545,19 @@ mod tests {
             text.contains("mirror_dropped_packets_total{reason=\"ring_full\"} 0"),
             "{text}"
         );
+        // Per interface and direction, sent and every after-capture drop show from the start.
+        assert!(
+            text.contains("mirror_sent_copies_total{direction=\"ingress\",iface=\"veth1\"} 0"),
+            "{text}"
+        );
+        for reason in ["filtered", "too_big", "send_error"] {
+            assert!(
+                text.contains(&format!(
+                    "mirror_dropped_copies_total{{direction=\"ingress\",iface=\"veth1\",reason=\"{reason}\"}} 0"
+                )),
+                "{text}"
+            );
+        }
         assert!(
             text.contains("mirror_build_info{version=\"") && text.contains("mirror_attach_total 0"),
             "{text}"
@@ -494,8 +583,13 @@ mod tests {
         metrics
             .captured_pod("veth9", "egress", "coffee", "default")
             .0
+            .captured
             .inc();
-        metrics.captured_pod("veth8", "egress", "tea", "").0.inc();
+        metrics
+            .captured_pod("veth8", "egress", "tea", "")
+            .0
+            .captured
+            .inc();
         let text = metrics.render();
         assert!(
             text.contains(

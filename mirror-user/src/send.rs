@@ -1,6 +1,10 @@
 //! Batched sending of tunnel packets through raw sockets whose IP header the agent writes: one
 //! `sendmmsg` per address family and batch, the outer headers from the tunnel code, the inner
 //! frame straight from the UMEM (no copy).
+//!
+//! Each copy is pushed on behalf of an owner (the capture thread's interface and direction) and
+//! the flush tells every owner what became of its copies, so that per interface copies captured
+//! equal copies sent plus copies dropped.
 #![cfg_attr(
     not(test),
     deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
@@ -73,6 +77,42 @@ pub struct SendCounters {
     pub fragmented: IntCounter,
 }
 
+/// What became of one owner's copies in a flush: each copy is counted once, as `sent` when
+/// every remote due to get it took it (all its fragments), else by the first reason it failed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Outcome {
+    pub sent: u64,
+    pub too_big: u64,
+    pub send_error: u64,
+}
+
+impl Outcome {
+    /// Copies counted in all.
+    pub fn copies(&self) -> u64 {
+        self.sent + self.too_big + self.send_error
+    }
+}
+
+/// A copy pushed since the last flush: whose it is and whether it failed yet.
+#[derive(Clone, Copy)]
+struct Pending {
+    owner: u16,
+    failed: Option<Failure>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Failure {
+    TooBig,
+    SendError,
+}
+
+impl Pending {
+    /// Marks the copy failed; the first reason stays.
+    fn fail(&mut self, failure: Failure) {
+        self.failed.get_or_insert(failure);
+    }
+}
+
 /// Per-flush tallies, added to the shared counters once per flush rather than per packet.
 #[derive(Clone, Copy, Default)]
 struct Tally {
@@ -89,6 +129,8 @@ struct Queue {
     msgs: Vec<libc::mmsghdr>,
     /// Which destination each queued message goes to.
     targets: Vec<usize>,
+    /// Which pending copy each queued message belongs to.
+    copies: Vec<usize>,
     queued: usize,
 }
 
@@ -99,6 +141,8 @@ pub struct Sender {
     options: SendOptions,
     counters: SendCounters,
     tallies: Vec<Tally>,
+    /// The copies pushed since the last flush, in order.
+    pending: Vec<Pending>,
     /// Identification of the next fragmented packet.
     fragment_id: u32,
 }
@@ -124,6 +168,7 @@ impl Sender {
             v4: Queue::new(libc::AF_INET, slots, mark)?,
             v6: Queue::new(libc::AF_INET6, slots, mark)?,
             tallies: vec![Tally::default(); destinations.len()],
+            pending: Vec::with_capacity(batch),
             destinations,
             options,
             counters,
@@ -136,11 +181,19 @@ impl Sender {
         [self.v4.fd.as_fd(), self.v6.fd.as_fd()]
     }
 
-    /// Queues the copies of `frame` (one per destination, or one in all with flow balancing).
+    /// Queues the copies of `frame` (one per destination, or one in all with flow balancing),
+    /// on behalf of `owner`: the next [`Sender::flush`] counts the copy in `outcomes[owner]`.
+    /// With no destination at all (NetFlow only) a copy counts as sent: no remote missed it.
     ///
     /// # Safety
     /// `frame` must stay valid and unchanged until the next [`Sender::flush`] returns.
-    pub unsafe fn push(&mut self, frame: &[u8], meta: &CopyMeta) {
+    pub unsafe fn push(&mut self, frame: &[u8], meta: &CopyMeta, owner: u16) {
+        let copy = self.pending.len();
+        // Grows only when the caller pushes more than a batch, whose extra copies fail below.
+        self.pending.push(Pending {
+            owner,
+            failed: None,
+        });
         let mut meta = *meta;
         let mut frame = frame;
         if let Some(snaplen) = self.options.snaplen
@@ -170,10 +223,11 @@ impl Sender {
                 SocketAddr::V6(_) => &mut self.v6,
             };
             let queued = if inner.len() <= dest.max_inner {
-                queue.push(index, dest, inner, &meta)
+                queue.push(index, copy, dest, inner, &meta)
             } else if self.options.oversize == Oversize::Fragment {
                 self.fragment_id = self.fragment_id.wrapping_add(1).max(1);
-                let queued = queue.push_fragmented(index, dest, inner, &meta, self.fragment_id);
+                let queued =
+                    queue.push_fragmented(index, copy, dest, inner, &meta, self.fragment_id);
                 if queued {
                     self.counters.fragmented.inc();
                 }
@@ -184,24 +238,41 @@ impl Sender {
                     .filter(|_| self.options.oversize == Oversize::Truncate);
                 let Some(cut) = cut else {
                     self.counters.too_big.inc();
+                    if let Some(pending) = self.pending.get_mut(copy) {
+                        pending.fail(Failure::TooBig);
+                    }
                     continue;
                 };
                 inner = cut;
                 meta.truncated = true;
                 self.counters.truncated_mtu.inc();
-                queue.push(index, dest, inner, &meta)
+                queue.push(index, copy, dest, inner, &meta)
             };
             if !queued {
                 // More pushes than the batch size: the caller's bug, never the network's.
                 self.counters.send_error.inc();
+                if let Some(pending) = self.pending.get_mut(copy) {
+                    pending.fail(Failure::SendError);
+                }
             }
         }
     }
 
-    /// Sends everything queued; a message the kernel refuses is counted and skipped.
-    pub fn flush(&mut self) {
+    /// Sends everything queued; a message the kernel refuses is counted and skipped. Adds what
+    /// became of each copy pushed since the last flush to `outcomes[owner]` (owners past the end
+    /// of `outcomes` are not counted).
+    pub fn flush(&mut self, outcomes: &mut [Outcome]) {
         for queue in [&mut self.v4, &mut self.v6] {
-            queue.flush(&mut self.tallies, &self.counters);
+            queue.flush(&mut self.tallies, &self.counters, &mut self.pending);
+        }
+        for copy in self.pending.drain(..) {
+            if let Some(outcome) = outcomes.get_mut(usize::from(copy.owner)) {
+                match copy.failed {
+                    None => outcome.sent += 1,
+                    Some(Failure::TooBig) => outcome.too_big += 1,
+                    Some(Failure::SendError) => outcome.send_error += 1,
+                }
+            }
         }
         for (dest, tally) in self.destinations.iter().zip(&mut self.tallies) {
             if tally.packets > 0 {
@@ -236,6 +307,14 @@ impl Queue {
             libc::SO_SNDBUF,
             &(4_i32 << 20),
         )?;
+        // Without it a raw socket reports success for a packet the qdisc dropped (ENOBUFS):
+        // such a copy must count as a send error, not as sent.
+        let (level, name) = if family == libc::AF_INET6 {
+            (libc::IPPROTO_IPV6, libc::IPV6_RECVERR)
+        } else {
+            (libc::IPPROTO_IP, libc::IP_RECVERR)
+        };
+        sockopt::set(fd.as_fd(), level, name, &1_i32)?;
         Ok(Self {
             fd,
             headers: vec![[0; MAX_HEADER_LEN]; slots],
@@ -245,6 +324,7 @@ impl Queue {
             // SAFETY: as above.
             msgs: (0..slots).map(|_| unsafe { std::mem::zeroed() }).collect(),
             targets: vec![0; slots],
+            copies: vec![0; slots],
             queued: 0,
         })
     }
@@ -253,6 +333,7 @@ impl Queue {
     fn push(
         &mut self,
         index: usize,
+        copy: usize,
         dest: &mut Destination,
         inner: &[u8],
         meta: &CopyMeta,
@@ -262,14 +343,33 @@ impl Queue {
             return false;
         };
         let header_len = dest.encap.write_header(inner, meta, header);
-        self.fill(slot, header_len, inner, dest.addr, index)
+        self.fill(slot, header_len, inner, dest.addr, (index, copy))
     }
 
-    /// Queues the copy as IP fragments that fit the destination's MTU; `false` when they do
-    /// not fit in the queue (or the MTU cannot hold even the tunnel header).
+    /// Queues the copy as IP fragments that fit the destination's MTU; `false` (and nothing
+    /// queued) when they do not fit in the queue or the MTU cannot hold even the tunnel header.
     fn push_fragmented(
         &mut self,
         index: usize,
+        copy: usize,
+        dest: &mut Destination,
+        inner: &[u8],
+        meta: &CopyMeta,
+        id: u32,
+    ) -> bool {
+        let first = self.queued;
+        let queued = self.push_fragments(index, copy, dest, inner, meta, id);
+        if !queued {
+            // No stray first fragments: the remote could never reassemble them.
+            self.queued = first;
+        }
+        queued
+    }
+
+    fn push_fragments(
+        &mut self,
+        index: usize,
+        copy: usize,
         dest: &mut Destination,
         inner: &[u8],
         meta: &CopyMeta,
@@ -341,28 +441,30 @@ impl Queue {
             let Some(piece_bytes) = inner.get(from..to) else {
                 return false;
             };
-            if !self.fill(slot, iov0_len, piece_bytes, dest.addr, index) {
+            if !self.fill(slot, iov0_len, piece_bytes, dest.addr, (index, copy)) {
                 return false;
             }
         }
         true
     }
 
-    /// Points slot `slot` (the next one) at its header buffer and `inner`.
+    /// Points slot `slot` (the next one) at its header buffer and `inner`, for destination
+    /// `index` and pending copy `copy`.
     fn fill(
         &mut self,
         slot: usize,
         header_len: usize,
         inner: &[u8],
         addr: SocketAddr,
-        index: usize,
+        (index, copy): (usize, usize),
     ) -> bool {
-        let (Some(header), Some(iov), Some(name), Some(msg), Some(target)) = (
+        let (Some(header), Some(iov), Some(name), Some(msg), Some(target), Some(owner)) = (
             self.headers.get_mut(slot),
             self.iovecs.get_mut(slot),
             self.names.get_mut(slot),
             self.msgs.get_mut(slot),
             self.targets.get_mut(slot),
+            self.copies.get_mut(slot),
         ) else {
             return false;
         };
@@ -382,11 +484,12 @@ impl Queue {
         msg.msg_hdr.msg_iov = iov.as_mut_ptr();
         msg.msg_hdr.msg_iovlen = 2;
         *target = index;
+        *owner = copy;
         self.queued = slot + 1;
         true
     }
 
-    fn flush(&mut self, tallies: &mut [Tally], counters: &SendCounters) {
+    fn flush(&mut self, tallies: &mut [Tally], counters: &SendCounters, copies: &mut [Pending]) {
         let queued = self.queued;
         self.queued = 0;
         let mut done = 0;
@@ -409,11 +512,18 @@ impl Queue {
                 if err.kind() == io::ErrorKind::Interrupted {
                     continue;
                 }
-                if err.raw_os_error() == Some(libc::EMSGSIZE) {
+                let failure = if err.raw_os_error() == Some(libc::EMSGSIZE) {
                     counters.too_big.inc();
+                    Failure::TooBig
                 } else {
                     counters.send_error.inc();
+                    Failure::SendError
+                };
+                if let Some(copy) = self.copies.get(done).and_then(|&c| copies.get_mut(c)) {
+                    copy.fail(failure);
                 }
+                // With IP_RECVERR the kernel also queues local errors (EMSGSIZE) for reading.
+                drain_error_queue(self.fd.as_fd());
                 done += 1;
                 continue;
             }
@@ -435,6 +545,26 @@ impl Queue {
 // SAFETY: the raw pointers in the message buffers point into the queue's own buffers or at
 // frames the caller lends until `flush`; the sender is used by one thread at a time.
 unsafe impl Send for Queue {}
+
+/// Reads and discards what is waiting on the socket's error queue, which nothing else reads.
+fn drain_error_queue(fd: BorrowedFd<'_>) {
+    let mut buf = [0_u8; 256];
+    // Bounded: the queue holds at most a socket buffer's worth, and each error frees one entry.
+    for _ in 0..64 {
+        // SAFETY: valid fd and a buffer of the length given.
+        let rc = unsafe {
+            libc::recv(
+                fd.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                libc::MSG_ERRQUEUE | libc::MSG_DONTWAIT,
+            )
+        };
+        if rc < 0 {
+            break;
+        }
+    }
+}
 
 fn zeroed_iovec() -> libc::iovec {
     libc::iovec {
@@ -472,5 +602,220 @@ fn write_sockaddr(addr: SocketAddr, out: &mut libc::sockaddr_in6) -> libc::sockl
             };
             size_of::<libc::sockaddr_in6>() as libc::socklen_t
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The sender's bookkeeping over real raw sockets, on loopback only: every message either
+    //! reaches the local stack or is refused before it leaves (a broadcast address without
+    //! `SO_BROADCAST`).
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use etherparse::PacketBuilder;
+
+    use super::*;
+    use crate::tunnel::Tunnel;
+
+    const LOOPBACK: Ipv4Addr = Ipv4Addr::LOCALHOST;
+    /// The kernel refuses it (EACCES): the socket has no `SO_BROADCAST`.
+    const REFUSED: Ipv4Addr = Ipv4Addr::BROADCAST;
+
+    fn counter() -> IntCounter {
+        IntCounter::new("c", "c").unwrap()
+    }
+
+    fn destination(to: Ipv4Addr, mtu: u32) -> Destination {
+        let tunnel = Tunnel::Gre {
+            key: None,
+            sequence: false,
+        };
+        let encap = Encap::new(&tunnel, IpAddr::V4(LOOPBACK), IpAddr::V4(to)).unwrap();
+        Destination {
+            max_inner: encap.max_inner_len(mtu),
+            mtu: mtu as usize,
+            encap,
+            addr: SocketAddr::new(IpAddr::V4(to), 0),
+            sent_packets: counter(),
+            sent_bytes: counter(),
+        }
+    }
+
+    /// A sender over `destinations`, or `None` (with the reason printed) without the
+    /// privileges raw sockets and `SO_MARK` need.
+    fn sender(
+        destinations: Vec<Destination>,
+        oversize: Oversize,
+        balance: Balance,
+        batch: usize,
+    ) -> Option<Sender> {
+        let options = SendOptions {
+            snaplen: None,
+            oversize,
+            balance,
+        };
+        let counters = SendCounters {
+            too_big: counter(),
+            send_error: counter(),
+            truncated_snaplen: counter(),
+            truncated_mtu: counter(),
+            fragmented: counter(),
+        };
+        match Sender::new(destinations, options, counters, batch, 0) {
+            Ok(sender) => Some(sender),
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+                eprintln!("skipped: raw sockets need CAP_NET_RAW and SO_MARK CAP_NET_ADMIN ({e})");
+                None
+            }
+            Err(e) => panic!("opening the raw sockets: {e}"),
+        }
+    }
+
+    /// An Ethernet/IPv4/UDP frame of `len` bytes from source port `port`.
+    fn frame(port: u16, len: usize) -> Vec<u8> {
+        let payload = vec![0xab; len - 42];
+        let mut out = Vec::new();
+        PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+            .ipv4([198, 18, 0, 1], [198, 18, 0, 2], 64)
+            .udp(port, 53)
+            .write(&mut out, &payload)
+            .unwrap();
+        out
+    }
+
+    fn push_all(sender: &mut Sender, frames: &[(Vec<u8>, u16)]) -> Vec<Outcome> {
+        for (frame, owner) in frames {
+            // SAFETY: `frames` outlives the flush below.
+            unsafe { sender.push(frame, &CopyMeta::default(), *owner) };
+        }
+        let mut outcomes = vec![Outcome::default(); 3];
+        sender.flush(&mut outcomes);
+        outcomes
+    }
+
+    fn sent(sender: &Sender) -> Vec<u64> {
+        sender
+            .destinations
+            .iter()
+            .map(|d| d.sent_packets.get())
+            .collect()
+    }
+
+    #[test]
+    fn a_replicated_copy_is_sent_only_if_every_remote_took_it() {
+        let destinations = vec![destination(LOOPBACK, 1500), destination(REFUSED, 1500)];
+        let Some(mut sender) = sender(destinations, Oversize::Drop, Balance::Replicate, 8) else {
+            return;
+        };
+        let frames = [(frame(1, 100), 0), (frame(2, 100), 1), (frame(3, 100), 1)];
+        let outcomes = push_all(&mut sender, &frames);
+        // Loopback took all three, the broadcast address none: every copy failed.
+        assert_eq!(sent(&sender), [3, 0]);
+        assert_eq!(sender.counters.send_error.get(), 3);
+        let failed = |n| Outcome {
+            send_error: n,
+            ..Outcome::default()
+        };
+        assert_eq!(outcomes, [failed(1), failed(2), Outcome::default()]);
+        // Nothing stays pending for the next flush.
+        let mut again = vec![Outcome::default(); 3];
+        sender.flush(&mut again);
+        assert!(again.iter().all(|o| o.copies() == 0), "{again:?}");
+    }
+
+    #[test]
+    fn flow_balanced_copies_count_where_their_remote_took_them() {
+        let destinations = vec![destination(LOOPBACK, 1500), destination(REFUSED, 1500)];
+        let Some(mut sender) = sender(destinations, Oversize::Drop, Balance::Flow, 64) else {
+            return;
+        };
+        let frames: Vec<_> = (0..40_u16).map(|i| (frame(i, 80), i % 3)).collect();
+        let outcomes = push_all(&mut sender, &frames);
+        let mut expected = vec![Outcome::default(); 3];
+        for (frame, owner) in &frames {
+            let outcome = &mut expected[usize::from(*owner)];
+            if flow_hash(frame).is_multiple_of(2) {
+                outcome.sent += 1;
+            } else {
+                outcome.send_error += 1;
+            }
+        }
+        assert_eq!(outcomes, expected);
+        let to_loopback: u64 = expected.iter().map(|o| o.sent).sum();
+        assert!(to_loopback > 0 && to_loopback < 40, "{to_loopback}");
+        assert_eq!(sent(&sender), [to_loopback, 0]);
+    }
+
+    #[test]
+    fn a_fragmented_copy_counts_once_and_fails_whole() {
+        let Some(mut sender) = sender(
+            vec![destination(LOOPBACK, 600)],
+            Oversize::Fragment,
+            Balance::Replicate,
+            1,
+        ) else {
+            return;
+        };
+        // 1400 bytes in 576-byte pieces: three fragments, one copy. (One batch holds
+        // MAX_FRAGMENTS messages.)
+        let outcomes = push_all(&mut sender, &[(frame(1, 1400), 2)]);
+        assert_eq!(sent(&sender), [3]);
+        assert_eq!(sender.counters.fragmented.get(), 1);
+        let one_sent = Outcome {
+            sent: 1,
+            ..Outcome::default()
+        };
+        assert_eq!(outcomes, [Outcome::default(), Outcome::default(), one_sent]);
+        // Five fragments do not fit the queue: the copy fails whole, no fragment of it leaves.
+        let outcomes = push_all(&mut sender, &[(frame(2, 2600), 1)]);
+        assert_eq!(sent(&sender), [3]);
+        assert_eq!(outcomes[1].send_error, 1);
+        assert_eq!(sender.counters.send_error.get(), 1);
+    }
+
+    #[test]
+    fn oversize_drop_and_overflow_fail_their_own_copies() {
+        let Some(mut sender) = sender(
+            vec![destination(LOOPBACK, 600)],
+            Oversize::Drop,
+            Balance::Replicate,
+            2,
+        ) else {
+            return;
+        };
+        let frames = [
+            (frame(1, 100), 0),
+            (frame(2, 1000), 1),
+            (frame(3, 100), 2),
+            // Past the batch of two messages: the caller's mistake, still counted.
+            (frame(4, 100), 2),
+        ];
+        let outcomes = push_all(&mut sender, &frames);
+        assert_eq!(
+            outcomes,
+            [
+                Outcome {
+                    sent: 1,
+                    ..Outcome::default()
+                },
+                Outcome {
+                    too_big: 1,
+                    ..Outcome::default()
+                },
+                Outcome {
+                    sent: 1,
+                    send_error: 1,
+                    ..Outcome::default()
+                },
+            ]
+        );
+        assert_eq!(sent(&sender), [2]);
+        assert_eq!(
+            (
+                sender.counters.too_big.get(),
+                sender.counters.send_error.get()
+            ),
+            (1, 1)
+        );
     }
 }

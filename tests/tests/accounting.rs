@@ -1,18 +1,22 @@
 //! Every copy accounted for, per interface and direction, while two pods send TCP at once.
 //!
 //! Two fake pods each run a paced iperf3 transfer (and pings) to the node; the agent mirrors both
-//! host-side veths to one remote VTEP. While the traffic flows `/metrics` is scraped several
-//! times; afterwards every count is compared with what the wire shows:
+//! host-side veths to one remote VTEP over an uplink of MTU 1500 with `--oversize drop` and a
+//! `--filter` that leaves the iperf3 server's packets (the ACKs) out. The coffee pod's full-size
+//! frames do not fit a VxLAN packet (dropped as `too_big`); the tea pod sends smaller segments,
+//! whose copies are all sent: under load copies are sent and lost after capture for two reasons. While the traffic flows `/metrics` is
+//! scraped several times; afterwards every count is compared with what the wire shows:
 //!
-//! - at every scrape, and for every interface and direction, the counters only grow; over all
-//!   interfaces, copies captured minus copies sent or dropped after capture is between 0 and one
-//!   batch (64: the agent counts a batch captured before it sends it), and exactly 0 at the end;
-//! - for every interface and direction, `mirror_captured_packets_total` equals the copies of
-//!   that interface and direction the remote VTEP decapsulated (every captured copy was sent:
-//!   no drop after capture), and is at most the frames tcpdump saw cross that veth in that
-//!   direction; over all of them, the frames not captured are exactly the copies counted lost
-//!   before capture (`ring_full`, `clone_failed`: on a busy machine the mirror veth's queue can
-//!   overflow even at this pace).
+//! - at every scrape, and for every interface and direction, the counters only grow, and copies
+//!   captured minus copies sent (`mirror_sent_copies_total`) and dropped after capture
+//!   (`mirror_dropped_copies_total`) is between 0 and one batch (64: the agent counts a batch
+//!   captured before it sends it); at the end it is exactly 0, and the per-interface counts add
+//!   up to the global ones (`mirror_sent_packets_total`, `mirror_dropped_packets_total`);
+//! - for every interface and direction, `mirror_sent_copies_total` equals the copies of that
+//!   interface and direction the remote VTEP decapsulated, and `mirror_captured_packets_total`
+//!   is at most the frames tcpdump saw cross that veth in that direction; over all of them, the
+//!   frames not captured are exactly the copies counted lost before capture (`ring_full`,
+//!   `clone_failed`: on a busy machine the mirror veth's queue can overflow even at this pace).
 //!
 //! Copies are told apart at the remote by their inner MAC addresses: each pod's own, as source
 //! (ingress on its veth) or destination (egress).
@@ -24,8 +28,11 @@ use std::{
 
 use anyhow::{Context as _, Result, ensure};
 use mirror_tests::{
-    Agent, AgentArgs, Capture, Direction, Metrics, World, iperf, netns::unique_prefix,
-    pod::FakePod, report, skip_unless_root, world::REMOTE_VTEP_IF,
+    Agent, AgentArgs, Capture, Direction, Metrics, World, iperf,
+    netns::unique_prefix,
+    pod::FakePod,
+    report, skip_unless_root,
+    world::{REMOTE_VTEP_IF, WorldConfig},
 };
 
 const VNI: u32 = 42;
@@ -39,12 +46,17 @@ const BATCH: u64 = 64;
 const SCRAPES: usize = 6;
 /// Drops that happen after a copy was captured; the others happen before.
 const AFTER_CAPTURE: [&str; 3] = ["send_error", "too_big", "filtered"];
+/// A full-size frame (1514 bytes) plus VxLAN's 50 does not fit.
+const UPLINK_MTU: u32 = 1500;
+const DIRECTIONS: [&str; 2] = ["ingress", "egress"];
 
 /// A pod, its veth's capture, and its MAC.
 struct Side {
     pod: FakePod,
     capture: Capture,
     mac: [u8; 6],
+    /// The transfer's TCP maximum segment size (`iperf3 -M`), if not the MTU's.
+    mss: Option<&'static str>,
 }
 
 fn parse_mac(text: &str) -> Result<[u8; 6]> {
@@ -65,11 +77,44 @@ fn by_direction(frames: &[Vec<u8>], mac: [u8; 6]) -> (u64, u64) {
     (from as u64, to as u64)
 }
 
-fn captured(metrics: &Metrics, iface: &str, direction: &str) -> u64 {
-    metrics.total(
-        "mirror_captured_packets_total",
-        &[("iface", iface), ("direction", direction)],
-    )
+/// The copies of one interface and direction, as the agent counts them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Copies {
+    captured: u64,
+    sent: u64,
+    /// By reason, as [`AFTER_CAPTURE`].
+    dropped: [u64; 3],
+}
+
+impl Copies {
+    fn of(metrics: &Metrics, iface: &str, direction: &str) -> Self {
+        let labels = [("iface", iface), ("direction", direction)];
+        Self {
+            captured: metrics.total("mirror_captured_packets_total", &labels),
+            sent: metrics.total("mirror_sent_copies_total", &labels),
+            dropped: AFTER_CAPTURE.map(|reason| {
+                metrics.total(
+                    "mirror_dropped_copies_total",
+                    &[labels[0], labels[1], ("reason", reason)],
+                )
+            }),
+        }
+    }
+
+    fn dropped(&self, reason: &str) -> u64 {
+        AFTER_CAPTURE
+            .iter()
+            .zip(self.dropped)
+            .find(|(r, _)| **r == reason)
+            .map_or(0, |(_, n)| n)
+    }
+
+    /// Captured but neither sent nor dropped yet.
+    fn in_flight(&self) -> i128 {
+        i128::from(self.captured)
+            - i128::from(self.sent)
+            - self.dropped.iter().copied().map(i128::from).sum::<i128>()
+    }
 }
 
 /// Copies lost before they reached the agent: clones that failed or found the ring full.
@@ -81,15 +126,17 @@ fn lost_before_capture(metrics: &Metrics) -> u64 {
         .sum()
 }
 
-/// Copies captured but neither sent nor dropped after capture (one remote, no fragments).
-fn in_flight(metrics: &Metrics) -> i128 {
-    let dropped: u64 = AFTER_CAPTURE
-        .iter()
-        .map(|r| metrics.total("mirror_dropped_packets_total", &[("reason", r)]))
-        .sum();
-    i128::from(metrics.total("mirror_captured_packets_total", &[]))
-        - i128::from(metrics.total("mirror_sent_packets_total", &[]))
-        - i128::from(dropped)
+/// The largest number of copies any interface and direction has captured but neither sent nor
+/// dropped, and the smallest (negative if more went out than came in).
+fn in_flight(metrics: &Metrics, ifaces: &[&str]) -> (i128, i128) {
+    let gaps = ifaces.iter().flat_map(|iface| {
+        DIRECTIONS
+            .iter()
+            .map(|direction| Copies::of(metrics, iface, direction).in_flight())
+    });
+    gaps.fold((i128::MIN, i128::MAX), |(max, min), gap| {
+        (max.max(gap), min.min(gap))
+    })
 }
 
 #[test]
@@ -97,14 +144,33 @@ fn every_copy_accounted_per_interface_under_load() -> Result<()> {
     if skip_unless_root("every_copy_accounted_per_interface_under_load") {
         return Ok(());
     }
-    let world = World::new(VNI)?;
+    let world = World::build(WorldConfig {
+        vni: VNI,
+        uplink_mtu: UPLINK_MTU,
+        ..WorldConfig::default()
+    })?;
     let mut sides = Vec::new();
-    for (base, veth, subnet) in [("coffee", "vethcoffee", 11), ("tea", "vethtea", 12)] {
-        sides.push(Side::start(&world, base, veth, subnet)?);
+    // coffee's 1514-byte frames are too big for the tunnel, tea's 1266-byte ones fit.
+    for (base, veth, subnet, mss) in [
+        ("coffee", "vethcoffee", 11, None),
+        ("tea", "vethtea", 12, Some("1200")),
+    ] {
+        let mut side = Side::start(&world, base, veth, subnet)?;
+        side.mss = mss;
+        sides.push(side);
     }
     let mut remote = Capture::start(&world.remote, REMOTE_VTEP_IF, Direction::In, Some(SNAPLEN))?;
     let ifaces: Vec<&str> = sides.iter().map(|s| s.pod.host_if()).collect();
-    let agent = Agent::start(&world.node, &AgentArgs::vxlan(&world, &ifaces))?;
+    let mut args = AgentArgs::vxlan(&world, &ifaces);
+    args.extra = [
+        "--oversize",
+        "drop",
+        "--filter",
+        &format!("not tcp src port {}", iperf::IPERF_PORT),
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    let agent = Agent::start(&world.node, &args)?;
     let scrapes = traffic(&world, &sides, &agent)?;
     check_scrapes(&scrapes, &ifaces)?;
 
@@ -113,23 +179,12 @@ fn every_copy_accounted_per_interface_under_load() -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(10);
     let metrics = loop {
         let metrics = agent.metrics()?;
-        if in_flight(&metrics) == 0 || Instant::now() > deadline {
+        if in_flight(&metrics, &ifaces) == (0, 0) || Instant::now() > deadline {
             break metrics;
         }
         thread::sleep(Duration::from_millis(100));
     };
-    ensure!(
-        in_flight(&metrics) == 0,
-        "at rest, captured minus sent and dropped after capture is {}",
-        in_flight(&metrics)
-    );
-    for reason in AFTER_CAPTURE.iter().chain(&["malformed"]) {
-        let lost = metrics.total("mirror_dropped_packets_total", &[("reason", reason)]);
-        ensure!(
-            lost == 0,
-            "{lost} copies dropped as {reason}: nothing here should be"
-        );
-    }
+    check_at_rest(&metrics, &sides)?;
     remote.wait_until_quiet(Duration::from_millis(500), Duration::from_secs(10));
     let remote_frames = remote.finish()?;
     let mut lines = Vec::new();
@@ -142,17 +197,22 @@ fn every_copy_accounted_per_interface_under_load() -> Result<()> {
             ("ingress", wire.0, arrived.0),
             ("egress", wire.1, arrived.1),
         ] {
-            let counted = captured(&metrics, &iface, direction);
+            let copies = Copies::of(&metrics, &iface, direction);
             lines.push(format!(
-                "{iface} {direction}: {on_wire} on the wire, {counted} captured, {at_remote} at the remote"
+                "{iface} {direction}: {on_wire} on the wire, {} captured, {} sent, {} filtered, \
+                 {} too big, {at_remote} at the remote",
+                copies.captured,
+                copies.sent,
+                copies.dropped("filtered"),
+                copies.dropped("too_big"),
             ));
-            // Every copy captured was sent: the remote has exactly those of this interface.
+            // The remote has exactly the copies of this interface counted sent.
             ensure!(
-                counted == at_remote && counted <= on_wire,
-                "{iface} {direction}: {on_wire} frames crossed the veth, the agent counted {counted} \
-                 captured, the remote decapsulated {at_remote}"
+                copies.sent == at_remote && copies.captured <= on_wire,
+                "{iface} {direction}: {on_wire} frames crossed the veth, the agent counted {copies:?}, \
+                 the remote decapsulated {at_remote}"
             );
-            missing += on_wire - counted;
+            missing += on_wire - copies.captured;
         }
     }
     // The frames not captured are the copies the kernel says it lost on the way.
@@ -198,7 +258,12 @@ impl Side {
         }
         let capture = Capture::start(&world.node, veth, Direction::InOut, Some(SNAPLEN))?;
         let mac = parse_mac(&pod.mac()?)?;
-        Ok(Self { pod, capture, mac })
+        Ok(Self {
+            pod,
+            capture,
+            mac,
+            mss: None,
+        })
     }
 }
 
@@ -216,7 +281,10 @@ fn traffic(world: &World, sides: &[Side], agent: &Agent<'_>) -> Result<Vec<Metri
                 let port = port.as_str();
                 scope.spawn(move || -> Result<()> {
                     let node_ip = side.pod.node_ip();
-                    let args = ["-c", &node_ip, "-p", port, "-t", SECONDS, "-b", PACE];
+                    let mut args = vec!["-c", &node_ip, "-p", port, "-t", SECONDS, "-b", PACE];
+                    if let Some(mss) = side.mss {
+                        args.extend(["-M", mss]);
+                    }
                     mirror_tests::proc::run(&mut side.pod.command("iperf3", args))?;
                     side.pod.ping_node(20)
                 })
@@ -241,35 +309,111 @@ fn traffic(world: &World, sides: &[Side], agent: &Agent<'_>) -> Result<Vec<Metri
     Ok(scrapes)
 }
 
-/// During the traffic: counters only grow, and at most a batch is between capture and send.
+/// During the traffic: counters only grow, and per interface and direction at most a batch is
+/// between capture and send or drop.
 fn check_scrapes(scrapes: &[Metrics], ifaces: &[&str]) -> Result<()> {
     for (i, pair) in scrapes.windows(2).enumerate() {
         for iface in ifaces {
-            for direction in ["ingress", "egress"] {
+            for direction in DIRECTIONS {
                 let (before, after) = (
-                    captured(&pair[0], iface, direction),
-                    captured(&pair[1], iface, direction),
+                    Copies::of(&pair[0], iface, direction),
+                    Copies::of(&pair[1], iface, direction),
                 );
+                let grew = after.captured >= before.captured
+                    && after.sent >= before.sent
+                    && after
+                        .dropped
+                        .iter()
+                        .zip(before.dropped)
+                        .all(|(a, b)| *a >= b);
                 ensure!(
-                    after >= before,
-                    "{iface} {direction}: captured went from {before} to {after} between scrapes {i} and {}",
+                    grew,
+                    "{iface} {direction}: the counters went from {before:?} to {after:?} between \
+                     scrapes {i} and {}",
                     i + 1
                 );
             }
         }
     }
     for (i, scrape) in scrapes.iter().enumerate() {
-        let gap = in_flight(scrape);
+        let (max, min) = in_flight(scrape, ifaces);
         ensure!(
-            (0..=i128::from(BATCH)).contains(&gap),
-            "scrape {i}: captured minus sent and dropped after capture is {gap}, outside 0..={BATCH}"
+            min >= 0 && max <= i128::from(BATCH),
+            "scrape {i}: per interface and direction, captured minus sent and dropped after \
+             capture is between {min} and {max}, outside 0..={BATCH}"
+        );
+    }
+    let last = scrapes.last().context("no scrapes")?;
+    ensure!(
+        last.total("mirror_captured_packets_total", &[]) > 10_000,
+        "the scrapes did not happen under load"
+    );
+    ensure!(
+        ["too_big", "filtered"]
+            .iter()
+            .all(|r| last.total("mirror_dropped_copies_total", &[("reason", r)]) > 0),
+        "under load, no copies were dropped as too_big or filtered yet"
+    );
+    Ok(())
+}
+
+/// Afterwards: per interface and direction nothing is in flight, the transfers' copies were
+/// sent or dropped as expected, and the per-interface counts add up to the global ones.
+fn check_at_rest(metrics: &Metrics, sides: &[Side]) -> Result<()> {
+    let mut all = Copies::default();
+    for side in sides {
+        let iface = side.pod.host_if();
+        for direction in DIRECTIONS {
+            let copies = Copies::of(metrics, iface, direction);
+            ensure!(
+                copies.in_flight() == 0,
+                "at rest, {iface} {direction}: captured minus sent and dropped after capture is {} \
+                 ({copies:?})",
+                copies.in_flight()
+            );
+            all.captured += copies.captured;
+            all.sent += copies.sent;
+            for (sum, n) in all.dropped.iter_mut().zip(copies.dropped) {
+                *sum += n;
+            }
+        }
+        // The transfer's data (from the pod: ingress) is too big at full size and sent when
+        // smaller; its ACKs (egress) are filtered.
+        let (ingress, egress) = (
+            Copies::of(metrics, iface, "ingress"),
+            Copies::of(metrics, iface, "egress"),
+        );
+        let data = if side.mss.is_some() {
+            ingress.sent
+        } else {
+            ingress.dropped("too_big")
+        };
+        ensure!(
+            data > 1000 && egress.dropped("filtered") > 1000,
+            "{iface}: expected the transfer's data {} and its ACKs filtered: ingress {ingress:?}, \
+             egress {egress:?}",
+            if side.mss.is_some() {
+                "sent"
+            } else {
+                "dropped as too_big"
+            },
         );
     }
     ensure!(
-        scrapes
-            .last()
-            .is_some_and(|m| m.total("mirror_captured_packets_total", &[]) > 10_000),
-        "the scrapes did not happen under load"
+        all.dropped("send_error") == 0
+            && metrics.total("mirror_dropped_packets_total", &[("reason", "malformed")]) == 0,
+        "copies failed to send or were malformed: {all:?}"
+    );
+    // One remote and no fragments: a copy sent is a tunnel packet sent.
+    let global = Copies {
+        captured: metrics.total("mirror_captured_packets_total", &[]),
+        sent: metrics.total("mirror_sent_packets_total", &[]),
+        dropped: AFTER_CAPTURE
+            .map(|r| metrics.total("mirror_dropped_packets_total", &[("reason", r)])),
+    };
+    ensure!(
+        global == all,
+        "the per-interface counts add up to {all:?}, the global ones are {global:?}"
     );
     Ok(())
 }

@@ -120,7 +120,7 @@ async fn replay_async(
         passes: args.loops,
         inner_dst_mac: args.output.inner_dst_mac,
         counters: Counters {
-            packets,
+            copies: packets,
             bytes,
             malformed: metrics.dropped(DropReason::Malformed),
             filtered: metrics.dropped(DropReason::Filtered),

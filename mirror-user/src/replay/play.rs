@@ -29,8 +29,9 @@ use super::{
 use crate::{
     capture::BATCH,
     filter::Filter,
+    metrics::CopyCounters,
     netflow::{Interfaces, collector::FlowExport},
-    send::Sender,
+    send::{Outcome, Sender},
     tunnel::CopyMeta,
 };
 
@@ -42,25 +43,30 @@ pub trait Sink {
     /// `frame` must stay valid and unchanged until the next [`Sink::flush`] returns.
     unsafe fn push(&mut self, frame: &[u8], meta: &CopyMeta);
 
-    /// Sends everything queued.
-    fn flush(&mut self);
+    /// Sends everything queued and says what became of the copies pushed since the last flush.
+    fn flush(&mut self) -> Outcome;
 }
 
 impl Sink for Sender {
     unsafe fn push(&mut self, frame: &[u8], meta: &CopyMeta) {
         // SAFETY: the caller keeps `Sender::push`'s contract, which is this one.
-        unsafe { Sender::push(self, frame, meta) }
+        unsafe { Sender::push(self, frame, meta, 0) }
     }
 
-    fn flush(&mut self) {
-        Sender::flush(self);
+    /// All the copies of a replay have one owner: the replayed interface.
+    fn flush(&mut self) -> Outcome {
+        let mut outcomes = [Outcome::default()];
+        Sender::flush(self, &mut outcomes);
+        let [outcome] = outcomes;
+        outcome
     }
 }
 
-/// The replay's counters: `mirror_captured_*_total` of the replayed interface (ingress) and
-/// the packets skipped because their link header has no Ethernet form.
+/// The replay's counters: the copies of the replayed interface (ingress, `--iface-label`) and
+/// their bytes, and the packets skipped because their link header has no Ethernet form.
 pub struct Counters {
-    pub packets: IntCounter,
+    /// Read (captured), and sent or dropped after.
+    pub copies: CopyCounters,
     pub bytes: IntCounter,
     pub malformed: IntCounter,
     /// Packets `--filter` left out.
@@ -145,6 +151,8 @@ struct Sent {
     kept: Kept,
     /// How many it left out.
     filtered: u64,
+    /// What became of the frames pushed.
+    outcome: Outcome,
 }
 
 /// The frames of a batch (at most 64, [`BATCH`]) that passed `--filter`, one bit each.
@@ -223,8 +231,11 @@ impl<S: Sink> Player<S> {
                 if let Some(flows) = &mut self.netflow {
                     flows.observe(&batch, sent.kept, position.shift);
                 }
-                self.counters.packets.inc_by(sent.packets);
+                // Read counted before what became of them: a scrape never sees more copies
+                // sent or dropped than read.
+                self.counters.copies.captured.inc_by(sent.packets);
                 self.counters.bytes.inc_by(sent.bytes);
+                self.counters.copies.add(&sent.outcome, sent.filtered);
                 let malformed = reader.malformed();
                 self.counters.malformed.inc_by(malformed - malformed_seen);
                 malformed_seen = malformed;
@@ -261,6 +272,7 @@ impl<S: Sink> Player<S> {
             completed: true,
             kept: Kept::ALL,
             filtered: 0,
+            outcome: Outcome::default(),
         };
         let mut filtered = 0;
         for (index, (frame, packet)) in batch.frames().enumerate() {
@@ -270,7 +282,7 @@ impl<S: Sink> Player<S> {
                 if deadline.is_none_or(|deadline| deadline > Instant::now() + EARLY) {
                     // What is due goes now, before the wait.
                     if sent.packets > 0 {
-                        self.sink.flush();
+                        add(&mut sent.outcome, self.sink.flush());
                     }
                     let progress = &mut self.progress;
                     let (done, pass) = (position.packets + sent.packets, position.pass);
@@ -303,11 +315,17 @@ impl<S: Sink> Player<S> {
             // SAFETY: the batch is not touched until it is refilled, after the flush below.
             unsafe { self.sink.push(frame, &meta) };
         }
-        self.sink.flush();
+        add(&mut sent.outcome, self.sink.flush());
         self.counters.filtered.inc_by(filtered);
         sent.filtered = filtered;
         sent
     }
+}
+
+fn add(total: &mut Outcome, more: Outcome) {
+    total.sent += more.sent;
+    total.too_big += more.too_big;
+    total.send_error += more.send_error;
 }
 
 #[cfg(test)]
@@ -340,21 +358,27 @@ mod tests {
                 .push((frame.as_ptr(), frame.len(), frame.to_vec(), *meta));
         }
 
-        fn flush(&mut self) {
+        fn flush(&mut self) -> Outcome {
+            let mut outcome = Outcome::default();
             for (ptr, len, copy, meta) in self.queued.drain(..) {
                 // SAFETY: the `push` contract keeps the frame alive until now.
                 let now = unsafe { std::slice::from_raw_parts(ptr, len) };
                 assert_eq!(now, copy, "a frame changed before the flush");
                 self.sent.push((copy, meta));
+                outcome.sent += 1;
             }
             self.flushes += 1;
+            outcome
         }
     }
 
     fn counters() -> Counters {
+        let (copies, bytes) = crate::metrics::Metrics::new()
+            .unwrap()
+            .captured("replay", "ingress");
         Counters {
-            packets: IntCounter::new("p", "p").unwrap(),
-            bytes: IntCounter::new("b", "b").unwrap(),
+            copies,
+            bytes,
             malformed: IntCounter::new("m", "m").unwrap(),
             filtered: IntCounter::new("f", "f").unwrap(),
         }
@@ -408,7 +432,10 @@ mod tests {
             .unwrap();
         assert_eq!((summary.packets, summary.filtered), (150, 100));
         assert_eq!(player.counters.filtered.get(), 100);
-        assert_eq!(player.counters.packets.get(), 150);
+        let copies = &player.counters.copies;
+        assert_eq!(copies.captured.get(), 150);
+        // Per interface: every copy read was sent or left out.
+        assert_eq!((copies.sent.get(), copies.filtered.get()), (50, 100));
         let sent: Vec<_> = player.sink.sent.iter().map(|(f, _)| f.clone()).collect();
         let wanted: Vec<_> = records[100..].iter().map(|r| r.data.clone()).collect();
         assert_eq!(sent, wanted);
@@ -440,7 +467,7 @@ mod tests {
         assert!(player.sink.flushes <= 4, "{}", player.sink.flushes);
         let bytes: usize = records.iter().map(|r| r.data.len()).sum();
         assert_eq!(summary.bytes, bytes as u64);
-        assert_eq!(player.counters.packets.get(), 150);
+        assert_eq!(player.counters.copies.captured.get(), 150);
         assert_eq!(player.counters.bytes.get(), bytes as u64);
     }
 
