@@ -10,9 +10,10 @@ use super::stats::to_f64;
 /// The machine's CPU time so far, in clock ticks (`USER_HZ`), summed over all CPUs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct MachineCpu {
-    /// user + nice + system + irq + softirq + steal (guest time is inside user and nice).
+    /// user + system + irq + softirq + steal. Not `nice`: everything measured runs at nice 0,
+    /// and niced background work (a build, a fuzzer) would otherwise count as the mirror's.
     pub busy: u64,
-    /// busy + idle + iowait.
+    /// busy + nice + idle + iowait.
     pub total: u64,
 }
 
@@ -33,10 +34,10 @@ impl MachineCpu {
             .collect::<Result<_, _>>()
             .ok()?;
         let field = |i: usize| fields.get(i).copied().unwrap_or_default();
-        let busy = field(0) + field(1) + field(2) + field(5) + field(6) + field(7);
+        let busy = field(0) + field(2) + field(5) + field(6) + field(7);
         Some(Self {
             busy,
-            total: busy + field(3) + field(4),
+            total: busy + field(1) + field(3) + field(4),
         })
     }
 
@@ -162,8 +163,8 @@ mod tests {
         let text =
             "cpu  841003 7149 179520 700926 9310 10 8330 6751 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\n";
         let cpu = MachineCpu::parse(text).unwrap();
-        assert_eq!(cpu.busy, 841_003 + 7149 + 179_520 + 10 + 8330 + 6751);
-        assert_eq!(cpu.total, cpu.busy + 700_926 + 9310);
+        assert_eq!(cpu.busy, 841_003 + 179_520 + 10 + 8330 + 6751);
+        assert_eq!(cpu.total, cpu.busy + 7149 + 700_926 + 9310);
         let later = MachineCpu {
             busy: cpu.busy + 5,
             total: cpu.total + 9,
