@@ -668,6 +668,8 @@ gre-seq: false
         ("gre.toml", 4, gre_toml),
         ("replay.yaml", 3, replay_yaml),
         ("replay.toml", 6, replay_toml),
+        // What the target once found: a key with a line break, quoted in a two-line message.
+        ("key-with-line-break.yaml", 1, "\"a\\nb\": 1\n"),
     ] {
         seeds.write(name, &[&[choices], text.as_bytes()]);
     }

@@ -150,11 +150,20 @@ fn check_frame_time(header: &Header, received_ns: u64) {
         Some(Platform::Id3 { timestamp_high, .. }) => {
             assert_eq!((units >> 32) as u32, timestamp_high)
         }
-        // The 32 bits are completed from the receive time: the closest such time.
-        _ => assert!(
-            units.abs_diff(received_ns / unit) <= 1 << 31,
-            "{units} vs {received_ns}"
-        ),
+        // The 32 bits are completed from the receive time: no other time with the same lower
+        // 32 bits is closer to it.
+        _ => {
+            let reference = received_ns / unit;
+            for other in [units.checked_sub(1 << 32), units.checked_add(1 << 32)]
+                .into_iter()
+                .flatten()
+            {
+                assert!(
+                    other.abs_diff(reference) >= units.abs_diff(reference),
+                    "{units} rather than {other} for {reference}"
+                );
+            }
+        }
     }
 }
 

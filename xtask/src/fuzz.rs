@@ -44,6 +44,7 @@ pub fn fuzz(args: &FuzzArgs) -> Result<()> {
 /// What one target's run gave.
 struct Outcome {
     target: String,
+    /// How long libFuzzer ran (from its `Done N runs in S second(s)`), else the wall time.
     seconds: u64,
     /// libFuzzer's `stat::number_of_executed_units`.
     executions: Option<u64>,
@@ -151,6 +152,7 @@ fn run_one(fuzz_dir: &Path, target: &str, seconds: u32) -> Result<Outcome> {
         .with_context(|| format!("starting cargo +nightly fuzz run {target}"))?;
     let stderr = child.stderr.take().context("libFuzzer's output")?;
     let mut executions = None;
+    let mut fuzzed_seconds = None;
     let mut corpus = None;
     let mut findings = Vec::new();
     // libFuzzer reports on stderr: pass it on, and keep what the summary needs.
@@ -159,6 +161,8 @@ fn run_one(fuzz_dir: &Path, target: &str, seconds: u32) -> Result<Outcome> {
         eprintln!("{line}");
         if let Some(n) = line.strip_prefix("stat::number_of_executed_units:") {
             executions = n.trim().parse().ok();
+        } else if line.starts_with("Done ") {
+            fuzzed_seconds = field(&line, "in").and_then(|s| s.parse().ok());
         } else if line.starts_with('#')
             && let Some(corp) = field(&line, "corp:")
         {
@@ -179,7 +183,7 @@ fn run_one(fuzz_dir: &Path, target: &str, seconds: u32) -> Result<Outcome> {
     });
     Ok(Outcome {
         target: target.to_owned(),
-        seconds: started.elapsed().as_secs(),
+        seconds: fuzzed_seconds.unwrap_or_else(|| started.elapsed().as_secs()),
         executions,
         corpus,
         failure,
@@ -204,6 +208,7 @@ mod tests {
         assert_eq!(field(line, "cov:"), Some("565"));
         assert_eq!(field(line, "rss:"), None);
         assert_eq!(field("#1 INITED corp:", "corp:"), None);
+        assert_eq!(field("Done 166235 runs in 6 second(s)", "in"), Some("6"));
     }
 
     #[test]

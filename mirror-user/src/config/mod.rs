@@ -40,18 +40,20 @@ pub enum ConfigError {
     },
     #[error("{}: expected option names and their values (a mapping)", path.display())]
     NotAMapping { path: PathBuf },
-    #[error("{}: key `{key}` is not an option name", path.display())]
+    // Keys are shown escaped (`a\nb`): a message is one line.
+    #[error("{}: key `{}` is not an option name", path.display(), key.escape_debug())]
     BadKey { path: PathBuf, key: String },
     #[error(
-        "{}: unknown key `{key}` (not an option of `mirror {subcommand}`)",
-        path.display()
+        "{}: unknown key `{}` (not an option of `mirror {subcommand}`)",
+        path.display(),
+        key.escape_debug()
     )]
     UnknownKey {
         path: PathBuf,
         key: String,
         subcommand: String,
     },
-    #[error("{}: key `{key}`: {problem}", path.display())]
+    #[error("{}: key `{}`: {problem}", path.display(), key.escape_debug())]
     Value {
         path: PathBuf,
         key: String,

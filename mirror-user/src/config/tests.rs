@@ -343,3 +343,15 @@ fn the_sample_configmap_parses_as_the_daemonset_runs_it() {
     assert_eq!(out.config, Some(mounted));
     assert!(out.tunnel().is_ok());
 }
+
+/// Found by the `config_file` fuzz target: a key with a line break made the binary's one error
+/// line two.
+#[test]
+fn a_key_with_a_line_break_stays_on_one_line() {
+    for (name, text) in [("m.toml", "\"a\\nb\" = 1\n"), ("m.yaml", "\"a\\nb\": 1\n")] {
+        assert_eq!(
+            config_error(parse_with_file(&["run", "--config", name], text)),
+            format!("{name}: unknown key `a\\nb` (not an option of `mirror run`)")
+        );
+    }
+}

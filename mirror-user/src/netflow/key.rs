@@ -194,6 +194,8 @@ pub fn classify(frame: &[u8], interfaces: Interfaces) -> Classified {
         EtherType::IPV6 => return Classified::Ipv6,
         _ => return Classified::NotIp,
     }
+    // From the IPv4 header to the end of the frame.
+    let present = payload.payload.len();
     let Ok((ip, _)) = LaxIpv4Slice::from_slice(payload.payload) else {
         return Classified::Malformed(Malformed::Ipv4Header);
     };
@@ -203,10 +205,11 @@ pub fn classify(frame: &[u8], interfaces: Interfaces) -> Classified {
 
     let total_len = usize::from(header.total_len());
     let header_len = header.slice().len();
+    // Not the header plus the payload etherparse gives: that leaves out an AH header.
     let octets = if total_len >= header_len {
         total_len
     } else {
-        header_len + payload.payload.len()
+        present
     };
 
     let mut key = FlowKey {
@@ -415,6 +418,18 @@ mod tests {
         ah.extend_from_slice(&[0x9c, 0x40, 0x01, 0xbb, 0, 0, 0, 0]);
         let frame = ipv4_frame(ipv4_header(), IpNumber::AUTHENTICATION_HEADER, &ah);
         assert_eq!(flow(&frame).key, key(51, 0, 0));
+    }
+
+    /// Found by the `inner_classify` fuzz target: a GSO packet (total length 0) behind an AH
+    /// header counted its bytes without the AH header's.
+    #[test]
+    fn gso_behind_ip_auth_header_counts_every_byte() {
+        let mut ah = vec![6, 1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 1];
+        ah.extend_from_slice(&[0x9c, 0x40, 0x01, 0xbb, 0, 0, 0, 0]);
+        let mut frame = ipv4_frame(ipv4_header(), IpNumber::AUTHENTICATION_HEADER, &ah);
+        assert_eq!(flow(&frame).octets, 20 + 20);
+        frame[16..18].copy_from_slice(&[0, 0]);
+        assert_eq!(flow(&frame).octets, 20 + 20);
     }
 
     #[test]

@@ -154,22 +154,39 @@ pub enum TranslateError {
 
 impl TranslateError {
     pub(crate) fn usage(why: impl Into<String>) -> Self {
-        Self::Usage(why.into())
+        Self::Usage(one_line(why.into()))
     }
 
     pub(crate) fn invalid(what: impl Into<String>, why: impl Into<String>) -> Self {
         Self::Invalid {
-            what: what.into(),
-            why: why.into(),
+            what: one_line(what.into()),
+            why: one_line(why.into()),
         }
     }
 
     pub(crate) fn unsupported(what: impl Into<String>, why: impl Into<String>) -> Self {
         Self::Unsupported {
-            what: what.into(),
-            why: why.into(),
+            what: one_line(what.into()),
+            why: one_line(why.into()),
         }
     }
+}
+
+/// `text` with its control characters escaped (`\n`, `\u{1b}`): messages quote what they were
+/// given (a JSON string may hold a newline), and must stay the one line the binary prints.
+fn one_line(text: String) -> String {
+    if !text.contains(char::is_control) {
+        return text;
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// What the binary should do with its command line.

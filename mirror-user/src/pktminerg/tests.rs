@@ -745,3 +745,17 @@ fn non_utf8_arguments_are_named() {
         "pktminerg: argument 2 (e\u{fffd}) is not valid UTF-8"
     );
 }
+
+/// Found by the `pktminerg_config` fuzz target: a value quoted in a message kept its newline,
+/// and the binary's one error line became two.
+#[test]
+fn messages_stay_one_line() {
+    let json = r#"{"ext_file_path": "libproto_vxlan.so", "ext_params": {"pmtudisc_option": "d\nt\u001b"}}"#;
+    assert_eq!(
+        err(&["-f", "in.pcap", "-r", "198.18.0.2", "--proto-config", json]),
+        "pktminerg: --proto-config ext_params.pmtudisc_option: 'd\\nt\\u{1b}' is not do, dont \
+         or want"
+    );
+    let message = err(&["-i", "eth0", "-r", "198.18.0.2", "-c", "1\r\n"]);
+    assert!(!message.contains(['\n', '\r']), "{message:?}");
+}
