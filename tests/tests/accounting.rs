@@ -389,7 +389,8 @@ fn check_at_rest(metrics: &Metrics, sides: &[Side]) -> Result<()> {
             ingress.dropped("too_big")
         };
         ensure!(
-            data > 1000 && egress.dropped("filtered") > 1000,
+            // ACKs are fewer than segments, and fewer still where the receiver coalesces more.
+            data > 1000 && egress.dropped("filtered") > 100,
             "{iface}: expected the transfer's data {} and its ACKs filtered: ingress {ingress:?}, \
              egress {egress:?}",
             if side.mss.is_some() {
