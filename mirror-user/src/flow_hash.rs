@@ -26,6 +26,49 @@ const DYNAMIC_PORTS_START: u16 = 49152;
 ///
 /// VLAN tags are skipped. Symmetric: both directions of a flow give the same hash.
 pub fn flow_hash(frame: &[u8]) -> u32 {
+    ipv4_fast(frame).unwrap_or_else(|| parsed(frame))
+}
+
+/// The hash of an untagged IPv4 frame without options, unfragmented, read straight from its
+/// bytes: the common case, without etherparse's full slicing (which costs most of a copy's
+/// header time). `None` for anything else, which [`parsed`] handles. Gives exactly what
+/// [`parsed`] gives (a test compares the two on mutated frames).
+fn ipv4_fast(frame: &[u8]) -> Option<u32> {
+    /// Ethernet (14) + IPv4 without options (20) + the 4 bytes of ports.
+    const LEN: usize = 14 + 20 + 4;
+    let bytes: &[u8; LEN] = frame.first_chunk()?;
+    let [.., t0, t1, version_ihl] = *bytes.first_chunk::<15>()?;
+    let ip: &[u8; 24] = bytes.last_chunk()?;
+    let [_, _, l0, l1, _, _, f0, f1, _, protocol, _, _, rest @ ..] = *ip;
+    let [s0, s1, s2, s3, d0, d1, d2, d3, p0, p1, p2, p3] = rest;
+    let total_len = u16::from_be_bytes([l0, l1]);
+    // IPv4, IHL 5; a total length that holds the ports (a shorter one changes what the parser
+    // reads as payload); no more-fragments flag and offset 0; not an authentication header,
+    // whose next header the parser follows.
+    if [t0, t1] != [0x08, 0x00]
+        || version_ihl != 0x45
+        || total_len < 24
+        || u16::from_be_bytes([f0, f1]) & 0x3fff != 0
+        || protocol == IpNumber::AUTHENTICATION_HEADER.0
+    {
+        return None;
+    }
+    let ports = match IpNumber(protocol) {
+        IpNumber::TCP | IpNumber::UDP | IpNumber::SCTP | IpNumber::DCCP | IpNumber::UDP_LITE => {
+            (u16::from_be_bytes([p0, p1]), u16::from_be_bytes([p2, p3]))
+        }
+        _ => (0, 0),
+    };
+    Some(ip_hash(
+        &[s0, s1, s2, s3],
+        &[d0, d1, d2, d3],
+        ports,
+        protocol,
+    ))
+}
+
+/// [`flow_hash`] of any frame, through etherparse's lax slicing.
+fn parsed(frame: &[u8]) -> u32 {
     let Ok(packet) = LaxSlicedPacket::from_ethernet(frame) else {
         // Shorter than an Ethernet header: no flow, but still spread.
         return Fnv::new().write(frame).finish();
@@ -50,14 +93,18 @@ pub fn vxlan_source_port(hash: u32) -> u16 {
 }
 
 fn ip_flow(src: &[u8], dst: &[u8], payload: &LaxIpPayloadSlice<'_>) -> u32 {
-    let (src_port, dst_port) = ports(payload).unwrap_or((0, 0));
+    let ports = ports(payload).unwrap_or((0, 0));
+    ip_hash(src, dst, ports, payload.ip_number.0)
+}
+
+fn ip_hash(src: &[u8], dst: &[u8], (src_port, dst_port): (u16, u16), protocol: u8) -> u32 {
     let ((a, a_port), (b, b_port)) = ordered((src, src_port), (dst, dst_port));
     Fnv::new()
         .write(a)
         .write(&a_port.to_be_bytes())
         .write(b)
         .write(&b_port.to_be_bytes())
-        .write(&[payload.ip_number.0])
+        .write(&[protocol])
         .finish()
 }
 
@@ -396,6 +443,50 @@ mod tests {
             }
             flow_hash(&frame);
         }
+    }
+
+    #[test]
+    fn ipv4_fast_path_agrees_with_the_parser() {
+        let mut rng = XorShift(0x51ed_270b);
+        let frames = [
+            v4(IP4_A, IP4_B, L4::Udp(53, 5353)),
+            v4(IP4_B, IP4_A, L4::Tcp(443, 50000)),
+            v4(IP4_A, IP4_B, L4::Sctp(9, 10)),
+            v4(IP4_A, IP4_B, L4::Icmp),
+        ];
+        let mut fast = 0;
+        for _ in 0..200_000 {
+            let mut frame = frames[rng.next() as usize % frames.len()].clone();
+            // Mostly the bytes the fast path decides on: EtherType, version/IHL, total length,
+            // flags/offset, protocol; sometimes anywhere.
+            for _ in 0..=rng.next() % 3 {
+                let at = match rng.next() % 8 {
+                    0 => 12 + rng.next() as usize % 2,
+                    1 => 14,
+                    2 => 16 + rng.next() as usize % 2,
+                    3 => 20 + rng.next() as usize % 2,
+                    4 => 23,
+                    _ => rng.next() as usize % frame.len(),
+                };
+                frame[at] = match rng.next() % 4 {
+                    // Values near the boundaries the fast path checks.
+                    0 => [0x00, 0x08, 0x45, 0x46, 0x20, 0x40, 51, 6][rng.next() as usize % 8],
+                    1 => (rng.next() % 32) as u8,
+                    _ => rng.next() as u8,
+                };
+            }
+            let cut = match rng.next() % 3 {
+                0 => rng.next() as usize % (frame.len() + 1),
+                _ => frame.len(),
+            };
+            let frame = &frame[..cut];
+            if let Some(hash) = ipv4_fast(frame) {
+                fast += 1;
+                assert_eq!(hash, parsed(frame), "{frame:02x?}");
+            }
+        }
+        // The comparison only means something if the fast path was taken often.
+        assert!(fast > 50_000, "fast path taken {fast} times");
     }
 
     #[test]
