@@ -205,13 +205,22 @@ impl<'ns> Agent<'ns> {
         at_least: u64,
         timeout: Duration,
     ) -> Result<Metrics> {
+        self.wait_for_metrics(timeout, |m| m.total(name, labels) >= at_least)
+    }
+
+    /// Scrapes until `done` holds or `timeout` passes; returns the last scrape either way.
+    pub fn wait_for_metrics(
+        &self,
+        timeout: Duration,
+        done: impl Fn(&Metrics) -> bool,
+    ) -> Result<Metrics> {
         let deadline = Instant::now() + timeout;
         loop {
             let metrics = self.metrics()?;
-            if metrics.total(name, labels) >= at_least || Instant::now() >= deadline {
+            if done(&metrics) || Instant::now() >= deadline {
                 return Ok(metrics);
             }
-            thread::sleep(Duration::from_millis(100));
+            thread::sleep(Duration::from_millis(20));
         }
     }
 

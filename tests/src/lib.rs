@@ -16,6 +16,7 @@ pub mod kernel_mirror;
 pub mod kube_api;
 pub mod listeners;
 pub mod metrics;
+pub mod netflow_collector;
 pub mod netns;
 pub mod nfdump;
 pub mod pod;

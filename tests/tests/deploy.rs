@@ -5,7 +5,6 @@
 use std::{
     collections::BTreeSet,
     fs,
-    os::unix::fs::PermissionsExt as _,
     path::{Path, PathBuf},
     process::Command,
     time::Duration,
@@ -14,8 +13,8 @@ use std::{
 use anyhow::{Context as _, Result, bail, ensure};
 use mirror_tests::{
     Agent, AgentArgs, Capture, Direction, World,
-    agent::{target_dir, workspace_root},
-    existing_mirror_bin,
+    agent::workspace_root,
+    caps::CapsWrapper,
     netns::unique_prefix,
     pod::FakePod,
     proc::{describe, run_unchecked},
@@ -109,34 +108,6 @@ fn daemonset_capabilities() -> Result<Vec<String>> {
         path.display()
     );
     Ok(caps)
-}
-
-/// A script that runs the agent with only `caps` (bounding, inheritable and ambient sets) and
-/// a 64 KiB memlock limit, as a container runtime would; removed on drop.
-struct CapsWrapper {
-    path: PathBuf,
-}
-
-impl CapsWrapper {
-    fn new(caps: &[String]) -> Result<Self> {
-        let mirror = existing_mirror_bin()?;
-        let set = format!("-all,+{}", caps.join(",+"));
-        let path = target_dir().join(format!("mirror-caps-{}.sh", unique_prefix()));
-        let script = format!(
-            "#!/bin/sh\nulimit -l 64 || exit 1\n\
-             exec setpriv --bounding-set={set} --inh-caps={set} --ambient-caps={set} {} \"$@\"\n",
-            mirror.display()
-        );
-        fs::write(&path, script).with_context(|| format!("writing {}", path.display()))?;
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o755))?;
-        Ok(Self { path })
-    }
-}
-
-impl Drop for CapsWrapper {
-    fn drop(&mut self) {
-        let _ = fs::remove_file(&self.path);
-    }
 }
 
 #[test]

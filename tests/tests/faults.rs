@@ -21,7 +21,7 @@ use std::{
     collections::BTreeMap,
     net::{SocketAddr, UdpSocket},
     thread,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use anyhow::{Context as _, Result, bail, ensure};
@@ -29,6 +29,7 @@ use mirror_tests::{
     Agent, AgentArgs, Background, Capture, Direction, Metrics, Signal, World,
     attachments::{Hook, attachments, links, tcx_prog_count},
     diff_frames, existing_mirror_bin, iperf,
+    netflow_collector::read_v5,
     netns::unique_prefix,
     pod::{FakePod, ifindex, tcx_links},
     report,
@@ -51,22 +52,6 @@ const MIRROR_FAR: &str = "mirror-rx";
 
 fn count(n: usize) -> u64 {
     u64::try_from(n).expect("usize fits in u64")
-}
-
-/// Scrapes until `done` holds or `timeout` passes; returns the last scrape.
-fn wait_for(
-    agent: &Agent<'_>,
-    timeout: Duration,
-    done: impl Fn(&Metrics) -> bool,
-) -> Result<Metrics> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let metrics = agent.metrics()?;
-        if done(&metrics) || Instant::now() >= deadline {
-            return Ok(metrics);
-        }
-        thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn dropped(metrics: &Metrics, reason: &str) -> u64 {
@@ -103,7 +88,7 @@ fn remote_route_removed_errors_counted_copies_resume() -> Result<()> {
         .ip(["route", "del", REMOTE_NET, "dev", NODE_UPLINK_IF])
         .context("removing the node's route to the remote")?;
     let unroutable = pod_pings(&world)?;
-    let metrics = wait_for(&agent, Duration::from_secs(10), |m| {
+    let metrics = agent.wait_for_metrics(Duration::from_secs(10), |m| {
         dropped(m, "send_error") >= count(FRAMES)
     })?;
     ensure!(
@@ -138,7 +123,7 @@ fn remote_route_removed_errors_counted_copies_resume() -> Result<()> {
         Duration::from_secs(10),
         Duration::from_millis(500),
     );
-    let metrics = wait_for(&agent, Duration::from_secs(5), |m| {
+    let metrics = agent.wait_for_metrics(Duration::from_secs(5), |m| {
         m.total("mirror_sent_packets_total", &[]) >= count(2 * FRAMES)
     })?;
     let captured = metrics.total("mirror_captured_packets_total", &[("iface", NODE_POD_IF)]);
@@ -199,7 +184,7 @@ fn deleted_iface_detached_others_still_mirrored() -> Result<()> {
         .node
         .ip(["link", "del", coffee.host_if()])
         .context("deleting vethcoffee")?;
-    let metrics = wait_for(&agent, Duration::from_secs(5), |m| {
+    let metrics = agent.wait_for_metrics(Duration::from_secs(5), |m| {
         m.total("mirror_detach_total", &[("reason", "gone")]) == 1
             && m.total("mirror_attached_interfaces", &[]) == 1
     })?;
@@ -373,7 +358,7 @@ fn ring_full_drops_copies_not_traffic() -> Result<()> {
         // Every clone either reached the agent or is counted where it was lost; the kernel's
         // drop statistics reach the metrics once a second.
         let frames = 2 * transmitted;
-        let metrics = wait_for(&agent, Duration::from_secs(5), |m| {
+        let metrics = agent.wait_for_metrics(Duration::from_secs(5), |m| {
             m.total("mirror_captured_packets_total", &[]) + lost_before_capture(m) >= frames
         })?;
         ring_full = dropped(&metrics, "ring_full");
@@ -485,41 +470,11 @@ struct NetflowReceived {
 
 /// Reads NetFlow v5 datagrams from `socket` until none has come for `quiet`.
 fn read_netflow(socket: &UdpSocket, quiet: Duration) -> Result<NetflowReceived> {
-    socket.set_read_timeout(Some(Duration::from_millis(100)))?;
     let mut got = NetflowReceived::default();
-    let mut buf = vec![0_u8; 65536];
-    let mut last = Instant::now();
-    while last.elapsed() < quiet {
-        let len = match socket.recv(&mut buf) {
-            Ok(len) => len,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                continue;
-            }
-            Err(e) => return Err(e).context("reading the collector socket"),
-        };
-        last = Instant::now();
-        let datagram = &buf[..len];
-        ensure!(
-            len >= 24 && datagram[..2] == [0, 5],
-            "not a NetFlow v5 datagram"
-        );
-        let records = usize::from(u16::from_be_bytes([datagram[2], datagram[3]]));
-        ensure!(
-            len == 24 + 48 * records,
-            "{len} bytes for {records} records"
-        );
+    for records in read_v5(socket, quiet)? {
         got.datagrams += 1;
-        got.records += count(records);
-        for record in datagram[24..].chunks_exact(48) {
-            got.packets += u64::from(u32::from_be_bytes([
-                record[16], record[17], record[18], record[19],
-            ]));
-        }
+        got.records += count(records.len());
+        got.packets += records.iter().map(|r| u64::from(r.packets)).sum::<u64>();
     }
     Ok(got)
 }

@@ -17,14 +17,16 @@ use std::{
     net::{Ipv4Addr, SocketAddr, UdpSocket},
     os::unix::fs::symlink,
     path::{Path, PathBuf},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use anyhow::{Context as _, Result, bail, ensure};
 use mirror_tests::{
     Background, Capture, Direction, Netns, Signal, World, WorldConfig,
     agent::{READY_PREFIX, READY_TIMEOUT},
-    diff_frames, existing_mirror_bin, read_pcap,
+    diff_frames, existing_mirror_bin,
+    netflow_collector::{FlowRecord, read_v5},
+    read_pcap,
     scratch::ScratchDir,
     skip_unless_root,
     tshark::Fields,
@@ -344,57 +346,9 @@ impl Pktminerg {
     }
 }
 
-/// One NetFlow v5 record, the fields checked here.
-#[derive(Clone, Copy, Debug)]
-struct FlowRecord {
-    src: Ipv4Addr,
-    dst: Ipv4Addr,
-    protocol: u8,
-    packets: u32,
-}
-
-/// Reads NetFlow v5 datagrams until none has come for `quiet`; every one must be version 5 with
-/// as many 48-byte records as its header says.
+/// The records of every NetFlow v5 datagram that reached `socket`; at least one.
 fn netflow_v5_records(socket: &UdpSocket, quiet: Duration) -> Result<Vec<FlowRecord>> {
-    socket.set_read_timeout(Some(Duration::from_millis(200)))?;
-    let mut records = Vec::new();
-    let mut buf = vec![0u8; 65536];
-    let mut last = Instant::now();
-    while last.elapsed() < quiet {
-        let len = match socket.recv(&mut buf) {
-            Ok(len) => len,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                continue;
-            }
-            Err(e) => return Err(e).context("reading the collector socket"),
-        };
-        last = Instant::now();
-        let datagram = &buf[..len];
-        ensure!(len >= 24, "a {len}-byte NetFlow datagram");
-        let version = u16::from_be_bytes([datagram[0], datagram[1]]);
-        let count = usize::from(u16::from_be_bytes([datagram[2], datagram[3]]));
-        ensure!(
-            version == 5,
-            "a NetFlow datagram of version {version}, expected 5"
-        );
-        ensure!(
-            len == 24 + 48 * count,
-            "a NetFlow v5 datagram of {len} bytes for {count} records"
-        );
-        for record in datagram[24..].chunks_exact(48) {
-            records.push(FlowRecord {
-                src: Ipv4Addr::new(record[0], record[1], record[2], record[3]),
-                dst: Ipv4Addr::new(record[4], record[5], record[6], record[7]),
-                packets: u32::from_be_bytes([record[16], record[17], record[18], record[19]]),
-                protocol: record[38],
-            });
-        }
-    }
+    let records: Vec<FlowRecord> = read_v5(socket, quiet)?.into_iter().flatten().collect();
     ensure!(
         !records.is_empty(),
         "no NetFlow record reached the collector"

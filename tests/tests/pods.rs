@@ -6,10 +6,7 @@
 //! veth among them, send exactly that pod's frames to the remote VTEP, follow the pod when it is
 //! killed and comes back under another veth (within 2 s), and say so in its metrics.
 
-use std::{
-    thread,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result, ensure};
 use mirror_tests::{
@@ -203,9 +200,8 @@ fn pod_restart_under_a_new_veth_is_followed() -> Result<()> {
     // It comes back with the same hostname under another veth.
     let recreated = Instant::now();
     let second = FakePod::start(&world.node, &name, "vethlatte2", 21)?;
-    let metrics = wait_for(&agent, REATTACH * 3, |m| {
-        m.total("mirror_attach_total", &[]) >= 2
-    })?;
+    let metrics =
+        agent.wait_for_metrics(REATTACH * 3, |m| m.total("mirror_attach_total", &[]) >= 2)?;
     let took = recreated.elapsed();
     println!("re-attached {took:?} after the pod's re-creation began");
     ensure!(
@@ -289,7 +285,7 @@ fn iface_that_comes_back_is_attached_again() -> Result<()> {
     args.extra = Vec::new();
     let agent = Agent::start(&world.node, &args)?;
     first.kill(&world.node)?;
-    let metrics = wait_for(&agent, Duration::from_secs(5), |m| {
+    let metrics = agent.wait_for_metrics(Duration::from_secs(5), |m| {
         m.total("mirror_detach_total", &[("reason", "gone")]) == 1
     })?;
     ensure!(
@@ -298,9 +294,7 @@ fn iface_that_comes_back_is_attached_again() -> Result<()> {
     );
     // Same interface name, another pod (and ifindex).
     let second = FakePod::start(&world.node, &pod_name("chai"), "vethchai", 31)?;
-    let metrics = wait_for(&agent, REATTACH, |m| {
-        m.total("mirror_attach_total", &[]) == 2
-    })?;
+    let metrics = agent.wait_for_metrics(REATTACH, |m| m.total("mirror_attach_total", &[]) == 2)?;
     ensure!(
         metrics.total("mirror_attach_total", &[]) == 2,
         "--iface vethchai was not attached again within {REATTACH:?} of coming back"
@@ -383,7 +377,7 @@ fn rejects(world: &World, options: &[&str], expected: &str) -> Result<()> {
 /// After the pod's veth (`gone_ifindex`) vanished: one detach counted, nothing attached, and no
 /// TCX link of the veth left in the agent.
 fn check_detached(agent: &Agent<'_>, agent_pid: u32, gone_ifindex: u32) -> Result<()> {
-    let metrics = wait_for(agent, Duration::from_secs(5), |m| {
+    let metrics = agent.wait_for_metrics(Duration::from_secs(5), |m| {
         m.total("mirror_detach_total", &[("reason", "gone")]) == 1
             && m.total("mirror_attached_interfaces", &[]) == 0
     })?;
@@ -416,22 +410,6 @@ fn single_agent_pid(world: &World) -> Result<u32> {
         "expected one agent in the node, found pids {pids:?}"
     );
     Ok(pids[0])
-}
-
-/// Scrapes until `done` holds or `timeout` passes; returns the last scrape.
-fn wait_for(
-    agent: &Agent<'_>,
-    timeout: Duration,
-    done: impl Fn(&Metrics) -> bool,
-) -> Result<Metrics> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let metrics = agent.metrics()?;
-        if done(&metrics) || Instant::now() >= deadline {
-            return Ok(metrics);
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
 }
 
 fn detach_lines(metrics: &Metrics) -> Vec<String> {

@@ -16,7 +16,7 @@ use std::{
 
 use anyhow::{Context as _, Result, ensure};
 use mirror_tests::{
-    Agent, AgentArgs, Background, Capture, Direction, Metrics, World,
+    Agent, AgentArgs, Background, Capture, Direction, World,
     attachments::{Hook, tcx_prog_count},
     diff_frames, existing_mirror_bin, is_root,
     kube_api::{ApiPod, FakeApi},
@@ -72,26 +72,10 @@ fn tcx(world: &World, dev: &str) -> Result<(u32, u32)> {
     ))
 }
 
-/// Scrapes until `done` holds or `timeout` passes; returns the last scrape.
-fn wait_for(
-    agent: &Agent<'_>,
-    timeout: Duration,
-    done: impl Fn(&Metrics) -> bool,
-) -> Result<Metrics> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let metrics = agent.metrics()?;
-        if done(&metrics) || Instant::now() >= deadline {
-            return Ok(metrics);
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
-}
-
 /// Waits (up to 3 × [`ATTACH`]) for the `n`th attachment and checks it came within [`ATTACH`]
 /// of `since`.
 fn attached_within(agent: &Agent<'_>, n: usize, since: Instant, what: &str) -> Result<()> {
-    let metrics = wait_for(agent, ATTACH * 3, |m| {
+    let metrics = agent.wait_for_metrics(ATTACH * 3, |m| {
         m.total("mirror_attach_total", &[]) >= count(n)
     })?;
     let took = since.elapsed();
@@ -277,7 +261,7 @@ fn pod_selector_follows_pods_as_they_come_and_go() -> Result<()> {
     // web-b is deleted in the API (its veth stays a moment longer, as during a pod's
     // termination): detached and counted; its traffic is no longer copied, web-a's still is.
     ensure!(api.delete("shop", web_b.name()), "web-b was not in the API");
-    let metrics = wait_for(&agent, Duration::from_secs(5), |m| {
+    let metrics = agent.wait_for_metrics(Duration::from_secs(5), |m| {
         m.total("mirror_detach_total", &[("reason", "gone")]) == 1
     })?;
     ensure!(
