@@ -7,7 +7,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result, bail, ensure};
 
 use crate::{
     metrics::Metrics,
@@ -253,4 +253,32 @@ impl<'ns> Agent<'ns> {
     pub fn stderr_lines(&self) -> Vec<String> {
         self.process.stderr_lines()
     }
+}
+
+/// Runs `mirror run OPTIONS --remote ...` in the world's node; it must exit 2 with one line that
+/// starts with `expected`.
+pub fn run_rejected(world: &World, options: &[impl AsRef<str>], expected: &str) -> Result<()> {
+    let bin = existing_mirror_bin()?;
+    let mut argv: Vec<String> = vec!["run".into()];
+    argv.extend(options.iter().map(|o| o.as_ref().to_owned()));
+    argv.extend(["--remote".into(), REMOTE_IP.into()]);
+    let mut agent = Background::spawn(
+        "mirror",
+        &mut world.node.command(&bin.to_string_lossy(), &argv),
+    )?;
+    let status = agent
+        .wait(Duration::from_secs(30))
+        .with_context(|| format!("the agent did not reject `{}`", argv.join(" ")))?;
+    let stderr = agent.stderr_lines();
+    ensure!(
+        status.code() == Some(2),
+        "`mirror {}` exited with {status}, expected 2; stderr: {stderr:?}",
+        argv.join(" ")
+    );
+    ensure!(
+        stderr.len() == 1 && stderr[0].starts_with(expected),
+        "`mirror {}` must print one line starting with `{expected}`, printed {stderr:?}",
+        argv.join(" ")
+    );
+    Ok(())
 }

@@ -8,15 +8,16 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, Result, ensure};
+use anyhow::{Result, ensure};
 use mirror_tests::{
-    Agent, AgentArgs, Background, Capture, Direction, Metrics, World,
+    Agent, AgentArgs, Capture, Direction, Metrics, World,
+    agent::run_rejected,
     attachments::{Hook, tcx_prog_count},
     diff_frames, existing_mirror_bin,
     netns::unique_prefix,
     pod::{FakePod, ifindex, pids_in, tcx_links},
     skip_unless_root,
-    world::{NODE_POD_IF, POD_IP, REMOTE_IP, REMOTE_VTEP_IF},
+    world::{NODE_POD_IF, POD_IP, REMOTE_VTEP_IF},
 };
 
 const VNI: u32 = 42;
@@ -319,59 +320,31 @@ fn unknown_pod_is_rejected() -> Result<()> {
     let world = World::new(1)?;
     let _coffee = FakePod::start(&world.node, &pod_name("coffee"), "vethcoffee", 11)?;
     let missing = pod_name("nosuchpod");
-    rejects(
+    run_rejected(
         &world,
         &["--pod", &missing],
         &format!("error: --pod {missing}: no pod with that name on this node"),
     )?;
-    rejects(
+    run_rejected(
         &world,
         &["--pod", &format!("shop/{missing}")],
         &format!("error: --pod shop/{missing}: no pod with that name on this node"),
     )?;
-    rejects(
+    run_rejected(
         &world,
         &["--pod-ip", "198.19.99.2"],
         "error: --pod-ip 198.19.99.2: no pod with that IP on this node",
     )?;
-    rejects(
+    run_rejected(
         &world,
-        &[],
+        &[] as &[&str],
         "error: nothing to mirror: give --iface NAME, --pod [NAMESPACE/]NAME or --pod-ip IP",
     )?;
-    rejects(
+    run_rejected(
         &world,
         &["--pod", "Not_A_Pod"],
         "error: invalid value 'Not_A_Pod' for '--pod <[NAMESPACE/]NAME>'",
     )
-}
-
-/// Runs `mirror run OPTIONS --remote ...` in the node; it must exit 2 with one line that
-/// starts with `expected`.
-fn rejects(world: &World, options: &[&str], expected: &str) -> Result<()> {
-    let bin = existing_mirror_bin()?;
-    let mut argv: Vec<String> = vec!["run".into()];
-    argv.extend(options.iter().map(ToString::to_string));
-    argv.extend(["--remote".into(), REMOTE_IP.into()]);
-    let mut agent = Background::spawn(
-        "mirror",
-        &mut world.node.command(&bin.to_string_lossy(), &argv),
-    )?;
-    let status = agent
-        .wait(Duration::from_secs(30))
-        .with_context(|| format!("the agent did not reject `{}`", argv.join(" ")))?;
-    let stderr = agent.stderr_lines();
-    ensure!(
-        status.code() == Some(2),
-        "`mirror {}` exited with {status}, expected 2; stderr: {stderr:?}",
-        argv.join(" ")
-    );
-    ensure!(
-        stderr.len() == 1 && stderr[0].starts_with(expected),
-        "`mirror {}` must print one line starting with `{expected}`, printed {stderr:?}",
-        argv.join(" ")
-    );
-    Ok(())
 }
 
 /// After the pod's veth (`gone_ifindex`) vanished: one detach counted, nothing attached, and no

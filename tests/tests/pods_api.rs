@@ -14,9 +14,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::{Context as _, Result, ensure};
+use anyhow::{Result, ensure};
 use mirror_tests::{
     Agent, AgentArgs, Background, Capture, Direction, World,
+    agent::run_rejected,
     attachments::{Hook, tcx_prog_count},
     diff_frames, existing_mirror_bin, is_root,
     kube_api::{ApiPod, FakeApi},
@@ -299,13 +300,13 @@ fn a_pod_of_another_node_is_refused_or_waited_for() -> Result<()> {
     let name = pod_name("moved");
     api.put(&ApiPod::running("cafe", &name, ELSEWHERE, "198.19.250.2"));
     let wanted = format!("cafe/{name}");
-    rejects(
+    run_rejected(
         &world,
         &with_api(&api, &["--pod", &wanted]),
         &format!("error: --pod {wanted}: runs on node {ELSEWHERE}, not on this node ({NODE})"),
     )?;
     let missing = pod_name("nosuchpod");
-    rejects(
+    run_rejected(
         &world,
         &with_api(&api, &["--pod", &format!("cafe/{missing}")]),
         &format!(
@@ -316,7 +317,7 @@ fn a_pod_of_another_node_is_refused_or_waited_for() -> Result<()> {
     let scratch = ScratchDir::new()?;
     let broken = scratch.join("kubeconfig.yaml");
     std::fs::write(&broken, "clusters: [")?;
-    rejects(
+    run_rejected(
         &world,
         &[
             "--kubeconfig",
@@ -481,34 +482,6 @@ fn pod_selector_without_the_api_is_refused() -> Result<()> {
                     "error: --pod-selector app=web: needs the Kubernetes API: give --kubeconfig FILE, or run the agent in a pod with a service account"
                 ],
         "--pod-selector without API access: exit {status}, stderr {stderr:?}"
-    );
-    Ok(())
-}
-
-/// Runs `mirror run OPTIONS --remote ...` in the node; it must exit 2 with one line that
-/// starts with `expected`.
-fn rejects(world: &World, options: &[String], expected: &str) -> Result<()> {
-    let bin = existing_mirror_bin()?;
-    let mut argv: Vec<String> = vec!["run".into()];
-    argv.extend(options.iter().cloned());
-    argv.extend(["--remote".into(), REMOTE_IP.into()]);
-    let mut agent = Background::spawn(
-        "mirror",
-        &mut world.node.command(&bin.to_string_lossy(), &argv),
-    )?;
-    let status = agent
-        .wait(Duration::from_secs(30))
-        .with_context(|| format!("the agent did not reject `{}`", argv.join(" ")))?;
-    let stderr = agent.stderr_lines();
-    ensure!(
-        status.code() == Some(2),
-        "`mirror {}` exited with {status}, expected 2; stderr: {stderr:?}",
-        argv.join(" ")
-    );
-    ensure!(
-        stderr.len() == 1 && stderr[0].starts_with(expected),
-        "`mirror {}` must print one line starting with `{expected}`, printed {stderr:?}",
-        argv.join(" ")
     );
     Ok(())
 }
