@@ -2,7 +2,7 @@
 
 use std::{
     path::{Path, PathBuf},
-    process::ExitStatus,
+    process::{Command, ExitStatus},
     thread,
     time::{Duration, Instant},
 };
@@ -255,29 +255,46 @@ impl<'ns> Agent<'ns> {
     }
 }
 
-/// Runs `mirror run OPTIONS --remote ...` in the world's node; it must exit 2 with one line that
-/// starts with `expected`.
-pub fn run_rejected(world: &World, options: &[impl AsRef<str>], expected: &str) -> Result<()> {
+/// Runs `mirror ARGV` (in `world`'s node netns when given) and checks the bad-input contract:
+/// exit code 2 and exactly one line on stderr, starting with `error:`. Returns that line.
+pub fn usage_error_line(world: Option<&World>, argv: &[String]) -> Result<String> {
     let bin = existing_mirror_bin()?;
-    let mut argv: Vec<String> = vec!["run".into()];
-    argv.extend(options.iter().map(|o| o.as_ref().to_owned()));
-    argv.extend(["--remote".into(), REMOTE_IP.into()]);
-    let mut agent = Background::spawn(
-        "mirror",
-        &mut world.node.command(&bin.to_string_lossy(), &argv),
-    )?;
+    let mut cmd = if let Some(world) = world {
+        world.node.command(&bin.to_string_lossy(), argv)
+    } else {
+        let mut cmd = Command::new(&bin);
+        cmd.args(argv);
+        cmd
+    };
+    let mut agent = Background::spawn("mirror", &mut cmd)?;
     let status = agent
         .wait(Duration::from_secs(30))
         .with_context(|| format!("the agent did not reject `{}`", argv.join(" ")))?;
-    let stderr = agent.stderr_lines();
+    let mut stderr = agent.stderr_lines();
     ensure!(
         status.code() == Some(2),
-        "`mirror {}` exited with {status}, expected 2; stderr: {stderr:?}",
+        "`mirror {}` exited with {status}, expected exit code 2; stderr: {stderr:?}",
         argv.join(" ")
     );
     ensure!(
-        stderr.len() == 1 && stderr[0].starts_with(expected),
-        "`mirror {}` must print one line starting with `{expected}`, printed {stderr:?}",
+        stderr.len() == 1 && stderr[0].starts_with("error:"),
+        "`mirror {}` must print exactly one line starting with `error:` on stderr, printed \
+         {stderr:?}",
+        argv.join(" ")
+    );
+    Ok(stderr.remove(0))
+}
+
+/// Runs `mirror run OPTIONS --remote ...` in the world's node; it must exit 2 with one line that
+/// starts with `expected`.
+pub fn run_rejected(world: &World, options: &[impl AsRef<str>], expected: &str) -> Result<()> {
+    let mut argv: Vec<String> = vec!["run".into()];
+    argv.extend(options.iter().map(|o| o.as_ref().to_owned()));
+    argv.extend(["--remote".into(), REMOTE_IP.into()]);
+    let line = usage_error_line(Some(world), &argv)?;
+    ensure!(
+        line.starts_with(expected),
+        "`mirror {}` must print one line starting with `{expected}`, printed {line:?}",
         argv.join(" ")
     );
     Ok(())

@@ -5,11 +5,11 @@
 //! could touch nothing but that namespace. Without root, the address and VNI cases run here: they
 //! must be rejected before anything privileged happens. The unknown-interface case needs the netns.
 
-use std::{process::Command, time::Duration};
-
-use anyhow::{Context as _, Result, ensure};
+use anyhow::{Result, ensure};
 use mirror_tests::{
-    Background, World, existing_mirror_bin, is_root, skip_unless_root,
+    World,
+    agent::usage_error_line,
+    is_root, skip_unless_root,
     world::{NODE_POD_IF, REMOTE_IP},
 };
 
@@ -37,33 +37,10 @@ fn args(iface: &str, remote: &str, vni: &str) -> Vec<String> {
 /// Runs the agent with `argv` (in `world`'s node netns when given) and checks the contract;
 /// `culprit` must appear in the error line.
 fn rejects(world: Option<&World>, argv: &[String], culprit: &str) -> Result<()> {
-    let bin = existing_mirror_bin()?;
-    let mut cmd = if let Some(world) = world {
-        world.node.command(&bin.to_string_lossy(), argv)
-    } else {
-        let mut cmd = Command::new(&bin);
-        cmd.args(argv);
-        cmd
-    };
-    let mut agent = Background::spawn("mirror", &mut cmd)?;
-    let status = agent
-        .wait(Duration::from_secs(30))
-        .with_context(|| format!("the agent did not reject `{}`", argv.join(" ")))?;
-    let stderr = agent.stderr_lines();
+    let line = usage_error_line(world, argv)?;
     ensure!(
-        status.code() == Some(2),
-        "`mirror {}` exited with {status}, expected exit code 2; stderr: {stderr:?}",
-        argv.join(" ")
-    );
-    ensure!(
-        stderr.len() == 1 && stderr[0].starts_with("error:"),
-        "`mirror {}` must print exactly one line starting with `error:` on stderr, printed {stderr:?}",
-        argv.join(" ")
-    );
-    ensure!(
-        stderr[0].contains(culprit),
-        "the error line `{}` does not name `{culprit}`",
-        stderr[0]
+        line.contains(culprit),
+        "the error line `{line}` does not name `{culprit}`"
     );
     Ok(())
 }

@@ -6,11 +6,13 @@
 //! file could touch nothing but that namespace; without root they run here, as they must be
 //! refused before anything privileged happens.
 
-use std::{fs, path::PathBuf, process::Command, time::Duration};
+use std::{fs, path::PathBuf, time::Duration};
 
 use anyhow::{Context as _, Result, ensure};
 use mirror_tests::{
-    Agent, Background, Capture, Direction, World, diff_frames, existing_mirror_bin, is_root,
+    Agent, Capture, Direction, World,
+    agent::usage_error_line,
+    diff_frames, existing_mirror_bin, is_root,
     scratch::ScratchDir,
     skip_unless_root,
     world::{NODE_POD_IF, POD_IF, REMOTE_IP, REMOTE_VTEP_IF},
@@ -47,34 +49,11 @@ fn rejects(argv: &[String], named: &[&str]) -> Result<()> {
     } else {
         None
     };
-    let bin = existing_mirror_bin()?;
-    let mut cmd = if let Some(world) = &world {
-        world.node.command(&bin.to_string_lossy(), argv)
-    } else {
-        let mut cmd = Command::new(&bin);
-        cmd.args(argv);
-        cmd
-    };
-    let mut agent = Background::spawn("mirror", &mut cmd)?;
-    let status = agent
-        .wait(Duration::from_secs(30))
-        .with_context(|| format!("the agent did not reject `{}`", argv.join(" ")))?;
-    let stderr = agent.stderr_lines();
-    ensure!(
-        status.code() == Some(2),
-        "`mirror {}` exited with {status}, expected exit code 2; stderr: {stderr:?}",
-        argv.join(" ")
-    );
-    ensure!(
-        stderr.len() == 1 && stderr[0].starts_with("error:"),
-        "`mirror {}` must print exactly one line starting with `error:`, printed {stderr:?}",
-        argv.join(" ")
-    );
+    let line = usage_error_line(world.as_ref(), argv)?;
     for name in named {
         ensure!(
-            stderr[0].contains(name),
-            "the error line `{}` does not name `{name}`",
-            stderr[0]
+            line.contains(name),
+            "the error line `{line}` does not name `{name}`"
         );
     }
     Ok(())
