@@ -3,7 +3,7 @@
 use std::{path::PathBuf, process::Command};
 
 use anyhow::{Context as _, Result, bail};
-use mirror_tests::agent::{built_mirror_bin, workspace_root};
+use mirror_tests::agent::{built_mirror_bin, target_dir, workspace_root};
 
 /// The cargo that runs us (`$CARGO`), else `cargo` from PATH, in the workspace root.
 pub fn cargo<const N: usize>(args: [&str; N]) -> Command {
@@ -33,6 +33,21 @@ pub fn build_mirror() -> Result<PathBuf> {
             "cargo built the mirror binary, but {} does not exist",
             bin.display()
         );
+    }
+    Ok(bin)
+}
+
+/// Builds the release `mirror` binary (what the bench and the soak measure) and returns its
+/// path.
+pub fn build_release_mirror() -> Result<PathBuf> {
+    println!("== building the release binary (cargo build --release -p mirror-user --bin mirror)");
+    status(
+        &mut cargo(["build", "--release", "-p", "mirror-user", "--bin", "mirror"]),
+        "building the release mirror binary",
+    )?;
+    let bin = target_dir().join("release").join("mirror");
+    if !bin.is_file() {
+        bail!("{} was not built", bin.display());
     }
     Ok(bin)
 }

@@ -37,10 +37,7 @@ use mirror_tests::{
     world::REMOTE_IP,
 };
 
-use crate::{
-    cargo::{cargo, status},
-    setup::setup,
-};
+use crate::{cargo::build_release_mirror, setup::setup};
 
 /// Options of `cargo xtask soak`.
 #[derive(Args, Debug)]
@@ -197,14 +194,7 @@ fn binary(args: &SoakArgs) -> Result<PathBuf> {
         ensure!(bin.is_file(), "{} does not exist", bin.display());
         return Ok(bin.clone());
     }
-    println!("== building the release binary (cargo build --release -p mirror-user --bin mirror)");
-    status(
-        &mut cargo(["build", "--release", "-p", "mirror-user", "--bin", "mirror"]),
-        "building the release mirror binary",
-    )?;
-    let bin = target_dir().join("release").join("mirror");
-    ensure!(bin.is_file(), "{} was not built", bin.display());
-    Ok(bin)
+    build_release_mirror()
 }
 
 /// What a soak run saw.

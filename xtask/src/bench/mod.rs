@@ -59,10 +59,7 @@ use self::{
     scenarios::{Kind, Scenario, estimate, scenarios},
     summary::{check, conclude, scenario_json},
 };
-use crate::{
-    cargo::{cargo, status},
-    setup::setup,
-};
+use crate::{cargo::build_release_mirror, setup::setup};
 
 /// VxLAN network identifier of the bench world's remote VTEP.
 pub const VNI: u32 = 42;
@@ -154,13 +151,7 @@ fn run(args: BenchArgs, command: &str) -> Result<()> {
 
 /// Builds the release binary and makes `target/bench`.
 fn prepare(settings: Settings) -> Result<Bench> {
-    println!("== building the release binary (cargo build --release -p mirror-user --bin mirror)");
-    status(
-        &mut cargo(["build", "--release", "-p", "mirror-user", "--bin", "mirror"]),
-        "building the release mirror binary",
-    )?;
-    let bin = target_dir().join("release").join("mirror");
-    ensure!(bin.is_file(), "{} was not built", bin.display());
+    let bin = build_release_mirror()?;
     let out = target_dir().join("bench");
     fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     set_echo(false);
