@@ -7,7 +7,7 @@
 
 use std::{
     io,
-    os::fd::{AsRawFd as _, RawFd},
+    os::fd::{AsRawFd as _, BorrowedFd},
     sync::{
         Arc, Mutex, PoisonError,
         atomic::{AtomicBool, AtomicU64, Ordering},
@@ -26,6 +26,7 @@ use crate::{
     metrics::CopyCounters,
     netflow::{Interfaces, collector::FlowExport},
     send::{Outcome, Sender},
+    sockopt,
     tunnel::CopyMeta,
     xsk::Xsk,
 };
@@ -258,7 +259,9 @@ impl Capture {
     /// mirror veth goes away under it, and nothing will ever arrive again. (The control plane
     /// usually notices first.)
     fn check_socket(&self) -> anyhow::Result<()> {
-        match socket_error(self.xsk.rx.fd().as_raw_fd()) {
+        // SAFETY: the socket is open for as long as `self.xsk` lives.
+        let fd = unsafe { BorrowedFd::borrow_raw(self.xsk.rx.fd().as_raw_fd()) };
+        match socket_error(fd) {
             Some(err) => anyhow::bail!(
                 "the AF_XDP socket on {} failed: {err} (was the mirror veth deleted?)",
                 crate::veth::FAR
@@ -311,20 +314,9 @@ fn add_outcomes(ifaces: &[IfaceCounters], tallies: &mut [[Tally; 2]], outcomes: 
 }
 
 /// A pending error of socket `fd` (`SO_ERROR`, which reading clears).
-fn socket_error(fd: RawFd) -> Option<io::Error> {
-    let mut err: libc::c_int = 0;
-    let mut len = size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: valid fd and an int-sized buffer, as SO_ERROR wants.
-    let rc = unsafe {
-        libc::getsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_ERROR,
-            (&raw mut err).cast(),
-            &raw mut len,
-        )
-    };
-    (rc == 0 && err != 0).then(|| io::Error::from_raw_os_error(err))
+fn socket_error(fd: BorrowedFd<'_>) -> Option<io::Error> {
+    let err: libc::c_int = sockopt::get(fd, libc::SOL_SOCKET, libc::SO_ERROR).ok()?;
+    (err != 0).then(|| io::Error::from_raw_os_error(err))
 }
 
 /// Splits a frame from the AF_XDP ring into the mirror's tag and the original frame.

@@ -183,23 +183,7 @@ impl Programs {
 }
 
 fn socket_cookie(socket: BorrowedFd<'_>) -> std::io::Result<u64> {
-    let mut cookie = 0_u64;
-    let mut len = size_of::<u64>() as libc::socklen_t;
-    // SAFETY: valid fd, and a u64-sized buffer as SO_COOKIE wants.
-    let rc = unsafe {
-        libc::getsockopt(
-            socket.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_COOKIE,
-            (&raw mut cookie).cast(),
-            &raw mut len,
-        )
-    };
-    if rc == 0 {
-        Ok(cookie)
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
+    crate::sockopt::get(socket, libc::SOL_SOCKET, libc::SO_COOKIE)
 }
 
 fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> anyhow::Result<&'a mut aya::programs::Program> {

@@ -2,7 +2,7 @@
 use std::{
     fmt, io,
     net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket},
-    os::fd::AsRawFd,
+    os::fd::AsFd as _,
     str::FromStr,
 };
 
@@ -75,21 +75,7 @@ pub fn route_to(dst: SocketAddr) -> io::Result<Route> {
     let socket = UdpSocket::bind((unspecified, 0))?;
     socket.connect(dst)?;
     let source = socket.local_addr()?.ip();
-    let mut mtu: libc::c_int = 0;
-    let mut len = size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: valid fd, option buffer and length of the right size.
-    let rc = unsafe {
-        libc::getsockopt(
-            socket.as_raw_fd(),
-            level,
-            option,
-            (&raw mut mtu).cast(),
-            &raw mut len,
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    let mtu: libc::c_int = crate::sockopt::get(socket.as_fd(), level, option)?;
     Ok(Route {
         source,
         mtu: mtu.unsigned_abs(),

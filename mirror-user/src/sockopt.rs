@@ -1,4 +1,5 @@
-//! Setting socket options the standard library has no call for (`SO_MARK`, buffer sizes, ...).
+//! Socket options the standard library has no call for (`SO_MARK`, buffer sizes, `SO_ERROR`,
+//! ...).
 use std::{
     io,
     os::fd::{AsRawFd, BorrowedFd},
@@ -18,6 +19,32 @@ pub fn set<T>(
         unsafe { libc::setsockopt(fd.as_raw_fd(), level, name, (&raw const *value).cast(), len) };
     if rc == 0 {
         Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// `getsockopt(fd, level, name)` into a `T`, for options whose value is a plain integer.
+pub fn get<T: Copy + Default>(
+    fd: BorrowedFd<'_>,
+    level: libc::c_int,
+    name: libc::c_int,
+) -> io::Result<T> {
+    let mut value = T::default();
+    let mut len = libc::socklen_t::try_from(size_of::<T>())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: valid fd, and `value` is a live `T` of the length given.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            (&raw mut value).cast(),
+            &raw mut len,
+        )
+    };
+    if rc == 0 {
+        Ok(value)
     } else {
         Err(io::Error::last_os_error())
     }
