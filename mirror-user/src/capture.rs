@@ -6,8 +6,6 @@
 )]
 
 use std::{
-    io,
-    os::fd::{AsRawFd as _, BorrowedFd},
     sync::{
         Arc, Mutex, PoisonError,
         atomic::{AtomicBool, AtomicU64, Ordering},
@@ -18,25 +16,20 @@ use std::{
 use anyhow::Context as _;
 use mirror_common::{Direction, TAG_LEN, TAG_MAGIC, Tag};
 use prometheus::IntCounter;
-use xsk_rs::FrameDesc;
 
 use crate::{
     clock::{self, MonotonicToUnix},
     filter::Filter,
+    kernel::umem::Umem,
     metrics::CopyCounters,
     netflow::{Interfaces, collector::FlowExport},
     send::{Outcome, Sender},
-    sockopt,
     tunnel::CopyMeta,
     xsk::Xsk,
 };
 
 /// Frames taken from the ring per round.
 pub const BATCH: usize = 64;
-const _: () = assert!(
-    BATCH <= 64,
-    "the filter's mask has one bit per frame of a batch"
-);
 /// How long the thread naps after a partial batch. The ring (4096 frames) holds 16 ms of copies
 /// at 250 kpps, far more than this; the copies are late by at most this much.
 const COALESCE: Duration = Duration::from_micros(200);
@@ -124,26 +117,36 @@ pub struct Capture {
 
 impl Capture {
     /// Runs until `stop` is set and the ring is empty.
+    #[expect(
+        clippy::too_many_lines,
+        reason = "the one loop of the data path, step by step"
+    )]
     pub fn run(mut self, stop: &AtomicBool) -> anyhow::Result<()> {
-        let mut descs = Xsk::batch(BATCH);
+        let mut descs = [EMPTY_DESC; BATCH];
         let mut ifaces = Vec::new();
         let mut version = self.ifaces.snapshot(&mut ifaces);
         // Per-round tallies per interface and direction, added to the shared counters once a
         // round; the sender's outcomes are indexed by [`owner`].
         let mut tallies = vec![[Tally::default(); 2]; ifaces.len()];
         let mut outcomes = vec![Outcome::default(); ifaces.len() * 2];
+        // Chunks to give back to the fill ring, and the round's copies for the flow meter.
+        let mut recycle: Vec<u64> = Vec::with_capacity(4 * BATCH);
+        let mut flows: Vec<Observed> = Vec::with_capacity(BATCH);
         let mut ring_full_seen = 0;
         let mut next_stats = Instant::now() + STATS_EVERY;
         loop {
-            // SAFETY: the descriptors come back from this socket's own UMEM.
-            let received = unsafe { self.xsk.rx.consume(&mut descs) };
+            // Chunks the uplinks have sent go back to the kernel for new copies.
+            self.sender.reclaim(&mut recycle);
+            self.give_back(&mut recycle)?;
+            let rx = self.xsk.socket.rx.as_mut().context("no RX ring")?;
+            let received = rx.consume(&mut descs);
             if received == 0 {
                 if stop.load(Ordering::Relaxed) {
                     break;
                 }
                 self.xsk
-                    .rx
-                    .poll(IDLE_POLL_MS)
+                    .socket
+                    .poll_rx(IDLE_POLL_MS)
                     .context("polling the AF_XDP socket")?;
             } else {
                 if self.ifaces.version() != version {
@@ -154,23 +157,28 @@ impl Capture {
                     outcomes.clear();
                     outcomes.resize(ifaces.len() * 2, Outcome::default());
                 }
+                self.sender.refresh();
                 // Kernel time of the batch's newest copy: the flow meter's clock.
                 let mut latest = 0;
-                // The copies of the batch the filter kept, one bit each (BATCH is 64).
-                let mut kept = u64::MAX;
                 let mut filtered = 0;
-                for (index, desc) in descs.iter_mut().take(received).enumerate() {
+                for desc in descs.iter().take(received) {
+                    let (at, len) = (desc.addr, desc.len as usize);
+                    let chunk = Umem::chunk_of(at);
                     if let Some(mac) = self.inner_dst_mac {
-                        // SAFETY: the frame is ours until it goes back to the fill ring.
-                        let mut data = unsafe { self.xsk.umem.data_mut(desc) };
-                        if let Some(dst) = data.contents_mut().get_mut(TAG_LEN..TAG_LEN + 6) {
+                        // SAFETY: the chunk is ours until it goes back to the fill ring or
+                        // leaves on an uplink, and no other slice of it lives.
+                        if let Some(dst) = unsafe { self.xsk.umem.bytes_mut(at + TAG_OFFSET, 6) }
+                            && len >= TAG_LEN + 6
+                        {
                             dst.copy_from_slice(&mac);
                         }
                     }
-                    // SAFETY: the kernel wrote this frame and hands it to us until we refill it.
-                    let data = unsafe { self.xsk.umem.data(desc) }.contents();
+                    // SAFETY: the kernel wrote this frame and hands it to us until we give the
+                    // chunk back; only the bytes in front of it are written below.
+                    let data = unsafe { self.xsk.umem.bytes(at, len) }.unwrap_or_default();
                     let Some((tag, frame)) = split_tag(data) else {
                         self.malformed.inc();
+                        recycle.push(chunk);
                         continue;
                     };
                     let direction = usize::from(tag.direction & 1);
@@ -179,6 +187,7 @@ impl Capture {
                         slot.and_then(|s| Some((s, tallies.get_mut(s)?.get_mut(direction)?)))
                     else {
                         self.malformed.inc();
+                        recycle.push(chunk);
                         continue;
                     };
                     latest = latest.max(tag.ktime_ns);
@@ -187,9 +196,9 @@ impl Capture {
                     if let Some(filter) = &self.filter
                         && !filter.matches(frame)
                     {
-                        kept &= !(1 << index);
                         filtered += 1;
                         tally.filtered += 1;
+                        recycle.push(chunk);
                         continue;
                     }
                     let meta = CopyMeta {
@@ -197,9 +206,27 @@ impl Capture {
                         timestamp_ns: self.clock.unix_ns(tag.ktime_ns),
                         truncated: false,
                     };
-                    // SAFETY: the frame stays in the UMEM, untouched, until the fill ring gets
-                    // it back below, after `flush`.
-                    unsafe { self.sender.push(frame, &meta, owner(slot, direction)) };
+                    if self.netflow.is_some() {
+                        flows.push(Observed {
+                            at: at + TAG_OFFSET,
+                            len: frame.len(),
+                            ifindex: tag.ifindex,
+                            direction: tag.direction(),
+                        });
+                    }
+                    // SAFETY: the frame stays in the UMEM, unchanged, until the flush below
+                    // has sent it (and, when sent in place, until the uplink gives it back).
+                    let in_place = unsafe {
+                        self.sender.push_chunk(
+                            frame,
+                            at + TAG_OFFSET,
+                            &meta,
+                            owner(slot, direction),
+                        )
+                    };
+                    if !in_place {
+                        recycle.push(chunk);
+                    }
                 }
                 // Captured counted before the flush: a scrape sees at most one batch captured
                 // but not yet sent or dropped, never the other way round.
@@ -207,17 +234,12 @@ impl Capture {
                 self.sender.flush(&mut outcomes);
                 add_outcomes(&ifaces, &mut tallies, &mut outcomes);
                 self.filtered.inc_by(filtered);
-                let batch = descs.get(..received).unwrap_or_default();
-                self.observe_flows(batch, kept, latest);
-                // SAFETY: these frames were consumed above and are no longer referenced.
-                let refilled = unsafe { self.xsk.fill.produce(batch) };
-                anyhow::ensure!(
-                    refilled == received,
-                    "fill ring took {refilled} of {received} frames back"
-                );
+                self.observe_flows(&flows, latest);
+                flows.clear();
+                self.give_back(&mut recycle)?;
                 if received < BATCH {
                     // Software interrupt coalescing: a short nap lets the ring fill, so a wakeup,
-                    // a `poll` and a `sendmmsg` serve a batch of copies instead of each one.
+                    // a `poll` and a send serve a batch of copies instead of each one.
                     std::thread::sleep(COALESCE);
                 }
             }
@@ -237,20 +259,32 @@ impl Capture {
         Ok(())
     }
 
-    /// Hands the frames of `batch` the filter `kept` (one bit each) to the flow meter, at kernel
-    /// time `latest`.
-    fn observe_flows(&mut self, batch: &[FrameDesc], kept: u64, latest: u64) {
+    /// Puts the chunks of `recycle` back on the fill ring and empties it.
+    fn give_back(&mut self, recycle: &mut Vec<u64>) -> anyhow::Result<()> {
+        if recycle.is_empty() {
+            return Ok(());
+        }
+        let fill = self.xsk.socket.fill.as_mut().context("no fill ring")?;
+        let given = fill.produce(recycle);
+        anyhow::ensure!(
+            given == recycle.len(),
+            "fill ring took {given} of {} chunks back",
+            recycle.len()
+        );
+        recycle.clear();
+        Ok(())
+    }
+
+    /// Hands the round's copies to the flow meter, at kernel time `latest`.
+    fn observe_flows(&mut self, flows: &[Observed], latest: u64) {
         let Some(netflow) = &mut self.netflow else {
             return;
         };
         let umem = &self.xsk.umem;
-        let frames = batch.iter().enumerate().filter_map(|(i, desc)| {
-            if kept & (1 << i) == 0 {
-                return None;
-            }
-            // SAFETY: the frames are ours until they go back to the fill ring.
-            let (tag, frame) = split_tag(unsafe { umem.data(desc) }.contents())?;
-            Some((frame, Interfaces::mirrored(tag.ifindex, tag.direction())))
+        let frames = flows.iter().filter_map(|o| {
+            // SAFETY: the frames are ours (or only read by an uplink) until given back below.
+            let frame = unsafe { umem.bytes(o.at, o.len) }?;
+            Some((frame, Interfaces::mirrored(o.ifindex, o.direction)))
         });
         netflow.observe(frames, self.clock.unix_ns(latest));
     }
@@ -259,9 +293,7 @@ impl Capture {
     /// mirror veth goes away under it, and nothing will ever arrive again. (The control plane
     /// usually notices first.)
     fn check_socket(&self) -> anyhow::Result<()> {
-        // SAFETY: the socket is open for as long as `self.xsk` lives.
-        let fd = unsafe { BorrowedFd::borrow_raw(self.xsk.rx.fd().as_raw_fd()) };
-        match socket_error(fd) {
+        match self.xsk.socket.error() {
             Some(err) => anyhow::bail!(
                 "the AF_XDP socket on {} failed: {err} (was the mirror veth deleted?)",
                 crate::veth::FAR
@@ -272,14 +304,31 @@ impl Capture {
 
     /// Copies the kernel dropped because the ring or the fill ring had no room.
     fn update_ring_full(&self, seen: u64) -> u64 {
-        let Ok(stats) = self.xsk.rx.fd().xdp_statistics() else {
+        let Ok(now) = self.xsk.socket.rx_dropped() else {
             return seen;
         };
-        let now = stats.rx_dropped() + stats.rx_ring_full();
         self.ring_full.inc_by(now.saturating_sub(seen));
         now
     }
 }
+
+/// A copy of the round, for the flow meter once the round is sent.
+struct Observed {
+    /// UMEM address and length of the frame (tag stripped).
+    at: u64,
+    len: usize,
+    ifindex: u32,
+    direction: Direction,
+}
+
+/// Where the frame starts behind the tag.
+const TAG_OFFSET: u64 = TAG_LEN as u64;
+
+const EMPTY_DESC: libc::xdp_desc = libc::xdp_desc {
+    addr: 0,
+    len: 0,
+    options: 0,
+};
 
 /// Adds a round's captured copies and bytes to the interfaces' counters and clears them.
 fn add_captured(ifaces: &[IfaceCounters], tallies: &mut [[Tally; 2]]) {
@@ -311,12 +360,6 @@ fn add_outcomes(ifaces: &[IfaceCounters], tallies: &mut [[Tally; 2]], outcomes: 
             tally.filtered = 0;
         }
     }
-}
-
-/// A pending error of socket `fd` (`SO_ERROR`, which reading clears).
-fn socket_error(fd: BorrowedFd<'_>) -> Option<io::Error> {
-    let err: libc::c_int = sockopt::get(fd, libc::SOL_SOCKET, libc::SO_ERROR).ok()?;
-    (err != 0).then(|| io::Error::from_raw_os_error(err))
 }
 
 /// Splits a frame from the AF_XDP ring into the mirror's tag and the original frame.

@@ -81,6 +81,13 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value_t = DirectionArg::Both)]
     pub direction: DirectionArg,
 
+    /// How copies leave: `af-xdp` puts them on the uplink's AF_XDP transmit ring from the chunk
+    /// they were captured in (no copy; bypasses the uplink's qdisc, netfilter, TC egress and
+    /// packet taps), with the raw socket for any remote AF_XDP cannot serve; `socket` sends
+    /// every copy through the raw socket (routing, netfilter and qdisc apply).
+    #[arg(long, value_enum, default_value_t = SendPathArg::AfXdp)]
+    pub send_path: SendPathArg,
+
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -259,6 +266,12 @@ impl TunnelArg {
             Self::Erspan3 => "erspan3",
         }
     }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SendPathArg {
+    AfXdp,
+    Socket,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -23,6 +23,7 @@ pub struct Metrics {
     sent_bytes: IntCounterVec,
     dropped: IntCounterVec,
     truncated: IntCounterVec,
+    send_path: IntGaugeVec,
     netflow_records: IntCounterVec,
     netflow_datagrams: IntCounterVec,
     netflow_errors: IntCounterVec,
@@ -239,6 +240,17 @@ impl Metrics {
                 "Copies sent with their inner frame cut, by reason (snaplen, mtu)",
                 &["reason"],
             )?,
+            send_path: {
+                let vec = IntGaugeVec::new(
+                    Opts::new(
+                        "mirror_remote_send_path",
+                        "1 for the way copies to the remote leave now: af_xdp (the uplink's AF_XDP transmit ring) or socket (the raw socket)",
+                    ),
+                    &["remote", "path"],
+                )?;
+                registry.register(Box::new(vec.clone()))?;
+                vec
+            },
             netflow_records: counter(
                 "mirror_netflow_records_total",
                 "NetFlow v5 flow records sent, per collector",
@@ -379,6 +391,14 @@ impl Metrics {
             self.sent_packets.with_label_values(&[tunnel, remote]),
             self.sent_bytes.with_label_values(&[tunnel, remote]),
         )
+    }
+
+    /// The `mirror_remote_send_path` gauges of `remote`: AF_XDP's and the raw socket's.
+    pub fn send_path(&self, remote: &str) -> crate::transmit::xdp::PathGauges {
+        crate::transmit::xdp::PathGauges {
+            af_xdp: self.send_path.with_label_values(&[remote, "af_xdp"]),
+            socket: self.send_path.with_label_values(&[remote, "socket"]),
+        }
     }
 
     pub fn dropped(&self, reason: DropReason) -> IntCounter {

@@ -18,7 +18,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use crate::{
     UsageError,
     capture::{Capture, IfaceTable},
-    cli::RunArgs,
+    cli::{BalanceArg, RunArgs, SendPathArg},
     clock::MonotonicToUnix,
     metrics::{DropReason, Metrics},
     netflow::collector::FlowExport,
@@ -31,9 +31,13 @@ use crate::{
         watch::{LinkEvent, LinkEvents},
     },
     programs::Programs,
+    transmit::{next_hop, xdp::XdpPath},
     veth::{self, MirrorVeth},
     xsk::Xsk,
 };
+
+/// Chunks kept for the copies to all remotes but the last (`--balance replicate`).
+const SPARE_CHUNKS: usize = 512;
 
 /// A mirrored interface, checked to exist.
 struct Iface {
@@ -124,6 +128,14 @@ async fn run_async(args: &RunArgs, ifaces: Vec<Iface>, targets: Vec<Target>) -> 
     let (connection, handle, _) =
         rtnetlink::new_connection().context("opening a netlink socket")?;
     tokio::spawn(connection);
+    // Subscribed before the mirror veth exists: its own link events are harmless.
+    let hops = match args.send_path {
+        SendPathArg::AfXdp if !targets.is_empty() => Some(next_hop::Follower::new(
+            handle.clone(),
+            targets.iter().map(|t| t.addr.ip()).collect(),
+        )?),
+        _ => None,
+    };
     // Before anything is bound or attached, so that a second agent in this namespace stops here,
     // naming the running one. Room for the largest frame plus the tag (the veth MTU excludes the
     // Ethernet header).
@@ -133,7 +145,7 @@ async fn run_async(args: &RunArgs, ifaces: Vec<Iface>, targets: Vec<Target>) -> 
             Some(addr) => Some(crate::metrics::serve(addr, metrics.clone()).await?),
             None => None,
         };
-        mirror(args, &mut sources, &targets, &metrics, &veth).await
+        mirror(args, &mut sources, &targets, &metrics, &veth, hops).await
     }
     .await;
     let removed = veth.remove().await;
@@ -148,6 +160,7 @@ async fn mirror(
     targets: &[Target],
     metrics: &Metrics,
     veth: &MirrorVeth,
+    hops: Option<next_hop::Follower>,
 ) -> anyhow::Result<()> {
     let mut programs = Programs::load(Config {
         mirror_ifindex: veth.near_ifindex,
@@ -157,11 +170,17 @@ async fn mirror(
     })?;
     veth.up().await?;
     programs.attach_xsk(veth::FAR)?;
-    let xsk = Xsk::open(veth::FAR, 0)?;
-    programs.register_socket(0, xsk.rx.fd())?;
+    let mut xsk = Xsk::open(veth::FAR, 0, spares(args, targets))?;
+    programs.register_socket(0, &xsk.fd())?;
     programs.attach_tagger(veth::NEAR)?;
 
-    let sender = sender(&args.output, targets, metrics)?;
+    let mut sender = sender(&args.output, targets, metrics)?;
+    let follow = if let Some(follower) = hops {
+        Some(send_from_af_xdp(follower, &mut xsk, &mut sender, targets, metrics).await?)
+    } else {
+        socket_only(targets, metrics);
+        None
+    };
     let netflow = flow_export(&args.output, metrics)?;
     let filter = output::filter(&args.output)?;
     // The first sockets go to the classifiers; all of them carry the agent's mark anyway.
@@ -231,11 +250,68 @@ async fn mirror(
         Err(_) => Err(anyhow::anyhow!("the capture thread panicked")),
     };
     let _ = thread.join();
+    if let Some((stop, task)) = follow {
+        let _ = stop.send(());
+        let _ = task.await;
+    }
     kernel.update(&programs);
     metrics.attached_interfaces.set(0);
     // Dropping the programs detaches every TCX and XDP link.
     drop(programs);
     outcome.and(finished)
+}
+
+/// Spare chunks for the copies of all but the last remote, when every remote gets each copy.
+fn spares(args: &RunArgs, targets: &[Target]) -> usize {
+    if args.output.balance == BalanceArg::Replicate && targets.len() > 1 {
+        SPARE_CHUNKS
+    } else {
+        0
+    }
+}
+
+/// Shows every remote on the raw socket's path (`--send-path socket`).
+fn socket_only(targets: &[Target], metrics: &Metrics) {
+    for target in targets {
+        metrics.send_path(&target.label()).socket.set(1);
+    }
+}
+
+/// The next-hop follower's task and what stops it.
+type FollowTask = (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+);
+
+/// Gives `sender` the AF_XDP path on `xsk`'s UMEM, with the next hops `follower` looks up (once
+/// now, so that the first copies already take the right path) and keeps following.
+async fn send_from_af_xdp(
+    mut follower: next_hop::Follower,
+    xsk: &mut Xsk,
+    sender: &mut crate::send::Sender,
+    targets: &[Target],
+    metrics: &Metrics,
+) -> anyhow::Result<FollowTask> {
+    follower.refresh().await;
+    let labels: Vec<String> = targets.iter().map(Target::label).collect();
+    let capture = xsk
+        .fd()
+        .try_clone_to_owned()
+        .context("duplicating the AF_XDP socket")?;
+    let gauges = labels.iter().map(|l| metrics.send_path(l)).collect();
+    let path = XdpPath::new(
+        Arc::clone(&xsk.umem),
+        capture,
+        follower.table(),
+        xsk.take_spares(),
+        gauges,
+        labels,
+    );
+    sender.set_xdp(path);
+    // The first look-up's paths are taken in (and said) before any copy arrives.
+    sender.refresh();
+    let (stop, stopped) = tokio::sync::oneshot::channel();
+    Ok((stop, tokio::spawn(follower.run(stopped))))
 }
 
 /// `mirror: ready: copying WHAT (DIRECTION) to WHERE`.

@@ -21,6 +21,7 @@ use prometheus::IntCounter;
 use crate::{
     flow_hash::flow_hash,
     sockopt,
+    transmit::xdp::{DestinationView, XdpPath},
     tunnel::{CopyMeta, Encap, MAX_HEADER_LEN, fragment},
 };
 
@@ -145,6 +146,8 @@ pub struct Sender {
     pending: Vec<Pending>,
     /// Identification of the next fragmented packet.
     fragment_id: u32,
+    /// AF_XDP transmit, for the remotes it can serve (live capture only).
+    xdp: Option<XdpPath>,
 }
 
 impl Sender {
@@ -173,7 +176,32 @@ impl Sender {
             options,
             counters,
             fragment_id: 1,
+            xdp: None,
         })
+    }
+
+    /// Sends from AF_XDP to the remotes `path` can serve; the raw sockets serve the rest.
+    pub fn set_xdp(&mut self, path: XdpPath) {
+        self.xdp = Some(path);
+    }
+
+    /// Takes in changed next hops (once per batch; one atomic load when nothing changed).
+    pub fn refresh(&mut self) {
+        if let Some(xdp) = &mut self.xdp {
+            xdp.refresh(self.destinations.iter_mut().map(|d| DestinationView {
+                encap: &mut d.encap,
+                addr: d.addr,
+                max_inner: &mut d.max_inner,
+                mtu: &mut d.mtu,
+            }));
+        }
+    }
+
+    /// Chunks AF_XDP transmit is done with, for the fill ring.
+    pub fn reclaim(&mut self, out: &mut Vec<u64>) {
+        if let Some(xdp) = &mut self.xdp {
+            xdp.reclaim(out);
+        }
     }
 
     /// The sockets the packets leave through, for the classifiers to recognise.
@@ -188,6 +216,34 @@ impl Sender {
     /// # Safety
     /// `frame` must stay valid and unchanged until the next [`Sender::flush`] returns.
     pub unsafe fn push(&mut self, frame: &[u8], meta: &CopyMeta, owner: u16) {
+        // SAFETY: the caller's contract, and no UMEM address: nothing is sent in place.
+        unsafe { self.push_at(frame, None, meta, owner) };
+    }
+
+    /// Like [`Sender::push`] for a frame at UMEM address `at` of the AF_XDP path's UMEM: the
+    /// last remote AF_XDP serves gets the frame in place. Returns whether it did: the chunk is
+    /// then the kernel's until [`Sender::reclaim`] gives it back.
+    ///
+    /// # Safety
+    /// As for [`Sender::push`]; `frame` must be the bytes at `at`, in a chunk the caller owns.
+    pub unsafe fn push_chunk(
+        &mut self,
+        frame: &[u8],
+        at: u64,
+        meta: &CopyMeta,
+        owner: u16,
+    ) -> bool {
+        // SAFETY: the caller's contract.
+        unsafe { self.push_at(frame, Some(at), meta, owner) }
+    }
+
+    unsafe fn push_at(
+        &mut self,
+        frame: &[u8],
+        at: Option<u64>,
+        meta: &CopyMeta,
+        owner: u16,
+    ) -> bool {
         let copy = self.pending.len();
         // Grows only when the caller pushes more than a batch, whose extra copies fail below.
         self.pending.push(Pending {
@@ -213,11 +269,48 @@ impl Sender {
                 1,
             ),
         };
+        // How many remotes AF_XDP serves this copy: the last of them gets it in place.
+        let oversize = self.options.oversize;
+        let fits =
+            move |d: &Destination| frame.len() <= d.max_inner || oversize == Oversize::Truncate;
+        let mut by_xdp = match (&self.xdp, at) {
+            (Some(xdp), Some(_)) => (first..first + len)
+                .filter(|&i| xdp.serves(i) && self.destinations.get(i).is_some_and(fits))
+                .count(),
+            _ => 0,
+        };
+        let mut in_place = false;
         for index in first..first + len {
             let Some(dest) = self.destinations.get_mut(index) else {
                 continue;
             };
-            let (mut inner, mut meta) = (frame, meta);
+            let start_meta = meta;
+            let (mut inner, mut meta) = (frame, start_meta);
+            if let (Some(xdp), Some(at)) = (&mut self.xdp, at)
+                && xdp.serves(index)
+                && fits(dest)
+            {
+                let cut = inner.len() > dest.max_inner;
+                if cut {
+                    inner = inner.get(..dest.max_inner).unwrap_or(inner);
+                    meta.truncated = true;
+                }
+                by_xdp -= 1;
+                let last = by_xdp == 0;
+                // SAFETY: `inner` starts at `at` (the caller's contract); in place only once.
+                let sent =
+                    unsafe { xdp.send(index, copy, &mut dest.encap, inner, at, &meta, last) };
+                if sent {
+                    if cut {
+                        self.counters.truncated_mtu.inc();
+                    }
+                    in_place |= last;
+                    continue;
+                }
+                // No chunk or ring slot: the raw socket takes this one.
+                inner = frame;
+                meta = start_meta;
+            }
             let queue = match dest.addr {
                 SocketAddr::V4(_) => &mut self.v4,
                 SocketAddr::V6(_) => &mut self.v6,
@@ -256,6 +349,7 @@ impl Sender {
                 }
             }
         }
+        in_place
     }
 
     /// Sends everything queued; a message the kernel refuses is counted and skipped. Adds what
@@ -264,6 +358,20 @@ impl Sender {
     pub fn flush(&mut self, outcomes: &mut [Outcome]) {
         for queue in [&mut self.v4, &mut self.v6] {
             queue.flush(&mut self.tallies, &self.counters, &mut self.pending);
+        }
+        if let Some(xdp) = &mut self.xdp {
+            let failed = xdp.flush();
+            for queued in xdp.queued.drain(..) {
+                if failed & 1_u64.checked_shl(queued.uplink as u32).unwrap_or(0) != 0 {
+                    self.counters.send_error.inc();
+                    if let Some(copy) = self.pending.get_mut(queued.copy) {
+                        copy.fail(Failure::SendError);
+                    }
+                } else if let Some(tally) = self.tallies.get_mut(queued.destination) {
+                    tally.packets += 1;
+                    tally.bytes += queued.bytes;
+                }
+            }
         }
         for copy in self.pending.drain(..) {
             if let Some(outcome) = outcomes.get_mut(usize::from(copy.owner)) {

@@ -1,63 +1,67 @@
-//! The AF_XDP socket on the far end of the mirror veth (copy mode: veth has no zero-copy).
-use std::num::NonZeroU32;
+//! The AF_XDP socket on the far end of the mirror veth (copy mode: veth has no zero-copy), and
+//! the UMEM it registers, which the uplinks' sockets share.
+use std::{ffi::CString, os::fd::BorrowedFd, sync::Arc};
 
-use anyhow::{Context as _, anyhow};
-use xsk_rs::{
-    FillQueue, FrameDesc, RxQueue, Socket, Umem,
-    config::{BindFlags, FrameSize, LibxdpFlags, QueueSize, SocketConfig, UmemConfig},
+use anyhow::{Context as _, ensure};
+
+use crate::kernel::{
+    umem::Umem,
+    xdp_socket::{RingSizes, XdpSocket},
 };
 
-/// Frames in the UMEM; all of them sit in the fill ring when idle.
-const FRAMES: u32 = 4096;
-/// One page per frame: the largest copy ([`mirror_common::MAX_FRAME`] plus tag) fits.
-const FRAME_SIZE: u32 = 4096;
+/// Chunks in the UMEM.
+const CHUNKS: u32 = 4096;
+/// RX and fill ring entries: every chunk fits on the fill ring, so giving one back never fails.
+const RING: u32 = 4096;
 
 pub struct Xsk {
-    pub umem: Umem,
-    pub rx: RxQueue,
-    pub fill: FillQueue,
+    pub socket: XdpSocket,
+    pub umem: Arc<Umem>,
+    spares: Vec<u64>,
 }
 
 impl Xsk {
-    /// Opens a socket on queue `queue` of `iface` and gives every frame to the kernel.
-    pub fn open(iface: &str, queue: u32) -> anyhow::Result<Self> {
-        let ring = QueueSize::new(FRAMES).map_err(|e| anyhow!("{e}"))?;
-        let umem_config = UmemConfig::builder()
-            .frame_size(FrameSize::new(FRAME_SIZE).map_err(|e| anyhow!("{e}"))?)
-            .fill_queue_size(ring)
-            .comp_queue_size(QueueSize::new(64).map_err(|e| anyhow!("{e}"))?)
-            .build()
-            .context("UMEM configuration")?;
-        let frames = NonZeroU32::new(FRAMES).context("zero frames")?;
-        let (umem, descs) =
-            Umem::new(umem_config, frames, false).context("allocating the AF_XDP UMEM")?;
-        let socket_config = SocketConfig::builder()
-            .rx_queue_size(ring)
-            .tx_queue_size(QueueSize::new(64).map_err(|e| anyhow!("{e}"))?)
-            // The agent loads its own XDP program with aya; libxdp must not load one.
-            .libxdp_flags(LibxdpFlags::XSK_LIBXDP_FLAGS_INHIBIT_PROG_LOAD)
-            .bind_flags(BindFlags::XDP_COPY)
-            .build();
-        let name = iface
-            .parse()
-            .map_err(|e| anyhow!("interface name {iface}: {e:?}"))?;
-        // SAFETY: the UMEM outlives the socket: both live in the returned `Xsk`, and the rings
-        // are dropped (field order) before the UMEM.
-        let (_tx, rx, fill_comp) = unsafe { Socket::new(socket_config, &umem, &name, queue) }
+    /// Opens a socket on queue `queue` of `iface`, keeps `spares` chunks back for the sender
+    /// and gives every other chunk to the kernel.
+    pub fn open(iface: &str, queue: u32, spares: usize) -> anyhow::Result<Self> {
+        let ifindex = CString::new(iface)
+            // SAFETY: valid C string.
+            .map_or(0, |name| unsafe { libc::if_nametoindex(name.as_ptr()) });
+        ensure!(ifindex != 0, "no interface {iface}");
+        let umem = Arc::new(Umem::new(CHUNKS).context("allocating the AF_XDP UMEM")?);
+        let sizes = RingSizes {
+            rx: RING,
+            tx: 0,
+            fill: RING,
+            completion: 64,
+        };
+        let mut socket = XdpSocket::register(&umem, ifindex, queue, sizes)
             .with_context(|| format!("opening an AF_XDP socket on {iface} queue {queue}"))?;
-        let (mut fill, _comp) = fill_comp.context("AF_XDP socket came without a fill ring")?;
-        // SAFETY: the descriptors are this UMEM's own frames, none in use.
-        let given = unsafe { fill.produce(&descs) };
-        anyhow::ensure!(
-            given == descs.len(),
-            "fill ring took {given} of {} frames",
-            descs.len()
+        let mut chunks: Vec<u64> = umem.all_chunks().collect();
+        let spares = chunks.split_off(chunks.len().saturating_sub(spares));
+        let fill = socket
+            .fill
+            .as_mut()
+            .context("the socket has no fill ring")?;
+        let given = fill.produce(&chunks);
+        ensure!(
+            given == chunks.len(),
+            "fill ring took {given} of {} chunks",
+            chunks.len()
         );
-        Ok(Self { umem, rx, fill })
+        Ok(Self {
+            socket,
+            umem,
+            spares,
+        })
     }
 
-    /// Descriptors for one batch, to be reused by the caller.
-    pub fn batch(size: usize) -> Vec<FrameDesc> {
-        vec![FrameDesc::default(); size]
+    /// The chunks kept back for the sender (once).
+    pub fn take_spares(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.spares)
+    }
+
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.socket.fd()
     }
 }

@@ -132,6 +132,10 @@ pub struct Encap {
     kind: Kind,
     /// The next GRE sequence number, for tunnels that send one.
     sequence: u32,
+    /// What it was made from, to make it again for another source address.
+    tunnel: Tunnel,
+    src: IpAddr,
+    dst: IpAddr,
 }
 
 /// Where the tunnel headers start in the template, and what each packet changes in them.
@@ -237,7 +241,24 @@ impl Encap {
             ip,
             kind,
             sequence: 0,
+            tunnel: *tunnel,
+            src,
+            dst,
         })
+    }
+
+    /// The outer source address.
+    pub fn source(&self) -> IpAddr {
+        self.src
+    }
+
+    /// Writes `src` as the outer source address from now on (the kernel picked another one);
+    /// the sequence numbers go on. Keeps the old one if `src` is of the other IP version.
+    pub fn set_source(&mut self, src: IpAddr) {
+        if let Ok(mut encap) = Self::new(&self.tunnel, src, self.dst) {
+            encap.sequence = self.sequence;
+            *self = encap;
+        }
     }
 
     /// Length of the outer headers, the same for every packet.

@@ -1,0 +1,274 @@
+//! AF_XDP sockets in copy mode (veth has no zero-copy), written against the kernel's interface
+//! directly: xsk-rs always makes an RX ring and sends a frame from where it was received, where
+//! the agent needs TX-only sockets on the uplinks and descriptors that start before the
+//! received frame (the outer headers go into the chunk's headroom).
+//!
+//! The capture socket registers the [`Umem`]; every uplink socket shares it
+//! (`XDP_SHARED_UMEM`, another device: its own fill and completion rings, Linux 5.10+).
+use std::{
+    io,
+    os::fd::{AsFd as _, AsRawFd as _, BorrowedFd, FromRawFd as _, OwnedFd},
+};
+
+use super::{
+    ring::{Consumer, Mapping, Producer},
+    umem::{CHUNK_SIZE, Umem},
+};
+use crate::sockopt;
+
+/// `XDP_MAX_TX_SKB_BUDGET` (Linux 6.17+): descriptors one `sendto` may send in copy mode
+/// (default 32).
+const XDP_MAX_TX_SKB_BUDGET: libc::c_int = 9;
+
+/// Entries of each ring a socket gets; 0 leaves the ring out.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RingSizes {
+    pub rx: u32,
+    pub tx: u32,
+    pub fill: u32,
+    pub completion: u32,
+}
+
+pub struct XdpSocket {
+    pub rx: Option<Consumer<libc::xdp_desc>>,
+    pub tx: Option<Producer<libc::xdp_desc>>,
+    pub fill: Option<Producer<u64>>,
+    pub completion: Option<Consumer<u64>>,
+    /// Declared last: the rings are unmapped before the socket closes.
+    fd: OwnedFd,
+}
+
+impl XdpSocket {
+    /// A socket on queue `queue` of `ifindex` that registers `umem` (copy mode, need-wakeup).
+    pub fn register(umem: &Umem, ifindex: u32, queue: u32, sizes: RingSizes) -> io::Result<Self> {
+        let fd = open()?;
+        let reg = libc::xdp_umem_reg {
+            addr: umem.base() as u64,
+            len: umem.len() as u64,
+            chunk_size: CHUNK_SIZE,
+            headroom: 0,
+            flags: 0,
+            tx_metadata_len: 0,
+        };
+        sockopt::set(fd.as_fd(), libc::SOL_XDP, libc::XDP_UMEM_REG, &reg)?;
+        let socket = Self::with_rings(fd, sizes)?;
+        socket.bind(
+            ifindex,
+            queue,
+            libc::XDP_COPY | libc::XDP_USE_NEED_WAKEUP,
+            0,
+        )?;
+        Ok(socket)
+    }
+
+    /// A socket on queue `queue` of `ifindex` that shares the UMEM the socket `first` registered; it
+    /// inherits copy mode and need-wakeup.
+    pub fn share(
+        first: BorrowedFd<'_>,
+        ifindex: u32,
+        queue: u32,
+        sizes: RingSizes,
+    ) -> io::Result<Self> {
+        let socket = Self::with_rings(open()?, sizes)?;
+        let shared_fd = u32::try_from(first.as_raw_fd()).map_err(io::Error::other)?;
+        socket.bind(ifindex, queue, libc::XDP_SHARED_UMEM, shared_fd)?;
+        Ok(socket)
+    }
+
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    /// Lets one `sendto` send up to `budget` descriptors (Linux 6.17+; older kernels send 32
+    /// per call and this fails harmlessly).
+    pub fn set_tx_budget(&self, budget: u32) -> io::Result<()> {
+        sockopt::set(self.fd(), libc::SOL_XDP, XDP_MAX_TX_SKB_BUDGET, &budget)
+    }
+
+    /// Asks the kernel to send what is on the TX ring (copy mode sends only from a syscall).
+    /// `Ok(true)` when it took everything it could, `Ok(false)` when it asks to be called again
+    /// (its per-call budget or the completion ring ran out).
+    pub fn kick_tx(&self) -> io::Result<bool> {
+        // SAFETY: a plain sendto with no data on our own socket.
+        let rc = unsafe {
+            libc::sendto(
+                self.fd.as_raw_fd(),
+                std::ptr::null(),
+                0,
+                libc::MSG_DONTWAIT,
+                std::ptr::null(),
+                0,
+            )
+        };
+        if rc >= 0 {
+            return Ok(true);
+        }
+        let err = io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::EAGAIN | libc::EBUSY | libc::ENOBUFS) => Ok(false),
+            _ => Err(err),
+        }
+    }
+
+    /// Waits up to `timeout_ms` for the RX ring to have something.
+    pub fn poll_rx(&self, timeout_ms: i32) -> io::Result<()> {
+        let mut pollfd = libc::pollfd {
+            fd: self.fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        let rc = unsafe { libc::poll(&raw mut pollfd, 1, timeout_ms) };
+        if rc < 0 {
+            let err = io::Error::last_os_error();
+            if err.kind() != io::ErrorKind::Interrupted {
+                return Err(err);
+            }
+        }
+        Ok(())
+    }
+
+    /// Frames the kernel dropped for want of room: RX ring full, or no chunk on the fill ring.
+    pub fn rx_dropped(&self) -> io::Result<u64> {
+        // SAFETY: all-zero is a valid xdp_statistics.
+        let mut stats: libc::xdp_statistics = unsafe { std::mem::zeroed() };
+        let mut len = size_of::<libc::xdp_statistics>() as libc::socklen_t;
+        // SAFETY: valid fd, and `stats` is a live struct of the length given.
+        let rc = unsafe {
+            libc::getsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_XDP,
+                libc::XDP_STATISTICS,
+                (&raw mut stats).cast(),
+                &raw mut len,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(stats.rx_dropped + stats.rx_ring_full)
+    }
+
+    /// A pending error of the socket (`SO_ERROR`, which reading clears): the kernel sets
+    /// ENETDOWN when the device goes away under it.
+    pub fn error(&self) -> Option<io::Error> {
+        let err: libc::c_int = sockopt::get(self.fd(), libc::SOL_SOCKET, libc::SO_ERROR).ok()?;
+        (err != 0).then(|| io::Error::from_raw_os_error(err))
+    }
+
+    fn with_rings(fd: OwnedFd, sizes: RingSizes) -> io::Result<Self> {
+        let ring_options = [
+            (sizes.fill, libc::XDP_UMEM_FILL_RING),
+            (sizes.completion, libc::XDP_UMEM_COMPLETION_RING),
+            (sizes.rx, libc::XDP_RX_RING),
+            (sizes.tx, libc::XDP_TX_RING),
+        ];
+        for (size, option) in ring_options {
+            if size > 0 {
+                sockopt::set(
+                    fd.as_fd(),
+                    libc::SOL_XDP,
+                    option,
+                    &libc::c_int::try_from(size).map_err(io::Error::other)?,
+                )?;
+            }
+        }
+        let offsets = mmap_offsets(fd.as_fd())?;
+        let desc = size_of::<libc::xdp_desc>();
+        let map = |size: u32, ring: &libc::xdp_ring_offset, entry: usize, page: u64| {
+            Mapping::new(fd.as_fd(), ring.desc as usize + size as usize * entry, page)
+        };
+        let rx = match sizes.rx {
+            0 => None,
+            n => Some(Consumer::new(
+                map(n, &offsets.rx, desc, libc::XDP_PGOFF_RX_RING as u64)?,
+                &offsets.rx,
+                n,
+            )),
+        };
+        let tx = match sizes.tx {
+            0 => None,
+            n => Some(Producer::new(
+                map(n, &offsets.tx, desc, libc::XDP_PGOFF_TX_RING as u64)?,
+                &offsets.tx,
+                n,
+            )),
+        };
+        let fill = match sizes.fill {
+            0 => None,
+            n => Some(Producer::new(
+                map(n, &offsets.fr, 8, libc::XDP_UMEM_PGOFF_FILL_RING)?,
+                &offsets.fr,
+                n,
+            )),
+        };
+        let completion = match sizes.completion {
+            0 => None,
+            n => Some(Consumer::new(
+                map(n, &offsets.cr, 8, libc::XDP_UMEM_PGOFF_COMPLETION_RING)?,
+                &offsets.cr,
+                n,
+            )),
+        };
+        Ok(Self {
+            rx,
+            tx,
+            fill,
+            completion,
+            fd,
+        })
+    }
+
+    fn bind(&self, ifindex: u32, queue: u32, flags: u16, shared_fd: u32) -> io::Result<()> {
+        let addr = libc::sockaddr_xdp {
+            sxdp_family: libc::AF_XDP as u16,
+            sxdp_flags: flags,
+            sxdp_ifindex: ifindex,
+            sxdp_queue_id: queue,
+            sxdp_shared_umem_fd: shared_fd,
+        };
+        // SAFETY: valid fd and a sockaddr_xdp of the length given.
+        let rc = unsafe {
+            libc::bind(
+                self.fd.as_raw_fd(),
+                (&raw const addr).cast(),
+                size_of::<libc::sockaddr_xdp>() as libc::socklen_t,
+            )
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+}
+
+fn open() -> io::Result<OwnedFd> {
+    // SAFETY: plain socket call.
+    let fd = unsafe { libc::socket(libc::AF_XDP, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a fresh fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn mmap_offsets(fd: BorrowedFd<'_>) -> io::Result<libc::xdp_mmap_offsets> {
+    // SAFETY: all-zero is a valid xdp_mmap_offsets.
+    let mut offsets: libc::xdp_mmap_offsets = unsafe { std::mem::zeroed() };
+    let mut len = size_of::<libc::xdp_mmap_offsets>() as libc::socklen_t;
+    // SAFETY: valid fd, and `offsets` is a live struct of the length given.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_XDP,
+            libc::XDP_MMAP_OFFSETS,
+            (&raw mut offsets).cast(),
+            &raw mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(offsets)
+}

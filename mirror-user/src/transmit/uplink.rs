@@ -1,0 +1,86 @@
+//! A TX-only AF_XDP socket on one egress device, sharing the capture socket's UMEM. It has no
+//! RX ring and the agent loads no XDP program on the device, so none of the node's own traffic
+//! can be diverted into it.
+use std::{io, os::fd::BorrowedFd};
+
+use crate::kernel::{
+    ring::Producer,
+    xdp_socket::{RingSizes, XdpSocket},
+};
+
+/// TX ring entries: more than the copies of a few batches.
+const TX_RING: u32 = 2048;
+/// Completion ring entries: every chunk of the UMEM could be in flight on one uplink.
+const COMPLETION_RING: u32 = 4096;
+/// The kernel insists on a fill ring for a socket on another device; nothing is received.
+const FILL_RING: u32 = 2;
+/// `sendto` calls per flush at most, when the kernel keeps asking to be called again.
+const MAX_KICKS: usize = 64;
+
+pub struct Uplink {
+    pub ifindex: u32,
+    socket: XdpSocket,
+}
+
+impl Uplink {
+    /// Binds queue 0 of `ifindex`, sharing the UMEM of the socket `capture`.
+    pub fn open(capture: BorrowedFd<'_>, ifindex: u32) -> io::Result<Self> {
+        let sizes = RingSizes {
+            rx: 0,
+            tx: TX_RING,
+            fill: FILL_RING,
+            completion: COMPLETION_RING,
+        };
+        let socket = XdpSocket::share(capture, ifindex, 0, sizes)?;
+        // One sendto for a whole flush where the kernel allows it (6.17+).
+        let _ = socket.set_tx_budget(TX_RING);
+        Ok(Self { ifindex, socket })
+    }
+
+    /// Puts one packet (`len` bytes at UMEM address `addr`) on the TX ring; `false` when full.
+    pub fn queue(&mut self, addr: u64, len: u32) -> bool {
+        let Some(tx) = &mut self.socket.tx else {
+            return false;
+        };
+        let desc = libc::xdp_desc {
+            addr,
+            len,
+            options: 0,
+        };
+        tx.produce(&[desc]) == 1
+    }
+
+    /// Has the kernel send what is on the TX ring.
+    pub fn kick(&mut self) -> io::Result<()> {
+        for _ in 0..MAX_KICKS {
+            let pending = self.socket.tx.as_mut().map_or(0, Producer::outstanding);
+            if pending == 0 {
+                return Ok(());
+            }
+            if self.socket.kick_tx()? {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves the addresses of the packets the kernel is done with into `out`.
+    pub fn completed(&mut self, out: &mut Vec<u64>) {
+        let Some(completion) = &mut self.socket.completion else {
+            return;
+        };
+        let mut batch = [0_u64; 64];
+        loop {
+            let got = completion.consume(&mut batch);
+            out.extend_from_slice(batch.get(..got).unwrap_or_default());
+            if got < batch.len() {
+                return;
+            }
+        }
+    }
+
+    /// The socket's pending error, if any (ENETDOWN once the device is gone).
+    pub fn error(&self) -> Option<io::Error> {
+        self.socket.error()
+    }
+}

@@ -1,0 +1,295 @@
+//! Sending copies from AF_XDP: the outer Ethernet, IP and tunnel headers are written into the
+//! headroom in front of the captured frame and that same UMEM chunk goes onto the uplink's TX
+//! ring; no user-space copy. With several remotes, all but the last get the copy in a spare
+//! chunk (one copy each). Chunks come back on the uplinks' completion rings and return to the
+//! capture's fill ring.
+use std::{
+    net::SocketAddr,
+    os::fd::{AsFd as _, OwnedFd},
+    sync::Arc,
+};
+
+use prometheus::IntGauge;
+
+use super::{
+    next_hop::{ETH_LEN, Hop, NextHopTable, SocketReason},
+    uplink::Uplink,
+};
+use crate::{
+    kernel::umem::{CHUNK_SIZE, Umem},
+    tunnel::{CopyMeta, Encap, MAX_HEADER_LEN},
+};
+
+/// Where the frame starts in a spare chunk: room for the outer headers in front of it.
+const SPARE_AT: u64 = 256;
+const _: () = assert!(SPARE_AT as usize >= ETH_LEN + MAX_HEADER_LEN);
+
+/// The AF_XDP route of one remote: its uplink and Ethernet header.
+#[derive(Clone, Copy)]
+struct Route {
+    uplink: usize,
+    eth: [u8; ETH_LEN],
+}
+
+/// The two values of `mirror_remote_send_path{remote,path}` of one remote.
+pub struct PathGauges {
+    pub af_xdp: IntGauge,
+    pub socket: IntGauge,
+}
+
+/// A packet put on an uplink's TX ring this round, for the flush to account.
+#[derive(Clone, Copy)]
+pub struct Queued {
+    pub uplink: usize,
+    pub destination: usize,
+    pub copy: usize,
+    pub bytes: u64,
+}
+
+pub struct XdpPath {
+    umem: Arc<Umem>,
+    /// The capture socket (a duplicate of its descriptor), whose UMEM every uplink shares.
+    capture: OwnedFd,
+    table: Arc<NextHopTable>,
+    version: u64,
+    hops: Vec<Hop>,
+    routes: Vec<Option<Route>>,
+    uplinks: Vec<Uplink>,
+    /// Devices that refused an AF_XDP socket (said once in the log).
+    refused: Vec<u32>,
+    /// Chunks for the copies of all but the last remote.
+    spares: Vec<u64>,
+    spare_target: usize,
+    gauges: Vec<PathGauges>,
+    labels: Vec<String>,
+    /// This round's packets, accounted by the flush.
+    pub queued: Vec<Queued>,
+}
+
+/// The destination fields the next hop decides.
+pub struct DestinationView<'a> {
+    pub encap: &'a mut Encap,
+    pub addr: SocketAddr,
+    pub max_inner: &'a mut usize,
+    pub mtu: &'a mut usize,
+}
+
+impl XdpPath {
+    /// `spares` are chunks of `umem` that belong to the path from now on.
+    pub fn new(
+        umem: Arc<Umem>,
+        capture: OwnedFd,
+        table: Arc<NextHopTable>,
+        spares: Vec<u64>,
+        gauges: Vec<PathGauges>,
+        labels: Vec<String>,
+    ) -> Self {
+        Self {
+            umem,
+            capture,
+            table,
+            version: u64::MAX,
+            hops: Vec::new(),
+            routes: Vec::new(),
+            uplinks: Vec::new(),
+            refused: Vec::new(),
+            spare_target: spares.len(),
+            spares,
+            gauges,
+            labels,
+            queued: Vec::new(),
+        }
+    }
+
+    /// Takes the next hops in when the table changed: one atomic load otherwise.
+    pub fn refresh<'a>(&mut self, destinations: impl Iterator<Item = DestinationView<'a>>) {
+        let version = self.table.version();
+        if version == self.version {
+            return;
+        }
+        let old = std::mem::take(&mut self.hops);
+        self.version = self.table.snapshot(&mut self.hops);
+        self.routes.resize(self.hops.len(), None);
+        for (index, dest) in destinations.enumerate() {
+            let Some(&hop) = self.hops.get(index) else {
+                continue;
+            };
+            let route = match hop {
+                Hop::Xdp(next) => match self.uplink(next.ifindex) {
+                    Some(uplink) => {
+                        if next.source != dest.encap.source() {
+                            dest.encap.set_source(next.source);
+                        }
+                        *dest.mtu = next.mtu as usize;
+                        *dest.max_inner = dest.encap.max_inner_len(next.mtu);
+                        Ok(Route {
+                            uplink,
+                            eth: next.eth,
+                        })
+                    }
+                    None => Err(SocketReason::BindFailed),
+                },
+                Hop::Socket(reason) => Err(reason),
+            };
+            if let Some(slot) = self.routes.get_mut(index) {
+                *slot = route.ok();
+            }
+            if old.get(index) != Some(&hop) {
+                self.report(index, hop, route.err());
+            }
+        }
+    }
+
+    /// Logs and shows the path of remote `index` after a change.
+    fn report(&self, index: usize, hop: Hop, fallback: Option<SocketReason>) {
+        let label = self.labels.get(index).map_or("?", String::as_str);
+        if let Some(gauges) = self.gauges.get(index) {
+            gauges.af_xdp.set(i64::from(fallback.is_none()));
+            gauges.socket.set(i64::from(fallback.is_some()));
+        }
+        match (hop, fallback) {
+            (Hop::Xdp(next), None) => eprintln!(
+                "mirror: remote {label}: sending from AF_XDP on ifindex {}",
+                next.ifindex
+            ),
+            (_, Some(reason)) => eprintln!(
+                "mirror: remote {label}: sending through the raw socket ({})",
+                reason.label()
+            ),
+            (Hop::Socket(_), None) => {}
+        }
+    }
+
+    /// The uplink on `ifindex`, opened on first use; `None` if the device refuses.
+    fn uplink(&mut self, ifindex: u32) -> Option<usize> {
+        if let Some(at) = self.uplinks.iter().position(|u| u.ifindex == ifindex) {
+            return Some(at);
+        }
+        if self.refused.contains(&ifindex) {
+            return None;
+        }
+        match Uplink::open(self.capture.as_fd(), ifindex) {
+            Ok(uplink) => {
+                self.uplinks.push(uplink);
+                Some(self.uplinks.len() - 1)
+            }
+            Err(err) => {
+                eprintln!(
+                    "mirror: ifindex {ifindex} refused an AF_XDP socket ({err}); its remotes get the raw socket"
+                );
+                self.refused.push(ifindex);
+                None
+            }
+        }
+    }
+
+    /// Whether remote `index` is served from AF_XDP now.
+    pub fn serves(&self, index: usize) -> bool {
+        matches!(self.routes.get(index), Some(Some(_)))
+    }
+
+    /// Sends `inner` (which lies at UMEM address `at`) to remote `index`: in place when
+    /// `in_place`, else in a spare chunk. `false` when no chunk or ring slot was free (the
+    /// caller sends it another way).
+    ///
+    /// # Safety
+    /// `inner` must be the bytes at `at` in the UMEM, in a chunk the caller owns; with
+    /// `in_place` the chunk passes to the kernel until it comes back from [`XdpPath::reclaim`].
+    #[expect(clippy::too_many_arguments, reason = "one copy's whole description")]
+    pub unsafe fn send(
+        &mut self,
+        index: usize,
+        copy: usize,
+        encap: &mut Encap,
+        inner: &[u8],
+        at: u64,
+        meta: &CopyMeta,
+        in_place: bool,
+    ) -> bool {
+        let Some(Some(route)) = self.routes.get(index).copied() else {
+            return false;
+        };
+        let (frame_at, spare) = if in_place {
+            (at, None)
+        } else {
+            let Some(spare) = self.spares.pop() else {
+                return false;
+            };
+            let frame_at = spare + SPARE_AT;
+            // SAFETY: the spare chunk is ours, and `inner` lies in another chunk.
+            let Some(to) = (unsafe { self.umem.bytes_mut(frame_at, inner.len()) }) else {
+                self.spares.push(spare);
+                return false;
+            };
+            to.copy_from_slice(inner);
+            (frame_at, Some(spare))
+        };
+        let mut header = [0_u8; MAX_HEADER_LEN];
+        let header_len = encap.write_header(inner, meta, &mut header);
+        let front = (ETH_LEN + header_len) as u64;
+        let start = frame_at.wrapping_sub(front);
+        let written = frame_at >= front
+            && Umem::chunk_of(start) == Umem::chunk_of(frame_at)
+            // SAFETY: the bytes in front of the frame are in the caller's (or the spare) chunk
+            // and no slice of them lives (the tag there has been read already).
+            && unsafe { self.umem.bytes_mut(start, front as usize) }.is_some_and(|out| {
+                let (eth, ip) = out.split_at_mut(ETH_LEN);
+                eth.copy_from_slice(&route.eth);
+                ip.copy_from_slice(header.get(..header_len).unwrap_or_default());
+                true
+            });
+        let len = front as usize + inner.len();
+        let queued = written
+            && len <= CHUNK_SIZE as usize
+            && self
+                .uplinks
+                .get_mut(route.uplink)
+                .is_some_and(|u| u.queue(start, len as u32));
+        if !queued {
+            if let Some(spare) = spare {
+                self.spares.push(spare);
+            }
+            return false;
+        }
+        self.queued.push(Queued {
+            uplink: route.uplink,
+            destination: index,
+            copy,
+            bytes: (header_len + inner.len()) as u64,
+        });
+        true
+    }
+
+    /// Sends what the round queued; returns the uplinks whose kick failed, one bit each (their
+    /// packets of the round count as send errors).
+    pub fn flush(&mut self) -> u64 {
+        let mut failed = 0;
+        for (at, uplink) in self.uplinks.iter_mut().enumerate() {
+            if !self.queued.iter().any(|q| q.uplink == at) {
+                continue;
+            }
+            if uplink.kick().is_err() {
+                failed |= 1_u64.checked_shl(at as u32).unwrap_or(0);
+            }
+        }
+        failed
+    }
+
+    /// Chunks the kernel is done with: spares are kept back, the rest go to `out` (for the
+    /// fill ring), as chunk addresses.
+    pub fn reclaim(&mut self, out: &mut Vec<u64>) {
+        let first = out.len();
+        for uplink in &mut self.uplinks {
+            uplink.completed(out);
+        }
+        for addr in out.iter_mut().skip(first) {
+            *addr = Umem::chunk_of(*addr);
+        }
+        while self.spares.len() < self.spare_target
+            && out.len() > first
+            && let Some(addr) = out.pop()
+        {
+            self.spares.push(addr);
+        }
+    }
+}
