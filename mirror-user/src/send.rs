@@ -148,6 +148,8 @@ pub struct Sender {
     fragment_id: u32,
     /// AF_XDP transmit, for the remotes it can serve (live capture only).
     xdp: Option<XdpPath>,
+    /// Whether a copy's inner flow hash is needed (balancing, or some remote's headers).
+    needs_hash: bool,
 }
 
 impl Sender {
@@ -167,6 +169,8 @@ impl Sender {
             1
         };
         let slots = batch * destinations.len().max(1) * per_copy;
+        let needs_hash =
+            options.balance == Balance::Flow || destinations.iter().any(|d| d.encap.needs_hash());
         Ok(Self {
             v4: Queue::new(libc::AF_INET, slots, mark)?,
             v6: Queue::new(libc::AF_INET6, slots, mark)?,
@@ -177,6 +181,7 @@ impl Sender {
             counters,
             fragment_id: 1,
             xdp: None,
+            needs_hash,
         })
     }
 
@@ -261,13 +266,12 @@ impl Sender {
             self.counters.truncated_snaplen.inc();
         }
         let count = self.destinations.len();
+        // Once per copy, for every remote's headers and for balancing.
+        let hash = if self.needs_hash { flow_hash(frame) } else { 0 };
         let (first, len) = match self.options.balance {
             Balance::Replicate => (0, count),
             // The hash is symmetric, so both directions of a flow pick the same remote.
-            Balance::Flow => (
-                (flow_hash(frame) as usize).checked_rem(count).unwrap_or(0),
-                1,
-            ),
+            Balance::Flow => ((hash as usize).checked_rem(count).unwrap_or(0), 1),
         };
         // How many remotes AF_XDP serves this copy: the last of them gets it in place.
         let oversize = self.options.oversize;
@@ -298,8 +302,9 @@ impl Sender {
                 by_xdp -= 1;
                 let last = by_xdp == 0;
                 // SAFETY: `inner` starts at `at` (the caller's contract); in place only once.
-                let sent =
-                    unsafe { xdp.send(index, copy, &mut dest.encap, inner, at, &meta, last) };
+                let sent = unsafe {
+                    xdp.send(index, copy, &mut dest.encap, inner, at, (&meta, hash), last)
+                };
                 if sent {
                     if cut {
                         self.counters.truncated_mtu.inc();
@@ -311,45 +316,61 @@ impl Sender {
                 inner = frame;
                 meta = start_meta;
             }
-            let queue = match dest.addr {
-                SocketAddr::V4(_) => &mut self.v4,
-                SocketAddr::V6(_) => &mut self.v6,
-            };
-            let queued = if inner.len() <= dest.max_inner {
-                queue.push(index, copy, dest, inner, &meta)
-            } else if self.options.oversize == Oversize::Fragment {
-                self.fragment_id = self.fragment_id.wrapping_add(1).max(1);
-                let queued =
-                    queue.push_fragmented(index, copy, dest, inner, &meta, self.fragment_id);
-                if queued {
-                    self.counters.fragmented.inc();
-                }
-                queued
-            } else {
-                let cut = inner
-                    .get(..dest.max_inner)
-                    .filter(|_| self.options.oversize == Oversize::Truncate);
-                let Some(cut) = cut else {
-                    self.counters.too_big.inc();
-                    if let Some(pending) = self.pending.get_mut(copy) {
-                        pending.fail(Failure::TooBig);
-                    }
-                    continue;
-                };
-                inner = cut;
-                meta.truncated = true;
-                self.counters.truncated_mtu.inc();
-                queue.push(index, copy, dest, inner, &meta)
-            };
-            if !queued {
-                // More pushes than the batch size: the caller's bug, never the network's.
-                self.counters.send_error.inc();
-                if let Some(pending) = self.pending.get_mut(copy) {
-                    pending.fail(Failure::SendError);
-                }
-            }
+            self.push_raw(index, copy, inner, (&meta, hash));
         }
         in_place
+    }
+
+    /// Queues `inner` for remote `index` on the raw socket: whole, cut, in fragments or not at
+    /// all, as `--oversize` says.
+    fn push_raw(
+        &mut self,
+        index: usize,
+        copy: usize,
+        inner: &[u8],
+        (meta, hash): (&CopyMeta, u32),
+    ) {
+        let Some(dest) = self.destinations.get_mut(index) else {
+            return;
+        };
+        let (mut inner, mut meta) = (inner, *meta);
+        let queue = match dest.addr {
+            SocketAddr::V4(_) => &mut self.v4,
+            SocketAddr::V6(_) => &mut self.v6,
+        };
+        let queued = if inner.len() <= dest.max_inner {
+            queue.push(index, copy, dest, inner, (&meta, hash))
+        } else if self.options.oversize == Oversize::Fragment {
+            self.fragment_id = self.fragment_id.wrapping_add(1).max(1);
+            let queued =
+                queue.push_fragmented(index, copy, dest, inner, (&meta, hash), self.fragment_id);
+            if queued {
+                self.counters.fragmented.inc();
+            }
+            queued
+        } else {
+            let cut = inner
+                .get(..dest.max_inner)
+                .filter(|_| self.options.oversize == Oversize::Truncate);
+            let Some(cut) = cut else {
+                self.counters.too_big.inc();
+                if let Some(pending) = self.pending.get_mut(copy) {
+                    pending.fail(Failure::TooBig);
+                }
+                return;
+            };
+            inner = cut;
+            meta.truncated = true;
+            self.counters.truncated_mtu.inc();
+            queue.push(index, copy, dest, inner, (&meta, hash))
+        };
+        if !queued {
+            // More pushes than the batch size: the caller's bug, never the network's.
+            self.counters.send_error.inc();
+            if let Some(pending) = self.pending.get_mut(copy) {
+                pending.fail(Failure::SendError);
+            }
+        }
     }
 
     /// Sends everything queued; a message the kernel refuses is counted and skipped. Adds what
@@ -444,13 +465,13 @@ impl Queue {
         copy: usize,
         dest: &mut Destination,
         inner: &[u8],
-        meta: &CopyMeta,
+        (meta, hash): (&CopyMeta, u32),
     ) -> bool {
         let slot = self.queued;
         let Some(header) = self.headers.get_mut(slot) else {
             return false;
         };
-        let header_len = dest.encap.write_header(inner, meta, header);
+        let header_len = dest.encap.write_header_hashed(inner, meta, hash, header);
         self.fill(slot, header_len, inner, dest.addr, (index, copy))
     }
 
@@ -462,7 +483,7 @@ impl Queue {
         copy: usize,
         dest: &mut Destination,
         inner: &[u8],
-        meta: &CopyMeta,
+        meta: (&CopyMeta, u32),
         id: u32,
     ) -> bool {
         let first = self.queued;
@@ -480,7 +501,7 @@ impl Queue {
         copy: usize,
         dest: &mut Destination,
         inner: &[u8],
-        meta: &CopyMeta,
+        (meta, hash): (&CopyMeta, u32),
         id: u32,
     ) -> bool {
         let ipv6 = dest.addr.is_ipv6();
@@ -490,7 +511,7 @@ impl Queue {
         let Some(header) = self.headers.get_mut(first) else {
             return false;
         };
-        let header_len = dest.encap.write_header(inner, meta, header);
+        let header_len = dest.encap.write_header_hashed(inner, meta, hash, header);
         let ip_len = if ipv6 {
             fragment::IPV6_LEN
         } else {

@@ -203,7 +203,7 @@ impl XdpPath {
         encap: &mut Encap,
         inner: &[u8],
         at: u64,
-        meta: &CopyMeta,
+        (meta, hash): (&CopyMeta, u32),
         in_place: bool,
     ) -> bool {
         let Some(Some(route)) = self.routes.get(index).copied() else {
@@ -225,7 +225,7 @@ impl XdpPath {
             (frame_at, Some(spare))
         };
         let mut header = [0_u8; MAX_HEADER_LEN];
-        let header_len = encap.write_header(inner, meta, &mut header);
+        let header_len = encap.write_header_hashed(inner, meta, hash, &mut header);
         let front = (ETH_LEN + header_len) as u64;
         let start = frame_at.wrapping_sub(front);
         let written = frame_at >= front

@@ -279,14 +279,34 @@ impl Encap {
         meta: &CopyMeta,
         out: &mut [u8; MAX_HEADER_LEN],
     ) -> usize {
+        let hash = if self.needs_hash() {
+            flow_hash(inner)
+        } else {
+            0
+        };
+        self.write_header_hashed(inner, meta, hash, out)
+    }
+
+    /// Whether the headers depend on the inner flow hash (VXLAN's source port, IPv6's flow
+    /// label).
+    pub fn needs_hash(&self) -> bool {
+        matches!(self.ip, OuterIp::V6 { .. }) || matches!(self.kind, Kind::Vxlan { .. })
+    }
+
+    /// [`Encap::write_header`] with `hash`, the inner frame's [`flow_hash`], computed by the
+    /// caller once for every remote (ignored where [`Encap::needs_hash`] is false).
+    pub fn write_header_hashed(
+        &mut self,
+        inner: &[u8],
+        meta: &CopyMeta,
+        hash: u32,
+        out: &mut [u8; MAX_HEADER_LEN],
+    ) -> usize {
         let len = self.header_len;
         let (Some(header), Some(template)) = (out.get_mut(..len), self.template.get(..len)) else {
             return 0;
         };
         header.copy_from_slice(template);
-        let needs_hash =
-            matches!(self.ip, OuterIp::V6 { .. }) || matches!(self.kind, Kind::Vxlan { .. });
-        let hash = if needs_hash { flow_hash(inner) } else { 0 };
         let ip_payload_len = (len - self.ip.len()).saturating_add(inner.len());
         self.ip.patch(header, ip_payload_len, hash);
         match self.kind {
