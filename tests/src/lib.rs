@@ -9,6 +9,7 @@ use std::io::{self, Write as _};
 
 pub mod agent;
 pub mod attachments;
+pub mod bpftool;
 pub mod caps;
 pub mod capture;
 pub mod iperf;

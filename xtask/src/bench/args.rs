@@ -3,6 +3,8 @@
 use anyhow::{Context as _, Result};
 use clap::{Args, FromArgMatches as _};
 
+use super::{peer::PeerSpec, remote::RemoteKind};
+
 /// Options of `cargo xtask bench`.
 #[derive(Args, Debug)]
 pub struct BenchArgs {
@@ -31,13 +33,48 @@ pub struct BenchArgs {
     /// Times each replay sender plays the file per run.
     #[arg(long, default_value_t = 5)]
     pub loops: u32,
-    /// Only the scenarios whose name contains this.
+    /// Only the scenarios whose name contains one of these (a comma list).
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
+    /// Another mirror as a fourth subject, `peer`: a shell command run in the node namespace
+    /// on the agent's CPU, with `{iface}`, `{remote}`, `{vni}` and `{port}` replaced; stopped
+    /// with SIGINT (sent to its process group).
     #[arg(long)]
-    pub only: Option<String>,
+    pub peer: Option<String>,
+    /// The peer is ready once a line of its stderr contains this (else it gets a few seconds).
+    #[arg(long, requires = "peer")]
+    pub peer_ready_line: Option<String>,
+    /// The peer's name in tables and JSON (e.g. `pktminerg 0.4.0`).
+    #[arg(long, requires = "peer", default_value = "peer")]
+    pub peer_name: String,
+    /// The remote of the live scenarios: the kernel VTEP (decapsulates, as a real remote would,
+    /// but on the sending CPU), an XDP sink on the remote's uplink end that counts the tunnel
+    /// packets and drops them (the mirror's own cost alone), or both, one after the other.
+    #[arg(long, value_enum, default_value_t = RemoteChoice::Both)]
+    pub remote_kind: RemoteChoice,
     /// A short run that only checks that the bench works: 1 run of 2 s, 50k pps, one TCP round,
-    /// a small replay; fails when a figure is missing, never on a speed.
+    /// a small replay, the kernel made into a peer unless `--peer` is given; fails when a figure
+    /// is missing, never on a speed.
     #[arg(long)]
     pub smoke: bool,
+}
+
+/// `--remote-kind`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum RemoteChoice {
+    Vtep,
+    Sink,
+    Both,
+}
+
+impl RemoteChoice {
+    fn kinds(self) -> Vec<RemoteKind> {
+        match self {
+            Self::Vtep => vec![RemoteKind::Vtep],
+            Self::Sink => vec![RemoteKind::Sink],
+            Self::Both => vec![RemoteKind::Vtep, RemoteKind::Sink],
+        }
+    }
 }
 
 impl BenchArgs {
@@ -119,6 +156,10 @@ pub struct Settings {
     pub frames: u32,
     pub loops: u32,
     pub smoke: bool,
+    pub only: Vec<String>,
+    pub peer: Option<PeerSpec>,
+    /// The remotes of the live scenarios, in the order they run.
+    pub remote_kinds: Vec<RemoteKind>,
 }
 
 impl Settings {
@@ -133,8 +174,16 @@ impl Settings {
             frames: args.frames,
             loops: args.loops,
             smoke: args.smoke,
+            only: args.only,
+            peer: args.peer.map(|command| PeerSpec {
+                name: args.peer_name,
+                command,
+                ready_line: args.peer_ready_line,
+            }),
+            remote_kinds: args.remote_kind.kinds(),
         };
         if args.smoke {
+            settings.peer.get_or_insert_with(PeerSpec::kernel_made);
             settings.runs = 1;
             settings.seconds = 2;
             settings.rates = vec![Rate::Pps(50_000)];
@@ -149,6 +198,30 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn parse(args: &[&str]) -> BenchArgs {
+        let matches = BenchArgs::augment_args(clap::Command::new("bench"))
+            .try_get_matches_from(std::iter::once("bench").chain(args.iter().copied()))
+            .unwrap();
+        BenchArgs::from_arg_matches(&matches).unwrap()
+    }
+
+    #[test]
+    fn only_takes_a_list_and_the_remote_kinds_default_to_both() {
+        let settings = Settings::new(parse(&["--only", "live-64b,iperf"]));
+        assert_eq!(settings.only, ["live-64b", "iperf"]);
+        assert_eq!(settings.remote_kinds, [RemoteKind::Vtep, RemoteKind::Sink]);
+        assert!(settings.peer.is_none());
+        let settings = Settings::new(parse(&["--remote-kind", "sink", "--peer", "x {iface}"]));
+        assert_eq!(settings.remote_kinds, [RemoteKind::Sink]);
+        assert_eq!(settings.peer.unwrap().name, "peer");
+    }
+
+    #[test]
+    fn smoke_brings_the_kernel_made_peer() {
+        let settings = Settings::new(BenchArgs::smoke().unwrap());
+        assert_eq!(settings.peer, Some(PeerSpec::kernel_made()));
+    }
 
     #[test]
     fn parses_rates() {

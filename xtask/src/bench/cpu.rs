@@ -3,7 +3,7 @@
 
 use std::{fs, process::Command, thread, time::Duration};
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Context as _, Result, bail, ensure};
 
 use super::stats::to_f64;
 
@@ -59,11 +59,42 @@ pub fn machine_busy_pct(window: Duration) -> Result<f64> {
     Ok(100.0 * to_f64(after.busy_since(before)) / to_f64(total))
 }
 
-/// CPU time (and the agent's peak memory) over a window of a run.
+/// The process whose CPU and memory a run measures beside the machine's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Watched {
+    /// One process (the agent): its threads' time and its peak RSS.
+    Process(u32),
+    /// A process and all its descendants (a peer started through a shell): their time, and the
+    /// peak RSS of the largest.
+    Tree(u32),
+}
+
+impl Watched {
+    fn ticks(self) -> Result<u64> {
+        match self {
+            Self::Process(pid) => process_ticks(pid),
+            Self::Tree(pid) => tree_ticks(pid),
+        }
+    }
+
+    fn peak_rss_kib(self) -> Result<u64> {
+        match self {
+            Self::Process(pid) => peak_rss_kib(pid),
+            Self::Tree(root) => tree(root)?
+                .into_iter()
+                // A kernel-side or exiting process has no VmHWM: not the largest.
+                .filter_map(|p| peak_rss_kib(p.pid).ok())
+                .max()
+                .with_context(|| format!("no VmHWM in the process tree of {root}")),
+        }
+    }
+}
+
+/// CPU time (and the watched process's peak memory) over a window of a run.
 pub struct CpuMeter {
     machine: MachineCpu,
-    /// The agent's pid and CPU ticks at the start.
-    process: Option<(u32, u64)>,
+    /// The watched process and its CPU ticks at the start.
+    process: Option<(Watched, u64)>,
     us_per_tick: f64,
 }
 
@@ -79,12 +110,12 @@ pub struct CpuUse {
 }
 
 impl CpuMeter {
-    /// Starts measuring the machine and, given its pid, a process; `clock_ticks` is `USER_HZ`.
-    pub fn start(pid: Option<u32>, clock_ticks: u64) -> Result<Self> {
+    /// Starts measuring the machine and, if given, a process; `clock_ticks` is `USER_HZ`.
+    pub fn start(watched: Option<Watched>, clock_ticks: u64) -> Result<Self> {
         Ok(Self {
             machine: MachineCpu::now()?,
-            process: pid
-                .map(|pid| Ok::<_, anyhow::Error>((pid, process_ticks(pid)?)))
+            process: watched
+                .map(|w| Ok::<_, anyhow::Error>((w, w.ticks()?)))
                 .transpose()?,
             us_per_tick: 1e6 / to_f64(clock_ticks),
         })
@@ -94,9 +125,9 @@ impl CpuMeter {
     pub fn read(&self) -> Result<CpuUse> {
         let machine = MachineCpu::now()?.busy_since(self.machine);
         let (process_us, peak_rss_kib) = match self.process {
-            Some((pid, before)) => (
-                Some(to_f64(process_ticks(pid)?.saturating_sub(before)) * self.us_per_tick),
-                Some(peak_rss_kib(pid)?),
+            Some((watched, before)) => (
+                Some(to_f64(watched.ticks()?.saturating_sub(before)) * self.us_per_tick),
+                Some(watched.peak_rss_kib()?),
             ),
             None => (None, None),
         };
@@ -116,13 +147,84 @@ pub fn process_ticks(pid: u32) -> Result<u64> {
 }
 
 fn parse_process_ticks(text: &str) -> Option<u64> {
-    // The command name is in parentheses and may hold spaces: count fields after the last ')'.
-    let (_, rest) = text.rsplit_once(')')?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // After the name, field 3 (state) is index 0, so utime (14) is 11 and stime (15) is 12.
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some(utime + stime)
+    let stat = ProcStat::parse(text)?;
+    Some(stat.utime + stat.stime)
+}
+
+/// The fields of `/proc/PID/stat` the bench reads.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct ProcStat {
+    pid: u32,
+    ppid: u32,
+    utime: u64,
+    stime: u64,
+    /// Time of the children it has waited for.
+    cutime: u64,
+    cstime: u64,
+}
+
+impl ProcStat {
+    fn parse(text: &str) -> Option<Self> {
+        let (pid, _) = text.split_once(' ')?;
+        // The command name is in parentheses and may hold spaces: count fields after the last ')'.
+        let (_, rest) = text.rsplit_once(')')?;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        // After the name, field 3 (state) is index 0: ppid (4) is 1, utime (14) 11, stime 12,
+        // cutime 13, cstime 14.
+        let field = |i: usize| fields.get(i)?.parse::<u64>().ok();
+        Some(Self {
+            pid: pid.parse().ok()?,
+            ppid: fields.get(1)?.parse().ok()?,
+            utime: field(11)?,
+            stime: field(12)?,
+            cutime: field(13)?,
+            cstime: field(14)?,
+        })
+    }
+}
+
+/// `root` and its living descendants.
+fn tree(root: u32) -> Result<Vec<ProcStat>> {
+    let mut all = Vec::new();
+    for entry in fs::read_dir("/proc").context("listing /proc")? {
+        let Ok(entry) = entry else { continue };
+        if !entry
+            .file_name()
+            .to_string_lossy()
+            .bytes()
+            .all(|b| b.is_ascii_digit())
+        {
+            continue;
+        }
+        // A process may exit between the listing and the read: skip it.
+        if let Ok(text) = fs::read_to_string(entry.path().join("stat"))
+            && let Some(stat) = ProcStat::parse(&text)
+        {
+            all.push(stat);
+        }
+    }
+    Ok(descendants(root, &all))
+}
+
+fn descendants(root: u32, all: &[ProcStat]) -> Vec<ProcStat> {
+    let mut found: Vec<ProcStat> = all.iter().filter(|p| p.pid == root).copied().collect();
+    let mut next = 0;
+    while let Some(parent) = found.get(next).map(|p| p.pid) {
+        found.extend(all.iter().filter(|p| p.ppid == parent && p.pid != root));
+        next += 1;
+    }
+    found
+}
+
+/// CPU ticks of process `root` and every descendant, counting the children they have reaped
+/// (cutime, cstime), so that a helper that came and went in the window still counts.
+pub fn tree_ticks(root: u32) -> Result<u64> {
+    let tree = tree(root)?;
+    ensure!(!tree.is_empty(), "process {root} is gone");
+    Ok(tree
+        .iter()
+        .map(|p| p.utime + p.stime + p.cutime + p.cstime)
+        .sum())
 }
 
 /// Peak resident set size of process `pid` in KiB (`VmHWM` in `/proc/PID/status`).
@@ -178,6 +280,33 @@ mod tests {
                     1000000 500 18446744073709551615";
         assert_eq!(parse_process_ticks(text), Some(1290));
         assert_eq!(parse_process_ticks("4242 (x) S 1"), None);
+    }
+
+    #[test]
+    fn a_tree_is_the_root_and_its_descendants() {
+        let p = |pid, ppid| ProcStat {
+            pid,
+            ppid,
+            utime: 1,
+            ..ProcStat::default()
+        };
+        let all = [
+            p(1, 0),
+            p(10, 1),
+            p(11, 10),
+            p(12, 11),
+            p(13, 10),
+            p(20, 1),
+            p(21, 20),
+        ];
+        let pids: Vec<u32> = descendants(10, &all).iter().map(|p| p.pid).collect();
+        assert_eq!(pids, [10, 11, 13, 12]);
+        assert!(descendants(99, &all).is_empty());
+        let stat = ProcStat::parse("4242 (s h) S 77 4242 4242 0 -1 0 0 0 0 0 5 6 7 8 20").unwrap();
+        assert_eq!(
+            (stat.pid, stat.ppid, stat.cutime, stat.cstime),
+            (4242, 77, 7, 8)
+        );
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! What one run of a subject measured, and the figures the tables and summaries give: medians
-//! over the runs, per mirrored packet, and against the kernel.
+//! over the runs, per mirrored packet, and against the kernel and the peer.
 
 use super::{
     stats::{median, per_second, to_f64},
@@ -12,18 +12,20 @@ pub struct Sample {
     /// Packets that crossed the mirrored interface: the frames the pod's interface sent, or,
     /// for TCP, the segments both ends sent.
     pub offered: u64,
-    /// Copies counted behind the remote VTEP once the count had stopped moving.
+    /// Copies counted at the remote once the count had stopped moving.
     pub delivered: u64,
-    /// Copies counted behind the remote VTEP when the traffic stopped.
+    /// Copies counted at the remote when the traffic stopped.
     pub delivered_during: u64,
     /// How long the traffic ran.
     pub seconds: f64,
     /// Busy CPU time of the whole machine from the start of the traffic until the delivered
     /// count settled, in microseconds.
     pub machine_cpu_us: f64,
-    /// The agent's own CPU time over the same window, in microseconds.
+    /// The agent's (or the peer's process tree's) own CPU time over the same window, in
+    /// microseconds.
     pub process_cpu_us: Option<f64>,
-    /// The agent's peak resident set (`VmHWM`) at the end of the run, in KiB.
+    /// The agent's (or the peer's largest process's) peak resident set (`VmHWM`) at the end of
+    /// the run, in KiB.
     pub rss_kib: Option<u64>,
     /// iperf3's receiver throughput.
     pub gbps: Option<f64>,
@@ -41,11 +43,11 @@ pub struct SubjectRuns {
 }
 
 impl SubjectRuns {
-    /// One empty set of runs per subject.
-    pub fn all() -> Vec<Self> {
-        Subject::ALL
-            .iter()
-            .map(|&subject| Self {
+    /// One empty set of runs per subject (the peer's only with `peer`).
+    pub fn all(peer: bool) -> Vec<Self> {
+        Subject::all(peer)
+            .into_iter()
+            .map(|subject| Self {
                 subject,
                 command: String::new(),
                 samples: Vec::new(),
@@ -72,6 +74,11 @@ pub struct Figures {
     pub loss_pct: Option<f64>,
     /// The same when the traffic stopped: late delivery shows as the difference.
     pub loss_during_pct: Option<f64>,
+    /// Share of the copies that arrived after the traffic had stopped (a big buffer drained
+    /// late is not lossless).
+    pub late_pct: Option<f64>,
+    /// Whether every run lost nothing and delivered nothing late.
+    pub lossless: Option<bool>,
     /// Whole-machine CPU per copy delivered (per offered packet with no mirror).
     pub machine_cpu_us_per_pkt: Option<f64>,
     /// The key figure: the machine's CPU with this mirror minus without one, at the same offered
@@ -82,6 +89,8 @@ pub struct Figures {
     pub process_cpu_us_per_pkt: Option<f64>,
     /// [`Figures::cpu_us_per_pkt`] over the kernel's.
     pub cpu_ratio_vs_kernel: Option<f64>,
+    /// The agent's [`Figures::cpu_us_per_pkt`] over the peer's.
+    pub cpu_ratio_vs_peer: Option<f64>,
     /// The agent's peak resident set, the highest of the runs, in MiB.
     pub rss_mib: Option<f64>,
     pub gbps: Option<f64>,
@@ -94,19 +103,24 @@ pub struct Figures {
 }
 
 /// The figures of each subject in `runs`, which must hold [`Subject::None`] for the incremental
-/// figures and [`Subject::Kernel`] for the ratios.
+/// figures, [`Subject::Kernel`] for the ratios and [`Subject::Peer`] for the agent's to it.
 pub fn figures(runs: &[SubjectRuns]) -> Vec<Figures> {
     let none = runs.iter().find(|r| r.subject == Subject::None);
     let mut all: Vec<Figures> = runs.iter().map(|r| subject_figures(r, none)).collect();
-    let kernel = all
-        .iter()
-        .find(|f| f.subject == Subject::Kernel)
-        .and_then(|f| f.cpu_us_per_pkt)
-        .filter(|&k| k > 0.0);
+    let cpu_of = |subject| {
+        all.iter()
+            .find(|f| f.subject == subject)
+            .and_then(|f| f.cpu_us_per_pkt)
+            .filter(|&k| k > 0.0)
+    };
+    let (kernel, peer) = (cpu_of(Subject::Kernel), cpu_of(Subject::Peer));
     for figures in &mut all {
         if figures.subject != Subject::None {
             figures.cpu_ratio_vs_kernel =
                 figures.cpu_us_per_pkt.zip(kernel).map(|(ours, k)| ours / k);
+        }
+        if figures.subject == Subject::Mirror {
+            figures.cpu_ratio_vs_peer = figures.cpu_us_per_pkt.zip(peer).map(|(ours, p)| ours / p);
         }
     }
     all
@@ -133,6 +147,13 @@ fn subject_figures(runs: &SubjectRuns, none: Option<&SubjectRuns>) -> Figures {
         delivered_pps: own(&|s| Some(per_second(s.delivered, s.seconds))).unwrap_or_default(),
         loss_pct: own(&|s| loss_pct(s.offered, s.delivered)).filter(|_| mirrored),
         loss_during_pct: own(&|s| loss_pct(s.offered, s.delivered_during)).filter(|_| mirrored),
+        late_pct: own(&|s| late_pct(s)).filter(|_| mirrored),
+        lossless: (mirrored && !samples.is_empty()).then(|| {
+            samples.iter().all(|s| {
+                loss_pct(s.offered, s.delivered).is_some_and(|l| l <= 0.0)
+                    && late_pct(s).is_some_and(|l| l <= 0.0)
+            })
+        }),
         machine_cpu_us_per_pkt: own(&|s| {
             per_packet(
                 s.machine_cpu_us,
@@ -149,6 +170,7 @@ fn subject_figures(runs: &SubjectRuns, none: Option<&SubjectRuns>) -> Figures {
         },
         process_cpu_us_per_pkt: own(&|s| per_packet(s.process_cpu_us?, s.delivered)),
         cpu_ratio_vs_kernel: None,
+        cpu_ratio_vs_peer: None,
         rss_mib: samples
             .iter()
             .filter_map(|s| s.rss_kib)
@@ -185,6 +207,14 @@ fn median_u64(mut values: Vec<u64>) -> Option<u64> {
 
 fn loss_pct(offered: u64, delivered: u64) -> Option<f64> {
     (offered > 0).then(|| 100.0 * (to_f64(offered) - to_f64(delivered)) / to_f64(offered))
+}
+
+/// Share of a run's copies counted after the traffic stopped.
+fn late_pct(s: &Sample) -> Option<f64> {
+    (s.delivered > 0).then(|| {
+        100.0 * (to_f64(s.delivered) - to_f64(s.delivered_during.min(s.delivered)))
+            / to_f64(s.delivered)
+    })
 }
 
 fn per_packet(us: f64, packets: u64) -> Option<f64> {
@@ -240,6 +270,11 @@ mod tests {
         ];
         let [none, kernel, mirror] = figures(&runs).try_into().unwrap();
         assert_eq!(none.loss_pct, None);
+        assert_eq!(none.lossless, None);
+        // Half the copies came after the traffic stopped: not lossless although none is lost.
+        assert_eq!(kernel.late_pct, Some(50.0));
+        assert_eq!(kernel.lossless, Some(false));
+        assert_eq!(mirror.cpu_ratio_vs_peer, None, "no peer");
         assert_eq!(none.cpu_us_per_pkt, None);
         assert_eq!(none.machine_cpu_us_per_pkt, Some(3.0));
         assert_eq!(kernel.cpu_us_per_pkt, Some(1.0));
@@ -253,6 +288,37 @@ mod tests {
         assert_eq!(mirror.loss_pct, Some(25.0));
         assert_eq!(mirror.rss_mib, Some(4.0));
         assert_eq!(mirror.offered_pps, 75.0);
+    }
+
+    #[test]
+    fn the_agent_is_compared_with_the_peer() {
+        let on_time = |offered, delivered, cpu_us| Sample {
+            delivered_during: delivered,
+            ..sample(offered, delivered, cpu_us)
+        };
+        let runs = [
+            SubjectRuns {
+                subject: Subject::None,
+                command: String::new(),
+                samples: vec![on_time(1000, 0, 1000.0)],
+            },
+            SubjectRuns {
+                subject: Subject::Mirror,
+                command: "m".to_owned(),
+                samples: vec![on_time(1000, 1000, 3000.0)],
+            },
+            SubjectRuns {
+                subject: Subject::Peer,
+                command: "p".to_owned(),
+                samples: vec![on_time(1000, 1000, 5000.0)],
+            },
+        ];
+        let [_, mirror, peer] = figures(&runs).try_into().unwrap();
+        assert_eq!(mirror.cpu_us_per_pkt, Some(2.0));
+        assert_eq!(peer.cpu_us_per_pkt, Some(4.0));
+        assert_eq!(mirror.cpu_ratio_vs_peer, Some(0.5));
+        assert_eq!(peer.cpu_ratio_vs_peer, None, "the ratio is the agent's");
+        assert_eq!((mirror.late_pct, mirror.lossless), (Some(0.0), Some(true)));
     }
 
     #[test]

@@ -5,6 +5,9 @@
 //!
 //! Offered packets are TCP segments as the stacks count them (the pod's and the node's
 //! `OutSegs`): a 64 KB GSO packet is many segments on a real wire.
+//!
+//! Only the kernel VTEP remote: its counter counts a GSO packet's segments one by one, where the
+//! XDP sink would see a 64 KB GSO copy (the kernel mirror's) as one packet.
 
 use std::time::Duration;
 
@@ -20,7 +23,8 @@ use super::{
     cpu::CpuMeter,
     figures::{Sample, SubjectRuns},
     json::Json,
-    report::{Columns, outcome},
+    remote::RemoteKind,
+    report::{Columns, remote_outcome, title},
     scenarios::Scenario,
     stats::to_f64,
     subject::{Running, Subject},
@@ -30,9 +34,10 @@ use super::{
 pub fn run(bench: &Bench, world: &World, scenario: &Scenario) -> Result<Outcome> {
     let settings = &bench.settings;
     let extra = vec!["--oversize".to_owned(), "fragment".to_owned()];
-    let mut runs = SubjectRuns::all();
+    let peer = settings.peer.is_some();
+    let mut runs = SubjectRuns::all(peer);
     for round in 0..settings.iperf_rounds {
-        for subject in Subject::order(round) {
+        for subject in Subject::order(round, peer) {
             let (sample, command) = measure(bench, world, subject, &extra)
                 .with_context(|| format!("round {} of {}", round + 1, subject.label()))?;
             println!(
@@ -45,9 +50,11 @@ pub fn run(bench: &Bench, world: &World, scenario: &Scenario) -> Result<Outcome>
                 sample.delivered,
                 sample.delivered_during,
                 sample.machine_cpu_us / 1e6,
-                sample
-                    .process_cpu_us
-                    .map_or_else(String::new, |us| format!(", agent CPU {:.3} s", us / 1e6)),
+                sample.process_cpu_us.map_or_else(String::new, |us| format!(
+                    ", {} CPU {:.3} s",
+                    subject.label(),
+                    us / 1e6
+                )),
             );
             SubjectRuns::record(&mut runs, subject, command, sample);
         }
@@ -62,13 +69,17 @@ pub fn run(bench: &Bench, world: &World, scenario: &Scenario) -> Result<Outcome>
         ),
         ("rounds", Json::Int(settings.iperf_rounds as u64)),
     ];
-    Ok(outcome(
-        scenario,
-        settings,
-        Columns::IPERF,
-        &runs,
-        true,
+    let columns = Columns::iperf(peer);
+    Ok(Outcome::new(
+        title(scenario, settings, settings.iperf_rounds),
         details,
+        vec![remote_outcome(
+            RemoteKind::Vtep,
+            settings,
+            &columns,
+            &runs,
+            true,
+        )],
     ))
 }
 
@@ -79,14 +90,14 @@ fn measure(
     subject: Subject,
     extra: &[String],
 ) -> Result<(Sample, String)> {
-    let (running, command) = Running::start(bench, world, subject, extra)?;
+    let (mut running, command) = Running::start(bench, world, subject, extra)?;
     let mut iperf_server = server(&world.node, NODE_POD_IP)?;
     let segments = || -> Result<u64> {
         Ok(world.pod.snmp("Tcp", "OutSegs")? + world.node.snmp("Tcp", "OutSegs")?)
     };
     let offered_before = segments()?;
     let delivered_before = delivered(world)?;
-    let meter = CpuMeter::start(running.pid(), bench.clock_ticks)?;
+    let meter = CpuMeter::start(running.watched(), bench.clock_ticks)?;
 
     let seconds = bench.settings.seconds.to_string();
     let result = client(&world.pod, NODE_POD_IP, &["-t", &seconds])?;
@@ -97,6 +108,7 @@ fn measure(
         .context("waiting for the one-shot iperf3 server")?;
     let offered = segments()? - offered_before;
     let delivered = settled_delivered(world)? - delivered_before;
+    running.check_alive()?;
     let used = meter.read()?;
     let agent = running.finish()?;
     Ok((

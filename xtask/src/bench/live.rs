@@ -1,10 +1,11 @@
 //! Live scenarios: UDP frames from the pod at a fixed rate (or as fast as the generator goes),
-//! each run once with no mirror, once with the kernel's and once with the agent.
+//! each run once with no mirror, once with the kernel's, once with the agent and once with the
+//! peer if there is one; all of that once per remote kind.
 //!
-//! A run: start the subject, note the counters (frames the pod's `eth0` sent, copies behind the
-//! remote VTEP, the machine's and the agent's CPU time), send for the run length with the
+//! A run: start the subject, note the counters (frames the pod's `eth0` sent, copies at the
+//! remote, the machine's and the agent's or peer's CPU time), send for the run length with the
 //! generator pinned to its CPU, note the copies at once, wait until they stop arriving, note
-//! everything again, stop the subject.
+//! everything again, check the subject is still running, stop it.
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -21,11 +22,12 @@ use super::{
     cpu::CpuMeter,
     figures::{Sample, SubjectRuns},
     json::Json,
-    report::{Columns, outcome},
+    remote::{Counter, RemoteKind},
+    report::{Columns, remote_outcome, title},
     scenarios::Scenario,
     stats::to_f64,
     subject::{Running, Subject},
-    world::{SINK_IP, delivered, settled_delivered},
+    world::SINK_IP,
 };
 
 /// The first UDP source port of the generated frames.
@@ -72,31 +74,34 @@ pub fn run(bench: &Bench, world: &World, scenario: &Scenario, traffic: Traffic) 
     } else {
         None
     };
-    let mut runs = SubjectRuns::all();
-    for run in 0..settings.runs {
-        for subject in Subject::order(run) {
-            let (sample, command) = measure(bench, world, subject, &spec, &extra)
-                .with_context(|| format!("run {} of {}", run + 1, subject.label()))?;
-            println!(
-                "   run {} {:<6} offered {:>9.0} pps, copies {:>9} of {:>9} ({:>9} when traffic stopped), \
-                 machine CPU {:>7.3} s{}",
-                run + 1,
-                subject.label(),
-                to_f64(sample.offered) / sample.seconds,
-                sample.delivered,
-                sample.offered,
-                sample.delivered_during,
-                sample.machine_cpu_us / 1e6,
-                sample
-                    .process_cpu_us
-                    .map_or_else(String::new, |us| format!(", agent CPU {:.3} s", us / 1e6)),
-            );
-            SubjectRuns::record(&mut runs, subject, command, sample);
-        }
-    }
-    let mut columns = Columns::FLOOD.to_vec();
+    let peer = settings.peer.is_some();
+    let mut columns = Columns::flood(peer);
     if traffic.netflow {
         columns.push(Columns::FLOWS);
+    }
+    let mut results = Vec::new();
+    for &remote in &settings.remote_kinds {
+        let counter = Counter::new(world, remote, bench.sink_object.as_deref())
+            .with_context(|| format!("setting up the {} remote", remote.label()))?;
+        let mut runs = SubjectRuns::all(peer);
+        for run in 0..settings.runs {
+            for subject in Subject::order(run, peer) {
+                let (sample, command) = measure(bench, world, &counter, subject, &spec, &extra)
+                    .with_context(|| {
+                        format!(
+                            "run {} of {} ({} remote)",
+                            run + 1,
+                            subject.label(),
+                            remote.label()
+                        )
+                    })?;
+                print_run(run, remote, subject, &sample);
+                SubjectRuns::record(&mut runs, subject, command, sample);
+            }
+        }
+        // Detaches the sink before the next remote kind.
+        drop(counter);
+        results.push(remote_outcome(remote, settings, &columns, &runs, false));
     }
     let details = vec![
         ("frame_len", Json::Int(traffic.frame_len as u64)),
@@ -105,21 +110,47 @@ pub fn run(bench: &Bench, world: &World, scenario: &Scenario, traffic: Traffic) 
         ("netflow", Json::Bool(traffic.netflow)),
         ("generator", Json::str(generator_description(&spec))),
     ];
-    Ok(outcome(scenario, settings, &columns, &runs, false, details))
+    Ok(Outcome::new(
+        title(scenario, settings, settings.runs),
+        details,
+        results,
+    ))
 }
 
-/// One run of `subject`.
+fn print_run(run: usize, remote: RemoteKind, subject: Subject, sample: &Sample) {
+    println!(
+        "   run {} {} {:<6} offered {:>9.0} pps, copies {:>9} of {:>9} ({:>9} when traffic stopped), \
+         machine CPU {:>7.3} s{}",
+        run + 1,
+        remote.label(),
+        subject.label(),
+        to_f64(sample.offered) / sample.seconds,
+        sample.delivered,
+        sample.offered,
+        sample.delivered_during,
+        sample.machine_cpu_us / 1e6,
+        sample.process_cpu_us.map_or_else(String::new, |us| format!(
+            ", {} CPU {:.3} s",
+            subject.label(),
+            us / 1e6
+        )),
+    );
+}
+
+/// One run of `subject`, its copies counted by `counter`.
 fn measure(
     bench: &Bench,
     world: &World,
+    counter: &Counter<'_>,
     subject: Subject,
     spec: &FloodSpec,
     extra: &[String],
 ) -> Result<(Sample, String)> {
-    let (running, command) = Running::start(bench, world, subject, extra)?;
+    let (mut running, command) = Running::start(bench, world, subject, extra)?;
     let offered_before = world.pod.link_stats(POD_IF)?.tx_packets;
-    let delivered_before = delivered(world)?;
-    let meter = CpuMeter::start(running.pid(), bench.clock_ticks)?;
+    let delivered_before = counter.delivered()?;
+    let strays_before = counter.strays()?;
+    let meter = CpuMeter::start(running.watched(), bench.clock_ticks)?;
 
     let sent = flood(&world.pod, spec)?;
     if sent.skipped > 0 || sent.send_errors > 0 {
@@ -130,11 +161,21 @@ fn measure(
         );
     }
 
-    let delivered_during = delivered(world)? - delivered_before;
+    let delivered_during = counter.delivered()? - delivered_before;
     let offered = world.pod.link_stats(POD_IF)?.tx_packets - offered_before;
-    let delivered = settled_delivered(world)? - delivered_before;
+    let delivered = counter.settled()? - delivered_before;
+    running.check_alive()?;
     let used = meter.read()?;
     let agent = running.finish()?;
+    let strays = counter.strays()? - strays_before;
+    if strays > 0 {
+        println!(
+            "   note: the sink counted {strays} tunnel packets of {} that are not VxLAN to port {} with VNI {}",
+            subject.label(),
+            world.config.vxlan_port,
+            world.config.vni
+        );
+    }
     ensure!(
         offered > 0 && sent.sent > 0,
         "the generator sent nothing ({sent:?}, the pod's eth0 counted {offered})"

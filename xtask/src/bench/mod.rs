@@ -15,13 +15,19 @@
 //! - `iperf` and `iperf-mtu1500`: an iperf3 bulk transfer from the pod to the node, with no
 //!   mirror, the kernel's and the agent, in rounds of three next to each other (see `iperf.rs`).
 //!
-//! Per scenario and subject: offered packets/s, copies delivered behind the remote VTEP, loss
-//! once the delivered count stopped moving and at the moment the traffic stopped, the whole
-//! machine's CPU (`/proc/stat`) and the agent's (`/proc/PID/stat`) per copy, the incremental CPU
-//! per copy (with the mirror minus without it, at the same offered traffic) and its ratio to
-//! the kernel's, the agent's peak RSS, and for TCP the throughput kept. Tables on the terminal
-//! (Markdown) and JSON under `target/bench/`: one file per scenario and `summary.json` (with
-//! `summary.md`) for the whole run.
+//! With `--peer 'CMD'` another mirror is a fourth subject of the live and TCP scenarios (see
+//! `peer.rs`). Each live scenario runs once per remote kind (`--remote-kind`, see `remote.rs`):
+//! the remote's kernel VTEP, and an XDP sink that counts and drops the copies (`sink.rs`), so
+//! that the remote's receive work, which veth runs on the sending CPU, is not in the figures.
+//!
+//! Per scenario, remote kind and subject: offered packets/s, copies delivered at the remote,
+//! loss once the delivered count stopped moving and at the moment the traffic stopped, the
+//! share of copies that came late (after the traffic stopped), the whole machine's CPU
+//! (`/proc/stat`) and the agent's (`/proc/PID/stat`; the peer's process tree) per copy, the
+//! incremental CPU per copy (with the mirror minus without it, at the same offered traffic) and
+//! its ratio to the kernel's and the peer's, peak RSS, and for TCP the throughput kept. Tables
+//! on the terminal (Markdown) and JSON under `target/bench/`: one file per scenario and
+//! `summary.json` (with `summary.md`) for the whole run.
 
 mod args;
 mod cpu;
@@ -29,9 +35,12 @@ mod figures;
 mod iperf;
 mod json;
 mod live;
+mod peer;
+mod remote;
 mod replay;
 mod report;
 mod scenarios;
+mod sink;
 mod stats;
 mod subject;
 mod summary;
@@ -55,6 +64,7 @@ pub use self::args::BenchArgs;
 use self::{
     args::Settings,
     json::Json,
+    remote::RemoteKind,
     report::Headline,
     scenarios::{Kind, Scenario, estimate, scenarios},
     summary::{check, conclude, scenario_json},
@@ -73,15 +83,47 @@ pub struct Bench {
     pub out: PathBuf,
     /// `USER_HZ`: clock ticks per second of /proc's CPU times.
     pub clock_ticks: u64,
+    /// The sink remote's XDP program (built when a live scenario uses the sink).
+    pub sink_object: Option<PathBuf>,
 }
 
 /// What a scenario produced.
 pub struct Outcome {
-    /// Its table and commands, for the terminal and `summary.md`.
+    /// Its tables and commands, for the terminal and `summary.md`.
     pub table: String,
-    /// Its JSON beyond the headline figures.
+    /// Its JSON beyond the figures of each remote kind.
     pub details: Vec<(&'static str, Json)>,
+    /// One per remote kind it ran with.
+    pub results: Vec<RemoteOutcome>,
+}
+
+impl Outcome {
+    /// A live or TCP scenario's outcome: its title above each remote kind's table.
+    pub fn new(
+        title: String,
+        details: Vec<(&'static str, Json)>,
+        results: Vec<RemoteOutcome>,
+    ) -> Self {
+        let mut table = title;
+        for result in &results {
+            table.push('\n');
+            table.push_str(&result.table);
+        }
+        Self {
+            table,
+            details,
+            results,
+        }
+    }
+}
+
+/// What a scenario produced with one kind of remote.
+pub struct RemoteOutcome {
+    /// Its table, headed by the remote's description.
+    pub table: String,
     pub headline: Headline,
+    /// Every subject's figures and runs.
+    pub subjects: Json,
 }
 
 /// `cargo xtask bench ARGS`.
@@ -107,7 +149,6 @@ fn run(args: BenchArgs, command: &str) -> Result<()> {
     if !is_root() {
         bail!("the bench needs root: it builds network namespaces");
     }
-    let only = args.only.clone();
     let settings = Settings::new(args);
     let cpus = available_cpus()?;
     for (option, cpu) in [("--cpu", settings.cpu), ("--gen-cpu", settings.gen_cpu)] {
@@ -118,19 +159,22 @@ fn run(args: BenchArgs, command: &str) -> Result<()> {
     }
     let scenarios: Vec<Scenario> = scenarios(&settings)
         .into_iter()
-        .filter(|s| {
-            only.as_ref()
-                .is_none_or(|only| s.name.contains(only.as_str()))
-        })
+        .filter(|s| selected(&settings.only, &s.name))
         .collect();
-    ensure!(!scenarios.is_empty(), "no scenario matches --only");
+    ensure!(
+        !scenarios.is_empty(),
+        "no scenario matches --only {}",
+        settings.only.join(",")
+    );
     if settings.cpu == settings.gen_cpu {
         println!(
             "note: the generator and the agent share CPU {}: pass --cpu and --gen-cpu to part them",
             settings.cpu
         );
     }
-    let bench = prepare(settings)?;
+    let sink = scenarios.iter().any(|s| matches!(s.kind, Kind::Live(_)))
+        && settings.remote_kinds.contains(&RemoteKind::Sink);
+    let bench = prepare(settings, sink)?;
     let busy = cpu::machine_busy_pct(Duration::from_secs(1))?;
     println!(
         "== {} scenarios, about {} min; the machine was {busy:.0}% busy in the second before{}",
@@ -149,17 +193,24 @@ fn run(args: BenchArgs, command: &str) -> Result<()> {
     check(&bench, &results)
 }
 
-/// Builds the release binary and makes `target/bench`.
-fn prepare(settings: Settings) -> Result<Bench> {
+/// Whether `--only` (a list, empty for all) selects the scenario `name`.
+fn selected(only: &[String], name: &str) -> bool {
+    only.is_empty() || only.iter().any(|o| name.contains(o.as_str()))
+}
+
+/// Builds the release binary (and the sink's program if `sink`) and makes `target/bench`.
+fn prepare(settings: Settings, sink: bool) -> Result<Bench> {
     let bin = build_release_mirror()?;
     let out = target_dir().join("bench");
     fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    let sink_object = sink.then(|| sink::build(&out)).transpose()?;
     set_echo(false);
     Ok(Bench {
         clock_ticks: cpu::clock_ticks()?,
         settings,
         bin,
         out,
+        sink_object,
     })
 }
 
@@ -238,6 +289,15 @@ fn relative(path: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_selects_by_any_of_its_names() {
+        let only = ["live-64b".to_owned(), "iperf".to_owned()];
+        assert!(selected(&only, "live-64b-50k"));
+        assert!(selected(&only, "iperf-mtu1500"));
+        assert!(!selected(&only, "live-1500b-50k"));
+        assert!(selected(&[], "flows-64k"));
+    }
 
     #[test]
     fn commands_show_workspace_paths_relative() {

@@ -15,7 +15,7 @@ use mirror_tests::{
 };
 
 use super::{
-    Bench, Outcome, VNI,
+    Bench, Outcome, RemoteOutcome, VNI,
     json::Json,
     report::{Headline, markdown},
     scenarios::Scenario,
@@ -162,18 +162,7 @@ pub fn run(bench: &Bench, world: &World, scenario: &Scenario) -> Result<Outcome>
     }
     world.node.ip(["link", "del", KERNEL_VTEP])?;
     let rows = [mirror, kernel];
-    let headline = Headline {
-        offered_pps: Some(rows[0].median(Measure::sent_pps)),
-        loss_pct: Some(rows[0].median(Measure::loss_pct)),
-        run_seconds: rows[0].median(|m| m.seconds),
-        expected: &["offered_pps", "loss_pct"],
-        ..Headline::default()
-    };
-    Ok(Outcome {
-        table: table(bench, scenario, &rows),
-        details: details(bench, &rows),
-        headline,
-    })
+    Ok(outcome(bench, scenario, &rows))
 }
 
 /// A pcap of `frames` 64-byte UDP frames, 1 µs apart, at `path` (written unless it is there).
@@ -298,7 +287,30 @@ fn table(bench: &Bench, scenario: &Scenario, rows: &[Row]) -> String {
     out
 }
 
-fn details(bench: &Bench, rows: &[Row]) -> Vec<(&'static str, Json)> {
+/// The mirror's headline figures (the first row), the table and the JSON.
+fn outcome(bench: &Bench, scenario: &Scenario, rows: &[Row]) -> Outcome {
+    let headline = Headline {
+        offered_pps: Some(rows[0].median(Measure::sent_pps)),
+        loss_pct: Some(rows[0].median(Measure::loss_pct)),
+        run_seconds: rows[0].median(|m| m.seconds),
+        expected: &["offered_pps", "loss_pct"],
+        ..Headline::default()
+    };
+    Outcome {
+        table: table(bench, scenario, rows),
+        details: vec![
+            ("frames", Json::Int(u64::from(bench.settings.frames))),
+            ("loops", Json::Int(u64::from(bench.settings.loops))),
+        ],
+        results: vec![RemoteOutcome {
+            table: String::new(),
+            headline,
+            subjects: subjects(rows),
+        }],
+    }
+}
+
+fn subjects(rows: &[Row]) -> Json {
     let baseline = rows.iter().find(|r| r.baseline);
     let subjects = rows
         .iter()
@@ -344,11 +356,7 @@ fn details(bench: &Bench, rows: &[Row]) -> Vec<(&'static str, Json)> {
             ])
         })
         .collect();
-    vec![
-        ("frames", Json::Int(u64::from(bench.settings.frames))),
-        ("loops", Json::Int(u64::from(bench.settings.loops))),
-        ("subjects", Json::Arr(subjects)),
-    ]
+    Json::Arr(subjects)
 }
 
 #[cfg(test)]

@@ -99,8 +99,10 @@ pub fn scenarios(settings: &Settings) -> Vec<Scenario> {
 
 /// Roughly how long the scenarios take.
 pub fn estimate(settings: &Settings, scenarios: &[Scenario]) -> Duration {
-    // Start, settle and stop around each run.
+    // Start, settle and stop around each run; a peer without a ready line gets 3 s more.
     let overhead = 3;
+    let subjects = 3 + u64::from(settings.peer.is_some());
+    let remotes = settings.remote_kinds.len() as u64;
     let secs: u64 = scenarios
         .iter()
         .map(|s| match s.kind {
@@ -109,8 +111,10 @@ pub fn estimate(settings: &Settings, scenarios: &[Scenario]) -> Duration {
                     * 2
                     * (u64::from(settings.frames) * u64::from(settings.loops) / 200_000 + overhead)
             }
-            Kind::Live(_) => settings.runs as u64 * 3 * (settings.seconds + overhead),
-            Kind::Iperf => settings.iperf_rounds as u64 * 3 * (settings.seconds + overhead),
+            Kind::Live(_) => {
+                remotes * settings.runs as u64 * subjects * (settings.seconds + overhead)
+            }
+            Kind::Iperf => settings.iperf_rounds as u64 * subjects * (settings.seconds + overhead),
         })
         .sum();
     Duration::from_secs(secs)

@@ -1,6 +1,6 @@
 //! What mirrors the pod's traffic in a live scenario: nothing (the reference for incremental
-//! CPU), the kernel (`tc mirred` into a `vxlan` device), or the release `mirror run`, pinned to
-//! its own CPU.
+//! CPU), the kernel (`tc mirred` into a `vxlan` device), the release `mirror run`, pinned to
+//! its own CPU, and with `--peer` another mirror on the same CPU.
 
 use anyhow::{Context as _, Result, bail};
 use mirror_tests::{
@@ -10,32 +10,43 @@ use mirror_tests::{
     world::{NODE_POD_IF, REMOTE_IP},
 };
 
-use super::Bench;
+use super::{Bench, cpu::Watched, peer::Peer};
 
-/// One of the three subjects of a live scenario.
+/// One of the subjects of a live scenario.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Subject {
     None,
     Kernel,
     Mirror,
+    /// `--peer`.
+    Peer,
 }
 
 impl Subject {
-    pub const ALL: [Self; 3] = [Self::None, Self::Kernel, Self::Mirror];
+    /// The subjects of a run: the peer only when there is one.
+    pub fn all(peer: bool) -> Vec<Self> {
+        let mut all = vec![Self::None, Self::Kernel, Self::Mirror];
+        if peer {
+            all.push(Self::Peer);
+        }
+        all
+    }
 
     pub fn label(self) -> &'static str {
         match self {
             Self::None => "none",
             Self::Kernel => "kernel",
             Self::Mirror => "mirror",
+            Self::Peer => "peer",
         }
     }
 
     /// The subjects in the order of run `run`: rotated each run, so that a drift of the
     /// machine's speed hits all alike.
-    pub fn order(run: usize) -> [Self; 3] {
-        let mut all = Self::ALL;
-        all.rotate_left(run % Self::ALL.len());
+    pub fn order(run: usize, peer: bool) -> Vec<Self> {
+        let mut all = Self::all(peer);
+        let len = all.len();
+        all.rotate_left(run % len);
         all
     }
 }
@@ -51,6 +62,7 @@ pub enum Running<'w> {
         process: Background,
         world: &'w World,
     },
+    Peer(Peer),
 }
 
 /// What the agent said about itself at the end of a run.
@@ -101,14 +113,40 @@ impl<'w> Running<'w> {
                     .with_context(|| format!("starting `{command}`"))?;
                 Ok((Self::Mirror { process, world }, command))
             }
+            Subject::Peer => {
+                let spec = bench
+                    .settings
+                    .peer
+                    .as_ref()
+                    .context("the peer subject without --peer")?;
+                let (peer, command) = Peer::start(spec, world, bench.settings.cpu)?;
+                Ok((Self::Peer(peer), command))
+            }
         }
     }
 
-    /// The agent's pid (`ip netns exec` and `taskset` exec it in place).
-    pub fn pid(&self) -> Option<u32> {
+    /// What to measure beside the machine: the agent (`ip netns exec` and `taskset` exec it in
+    /// place), or the peer's process tree.
+    pub fn watched(&self) -> Option<Watched> {
         match self {
-            Self::Mirror { process, .. } => Some(process.pid()),
-            _ => None,
+            Self::Mirror { process, .. } => Some(Watched::Process(process.pid())),
+            Self::Peer(peer) => Some(Watched::Tree(peer.pid())),
+            Self::None | Self::Kernel { .. } => None,
+        }
+    }
+
+    /// Fails if a subject that runs as a process has exited.
+    pub fn check_alive(&mut self) -> Result<()> {
+        match self {
+            Self::Peer(peer) => peer.check_alive(),
+            Self::Mirror { process, .. } => match process.try_wait()? {
+                Some(status) => bail!(
+                    "the agent exited early ({status}): {}",
+                    process.stderr_lines().join("\n")
+                ),
+                None => Ok(()),
+            },
+            Self::None | Self::Kernel { .. } => Ok(()),
         }
     }
 
@@ -116,6 +154,7 @@ impl<'w> Running<'w> {
     pub fn finish(self) -> Result<Option<AgentCounters>> {
         match self {
             Self::None | Self::Kernel { .. } => Ok(None),
+            Self::Peer(peer) => peer.stop().map(|()| None),
             Self::Mirror { mut process, world } => {
                 let text = world
                     .node

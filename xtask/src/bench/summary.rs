@@ -10,9 +10,10 @@ use std::{
 use anyhow::{Context as _, Result, ensure};
 
 use super::{
-    Bench, Outcome, available_cpus,
+    Bench, Outcome, RemoteOutcome, available_cpus,
     json::Json,
     relative,
+    remote::RemoteKind,
     report::{Headline, summary_table},
     scenarios::{Kind, Scenario},
 };
@@ -24,12 +25,20 @@ pub fn conclude(
     busy: f64,
     results: &[(&Scenario, Outcome)],
 ) -> Result<()> {
-    let headlines: Vec<(&Scenario, Headline)> =
-        results.iter().map(|(s, o)| (*s, o.headline)).collect();
+    let headlines: Vec<(&Scenario, Headline)> = results
+        .iter()
+        .flat_map(|(s, o)| o.results.iter().map(|r| (*s, r.headline)))
+        .collect();
     let table = summary_table(&headlines);
     println!(
         "\n== the agent in every scenario (medians; +CPU: the machine's CPU with the mirror minus without, \
-         per copy)\n"
+         per copy; remote vtep: the remote's kernel VxLAN device, whose receive work runs on the sending \
+         CPU; sink: an XDP program that counts and drops the copies){}\n",
+        bench
+            .settings
+            .peer
+            .as_ref()
+            .map_or_else(String::new, |p| format!("; peer: {}", p.name))
     );
     for line in table.lines() {
         println!("   {line}");
@@ -53,9 +62,17 @@ pub fn conclude(
 pub fn check(bench: &Bench, results: &[(&Scenario, Outcome)]) -> Result<()> {
     let missing: Vec<String> = results
         .iter()
-        .filter_map(|(s, o)| {
-            let missing = o.headline.missing();
-            (!missing.is_empty()).then(|| format!("{}: {}", s.name, missing.join(", ")))
+        .flat_map(|(s, o)| o.results.iter().map(move |r| (s, r)))
+        .filter_map(|(s, r)| {
+            let missing = r.headline.missing();
+            (!missing.is_empty()).then(|| {
+                format!(
+                    "{} ({} remote): {}",
+                    s.name,
+                    r.headline.remote.label(),
+                    missing.join(", ")
+                )
+            })
         })
         .collect();
     if !bench.settings.smoke {
@@ -72,11 +89,23 @@ pub fn check(bench: &Bench, results: &[(&Scenario, Outcome)]) -> Result<()> {
     let summary = bench.out.join("summary.json");
     let written = fs::metadata(&summary).map(|m| m.len()).unwrap_or_default();
     ensure!(written > 2, "{} is empty", summary.display());
+    if let Some(peer) = &bench.settings.peer {
+        let sink = results
+            .iter()
+            .flat_map(|(_, o)| &o.results)
+            .any(|r| r.headline.remote == RemoteKind::Sink && r.headline.peer_expected);
+        ensure!(
+            sink || !bench.settings.remote_kinds.contains(&RemoteKind::Sink),
+            "the bench smoke run had no sink-remote figures of the peer {}",
+            peer.name
+        );
+    }
     println!("bench smoke run: every scenario gave its figures");
     Ok(())
 }
 
-/// One scenario's JSON: its setting, the agent's headline figures, then its details.
+/// One scenario's JSON: its setting, per remote kind the agent's headline figures and every
+/// subject's, then its details.
 pub fn scenario_json(bench: &Bench, scenario: &Scenario, outcome: &Outcome) -> Json {
     let settings = &bench.settings;
     let runs = match scenario.kind {
@@ -91,29 +120,55 @@ pub fn scenario_json(bench: &Bench, scenario: &Scenario, outcome: &Outcome) -> J
             Json::Int(u64::from(scenario.uplink_mtu)),
         ),
         ("runs".to_owned(), Json::Int(runs as u64)),
-        (
-            "run_seconds".to_owned(),
-            Json::Num(outcome.headline.run_seconds, 3),
-        ),
         ("agent_cpu".to_owned(), Json::Int(u64::from(settings.cpu))),
         (
             "generator_cpu".to_owned(),
             Json::Int(u64::from(settings.gen_cpu)),
         ),
+        (
+            "peer".to_owned(),
+            settings.peer.as_ref().map_or(Json::Null, |p| {
+                Json::obj([
+                    ("name", Json::str(p.name.clone())),
+                    ("command", Json::str(p.command.clone())),
+                ])
+            }),
+        ),
+        (
+            "results".to_owned(),
+            Json::Arr(outcome.results.iter().map(result_json).collect()),
+        ),
     ];
-    pairs.extend(
-        outcome
-            .headline
-            .figures()
-            .into_iter()
-            .map(|(name, value)| (name.to_owned(), Json::num(value))),
-    );
     pairs.extend(
         outcome
             .details
             .iter()
             .map(|(k, v)| ((*k).to_owned(), v.clone())),
     );
+    Json::Obj(pairs)
+}
+
+/// One remote kind's headline figures and subjects.
+fn result_json(result: &RemoteOutcome) -> Json {
+    let h = &result.headline;
+    let mut pairs: Vec<(String, Json)> = vec![
+        ("remote".to_owned(), Json::str(h.remote.label())),
+        (
+            "remote_description".to_owned(),
+            Json::str(h.remote.describe()),
+        ),
+        ("run_seconds".to_owned(), Json::Num(h.run_seconds, 3)),
+        (
+            "lossless".to_owned(),
+            h.lossless.map_or(Json::Null, Json::Bool),
+        ),
+    ];
+    pairs.extend(
+        h.figures()
+            .into_iter()
+            .map(|(name, value)| (name.to_owned(), Json::num(value))),
+    );
+    pairs.push(("subjects".to_owned(), result.subjects.clone()));
     Json::Obj(pairs)
 }
 
@@ -134,6 +189,17 @@ fn summary_json(
         ("cpus", Json::Int(available_cpus()?.len() as u64)),
         ("machine_busy_pct_before", Json::Num(busy_pct, 1)),
         ("smoke", Json::Bool(bench.settings.smoke)),
+        (
+            "remote_kinds",
+            Json::Arr(
+                bench
+                    .settings
+                    .remote_kinds
+                    .iter()
+                    .map(|k| Json::str(k.label()))
+                    .collect(),
+            ),
+        ),
         (
             "scenarios",
             Json::Arr(

@@ -85,11 +85,16 @@ pub fn delivered(world: &World) -> Result<u64> {
 
 /// [`delivered`] once it has stopped moving (or after [`SETTLE_LIMIT`]).
 pub fn settled_delivered(world: &World) -> Result<u64> {
+    settled(|| delivered(world))
+}
+
+/// `count` once it has stopped moving (or after [`SETTLE_LIMIT`]).
+pub fn settled(count: impl Fn() -> Result<u64>) -> Result<u64> {
     let deadline = Instant::now() + SETTLE_LIMIT;
-    let mut last = delivered(world)?;
+    let mut last = count()?;
     loop {
         thread::sleep(SETTLE_STEP);
-        let now = delivered(world)?;
+        let now = count()?;
         if now == last || Instant::now() >= deadline {
             return Ok(now);
         }
