@@ -81,13 +81,6 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value_t = DirectionArg::Both)]
     pub direction: DirectionArg,
 
-    /// How copies leave: `af-xdp` puts them on the uplink's AF_XDP transmit ring from the chunk
-    /// they were captured in (no copy; bypasses the uplink's qdisc, netfilter, TC egress and
-    /// packet taps), with the raw socket for any remote AF_XDP cannot serve; `socket` sends
-    /// every copy through the raw socket (routing, netfilter and qdisc apply).
-    #[arg(long, value_enum, default_value_t = SendPathArg::AfXdp)]
-    pub send_path: SendPathArg,
-
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -168,6 +161,13 @@ pub struct OutputArgs {
     /// counted in the metrics.
     #[arg(long, value_enum, default_value_t = OversizeArg::Truncate)]
     pub oversize: OversizeArg,
+
+    /// How copies leave: `af-xdp` puts them on the uplink's AF_XDP transmit ring from the chunk
+    /// they were captured in (no copy; bypasses the uplink's qdisc, netfilter, TC egress and
+    /// packet taps), with the raw socket for any remote AF_XDP cannot serve; `socket` sends
+    /// every copy through the raw socket (routing, netfilter and qdisc apply).
+    #[arg(long, value_enum, default_value_t = SendPathArg::AfXdp)]
+    pub send_path: SendPathArg,
 
     /// Rewrite the destination MAC of every copied frame, e.g. to the MAC of a flannel.1 device
     /// that must accept the frames (the original traffic is untouched).

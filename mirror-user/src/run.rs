@@ -31,7 +31,7 @@ use crate::{
         watch::{LinkEvent, LinkEvents},
     },
     programs::Programs,
-    transmit::{next_hop, xdp::XdpPath},
+    transmit::{self, next_hop},
     veth::{self, MirrorVeth},
     xsk::Xsk,
 };
@@ -129,7 +129,7 @@ async fn run_async(args: &RunArgs, ifaces: Vec<Iface>, targets: Vec<Target>) -> 
         rtnetlink::new_connection().context("opening a netlink socket")?;
     tokio::spawn(connection);
     // Subscribed before the mirror veth exists: its own link events are harmless.
-    let hops = match args.send_path {
+    let hops = match args.output.send_path {
         SendPathArg::AfXdp if !targets.is_empty() => Some(next_hop::Follower::new(
             handle.clone(),
             targets.iter().map(|t| t.addr.ip()).collect(),
@@ -175,12 +175,7 @@ async fn mirror(
     programs.attach_tagger(veth::NEAR)?;
 
     let mut sender = sender(&args.output, targets, metrics)?;
-    let follow = if let Some(follower) = hops {
-        Some(send_from_af_xdp(follower, &mut xsk, &mut sender, targets, metrics).await?)
-    } else {
-        socket_only(targets, metrics);
-        None
-    };
+    let follow = send_from_af_xdp(hops, &mut xsk, &mut sender, targets, metrics).await?;
     let netflow = flow_export(&args.output, metrics)?;
     let filter = output::filter(&args.output)?;
     // The first sockets go to the classifiers; all of them carry the agent's mark anyway.
@@ -250,9 +245,8 @@ async fn mirror(
         Err(_) => Err(anyhow::anyhow!("the capture thread panicked")),
     };
     let _ = thread.join();
-    if let Some((stop, task)) = follow {
-        let _ = stop.send(());
-        let _ = task.await;
+    if let Some(follow) = follow {
+        follow.stop().await;
     }
     kernel.update(&programs);
     metrics.attached_interfaces.set(0);
@@ -270,48 +264,34 @@ fn spares(args: &RunArgs, targets: &[Target]) -> usize {
     }
 }
 
-/// Shows every remote on the raw socket's path (`--send-path socket`).
-fn socket_only(targets: &[Target], metrics: &Metrics) {
-    for target in targets {
-        metrics.send_path(&target.label()).socket.set(1);
-    }
-}
-
-/// The next-hop follower's task and what stops it.
-type FollowTask = (
-    tokio::sync::oneshot::Sender<()>,
-    tokio::task::JoinHandle<()>,
-);
-
-/// Gives `sender` the AF_XDP path on `xsk`'s UMEM, with the next hops `follower` looks up (once
-/// now, so that the first copies already take the right path) and keeps following.
+/// Gives `sender` the AF_XDP path on the capture socket's UMEM when `hops` (not `--send-path
+/// socket`), else shows every remote on the raw socket.
 async fn send_from_af_xdp(
-    mut follower: next_hop::Follower,
+    hops: Option<next_hop::Follower>,
     xsk: &mut Xsk,
     sender: &mut crate::send::Sender,
     targets: &[Target],
     metrics: &Metrics,
-) -> anyhow::Result<FollowTask> {
-    follower.refresh().await;
-    let labels: Vec<String> = targets.iter().map(Target::label).collect();
-    let capture = xsk
+) -> anyhow::Result<Option<transmit::FollowTask>> {
+    let Some(follower) = hops else {
+        transmit::socket_only(targets, metrics);
+        return Ok(None);
+    };
+    let owner = xsk
         .fd()
         .try_clone_to_owned()
         .context("duplicating the AF_XDP socket")?;
-    let gauges = labels.iter().map(|l| metrics.send_path(l)).collect();
-    let path = XdpPath::new(
-        Arc::clone(&xsk.umem),
-        capture,
-        follower.table(),
-        xsk.take_spares(),
-        gauges,
-        labels,
+    let (umem, spares) = (Arc::clone(&xsk.umem), xsk.take_spares());
+    let task = transmit::start_af_xdp(
+        follower,
+        umem,
+        Some(owner),
+        spares,
+        sender,
+        targets,
+        metrics,
     );
-    sender.set_xdp(path);
-    // The first look-up's paths are taken in (and said) before any copy arrives.
-    sender.refresh();
-    let (stop, stopped) = tokio::sync::oneshot::channel();
-    Ok((stop, tokio::spawn(follower.run(stopped))))
+    Ok(Some(task.await))
 }
 
 /// `mirror: ready: copying WHAT (DIRECTION) to WHERE`.

@@ -277,12 +277,11 @@ impl Sender {
         let oversize = self.options.oversize;
         let fits =
             move |d: &Destination| frame.len() <= d.max_inner || oversize == Oversize::Truncate;
-        let mut by_xdp = match (&self.xdp, at) {
-            (Some(xdp), Some(_)) => (first..first + len)
+        let mut by_xdp = self.xdp.as_ref().map_or(0, |xdp| {
+            (first..first + len)
                 .filter(|&i| xdp.serves(i) && self.destinations.get(i).is_some_and(fits))
-                .count(),
-            _ => 0,
-        };
+                .count()
+        });
         let mut in_place = false;
         for index in first..first + len {
             let Some(dest) = self.destinations.get_mut(index) else {
@@ -290,7 +289,7 @@ impl Sender {
             };
             let start_meta = meta;
             let (mut inner, mut meta) = (frame, start_meta);
-            if let (Some(xdp), Some(at)) = (&mut self.xdp, at)
+            if let Some(xdp) = &mut self.xdp
                 && xdp.serves(index)
                 && fits(dest)
             {
@@ -300,7 +299,7 @@ impl Sender {
                     meta.truncated = true;
                 }
                 by_xdp -= 1;
-                let last = by_xdp == 0;
+                let last = by_xdp == 0 && at.is_some();
                 // SAFETY: `inner` starts at `at` (the caller's contract); in place only once.
                 let sent = unsafe {
                     xdp.send(index, copy, &mut dest.encap, inner, at, (&meta, hash), last)

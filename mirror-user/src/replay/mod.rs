@@ -42,6 +42,7 @@ use crate::{
     UsageError,
     metrics::{self, DropReason, Metrics},
     output::{self, Target, flow_export, resolve_remotes, sender},
+    transmit,
 };
 
 /// Runs `mirror replay`.
@@ -111,7 +112,9 @@ async fn replay_async(
         None => None,
     };
     let filter = output::filter(&args.output)?;
-    let sender = sender(&args.output, targets, &metrics)?;
+    let mut sender = sender(&args.output, targets, &metrics)?;
+    let follow =
+        transmit::start_own_umem(args.output.send_path, &mut sender, targets, &metrics).await?;
     let name = args.file_name();
     let (packets, bytes) = metrics.captured(&args.iface_label(), "ingress");
     let mut player = Player {
@@ -157,6 +160,9 @@ async fn replay_async(
         }
     };
     let _ = thread.join();
+    if let Some(follow) = follow {
+        follow.stop().await;
+    }
     match done {
         Ok(Ok(summary)) => {
             eprintln!("{}", progress::summary(&name, &summary));

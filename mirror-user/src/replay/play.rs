@@ -57,6 +57,10 @@ impl Sink for Sender {
     fn flush(&mut self) -> Outcome {
         let mut outcomes = [Outcome::default()];
         Sender::flush(self, &mut outcomes);
+        // Every chunk is the sender's own: the sent ones come back to its spares.
+        Sender::reclaim(self, &mut Vec::new());
+        // Changed next hops, for the next batch.
+        Sender::refresh(self);
         let [outcome] = outcomes;
         outcome
     }

@@ -5,6 +5,7 @@ use std::{io, os::fd::BorrowedFd};
 
 use crate::kernel::{
     ring::Producer,
+    umem::Umem,
     xdp_socket::{RingSizes, XdpSocket},
 };
 
@@ -14,6 +15,12 @@ const TX_RING: u32 = 2048;
 const COMPLETION_RING: u32 = 4096;
 /// The kernel insists on a fill ring for a socket on another device; nothing is received.
 const FILL_RING: u32 = 2;
+const SIZES: RingSizes = RingSizes {
+    rx: 0,
+    tx: TX_RING,
+    fill: FILL_RING,
+    completion: COMPLETION_RING,
+};
 /// `sendto` calls per flush at most, when the kernel keeps asking to be called again.
 const MAX_KICKS: usize = 64;
 
@@ -25,16 +32,22 @@ pub struct Uplink {
 impl Uplink {
     /// Binds queue 0 of `ifindex`, sharing the UMEM of the socket `capture`.
     pub fn open(capture: BorrowedFd<'_>, ifindex: u32) -> io::Result<Self> {
-        let sizes = RingSizes {
-            rx: 0,
-            tx: TX_RING,
-            fill: FILL_RING,
-            completion: COMPLETION_RING,
-        };
-        let socket = XdpSocket::share(capture, ifindex, 0, sizes)?;
+        let socket = XdpSocket::share(capture, ifindex, 0, SIZES)?;
         // One sendto for a whole flush where the kernel allows it (6.17+).
         let _ = socket.set_tx_budget(TX_RING);
         Ok(Self { ifindex, socket })
+    }
+
+    /// Binds queue 0 of `ifindex` and registers `umem` there (a replay, which has no capture
+    /// socket).
+    pub fn register(umem: &Umem, ifindex: u32) -> io::Result<Self> {
+        let socket = XdpSocket::register(umem, ifindex, 0, SIZES)?;
+        let _ = socket.set_tx_budget(TX_RING);
+        Ok(Self { ifindex, socket })
+    }
+
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.socket.fd()
     }
 
     /// Puts one packet (`len` bytes at UMEM address `addr`) on the TX ring; `false` when full.

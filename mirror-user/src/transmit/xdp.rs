@@ -48,8 +48,9 @@ pub struct Queued {
 
 pub struct XdpPath {
     umem: Arc<Umem>,
-    /// The capture socket (a duplicate of its descriptor), whose UMEM every uplink shares.
-    capture: OwnedFd,
+    /// The socket that registered the UMEM (a duplicate of its descriptor), which every uplink
+    /// shares: the capture socket, or for a replay the first uplink's.
+    owner: Option<OwnedFd>,
     table: Arc<NextHopTable>,
     version: u64,
     hops: Vec<Hop>,
@@ -62,6 +63,9 @@ pub struct XdpPath {
     spare_target: usize,
     gauges: Vec<PathGauges>,
     labels: Vec<String>,
+    /// Whether path changes are said on stderr (not by `mirror replay`, whose stderr is its
+    /// summary).
+    pub say: bool,
     /// This round's packets, accounted by the flush.
     pub queued: Vec<Queued>,
 }
@@ -75,10 +79,11 @@ pub struct DestinationView<'a> {
 }
 
 impl XdpPath {
-    /// `spares` are chunks of `umem` that belong to the path from now on.
+    /// `spares` are chunks of `umem` that belong to the path from now on; `owner` is the socket
+    /// that registered `umem`, if any (else the first uplink registers it).
     pub fn new(
         umem: Arc<Umem>,
-        capture: OwnedFd,
+        owner: Option<OwnedFd>,
         table: Arc<NextHopTable>,
         spares: Vec<u64>,
         gauges: Vec<PathGauges>,
@@ -86,7 +91,7 @@ impl XdpPath {
     ) -> Self {
         Self {
             umem,
-            capture,
+            owner,
             table,
             version: u64::MAX,
             hops: Vec::new(),
@@ -97,6 +102,7 @@ impl XdpPath {
             spares,
             gauges,
             labels,
+            say: true,
             queued: Vec::new(),
         }
     }
@@ -147,6 +153,9 @@ impl XdpPath {
             gauges.af_xdp.set(i64::from(fallback.is_none()));
             gauges.socket.set(i64::from(fallback.is_some()));
         }
+        if !self.say {
+            return;
+        }
         match (hop, fallback) {
             (Hop::Xdp(next), None) => eprintln!(
                 "mirror: remote {label}: sending from AF_XDP on ifindex {}",
@@ -168,7 +177,14 @@ impl XdpPath {
         if self.refused.contains(&ifindex) {
             return None;
         }
-        match Uplink::open(self.capture.as_fd(), ifindex) {
+        let opened = match &self.owner {
+            Some(owner) => Uplink::open(owner.as_fd(), ifindex),
+            None => Uplink::register(&self.umem, ifindex).and_then(|uplink| {
+                self.owner = Some(uplink.fd().try_clone_to_owned()?);
+                Ok(uplink)
+            }),
+        };
+        match opened {
             Ok(uplink) => {
                 self.uplinks.push(uplink);
                 Some(self.uplinks.len() - 1)
@@ -188,13 +204,13 @@ impl XdpPath {
         matches!(self.routes.get(index), Some(Some(_)))
     }
 
-    /// Sends `inner` (which lies at UMEM address `at`) to remote `index`: in place when
+    /// Sends `inner` to remote `index`: in place when it lies at UMEM address `at` and
     /// `in_place`, else in a spare chunk. `false` when no chunk or ring slot was free (the
     /// caller sends it another way).
     ///
     /// # Safety
-    /// `inner` must be the bytes at `at` in the UMEM, in a chunk the caller owns; with
-    /// `in_place` the chunk passes to the kernel until it comes back from [`XdpPath::reclaim`].
+    /// With `at`, `inner` must be the bytes at `at` in the UMEM, in a chunk the caller owns;
+    /// sent in place, the chunk passes to the kernel until [`XdpPath::reclaim`] gives it back.
     #[expect(clippy::too_many_arguments, reason = "one copy's whole description")]
     pub unsafe fn send(
         &mut self,
@@ -202,16 +218,19 @@ impl XdpPath {
         copy: usize,
         encap: &mut Encap,
         inner: &[u8],
-        at: u64,
+        at: Option<u64>,
         (meta, hash): (&CopyMeta, u32),
         in_place: bool,
     ) -> bool {
         let Some(Some(route)) = self.routes.get(index).copied() else {
             return false;
         };
-        let (frame_at, spare) = if in_place {
+        let (frame_at, spare) = if let Some(at) = at.filter(|_| in_place) {
             (at, None)
         } else {
+            if self.spares.is_empty() {
+                self.collect_spares();
+            }
             let Some(spare) = self.spares.pop() else {
                 return false;
             };
@@ -278,18 +297,22 @@ impl XdpPath {
     /// Chunks the kernel is done with: spares are kept back, the rest go to `out` (for the
     /// fill ring), as chunk addresses.
     pub fn reclaim(&mut self, out: &mut Vec<u64>) {
-        let first = out.len();
-        for uplink in &mut self.uplinks {
-            uplink.completed(out);
-        }
-        for addr in out.iter_mut().skip(first) {
-            *addr = Umem::chunk_of(*addr);
-        }
-        while self.spares.len() < self.spare_target
-            && out.len() > first
-            && let Some(addr) = out.pop()
+        self.collect_spares();
+        while self.spares.len() > self.spare_target
+            && let Some(addr) = self.spares.pop()
         {
-            self.spares.push(addr);
+            out.push(addr);
+        }
+    }
+
+    /// Takes every chunk the uplinks are done with as a spare.
+    fn collect_spares(&mut self) {
+        let first = self.spares.len();
+        for uplink in &mut self.uplinks {
+            uplink.completed(&mut self.spares);
+        }
+        for addr in self.spares.iter_mut().skip(first) {
+            *addr = Umem::chunk_of(*addr);
         }
     }
 }
