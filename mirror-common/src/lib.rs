@@ -25,6 +25,8 @@ pub const DEFAULT_AGENT_MARK: u32 = 0x6d69_7272; // "mirr"
 
 /// Magic number at the start of every [`Tag`], checked by the agent.
 pub const TAG_MAGIC: u16 = 0x4d54; // "MT"
+/// [`Tag::flags`]: the copy was cut to `--snaplen` in the kernel.
+pub const TAG_TRUNCATED: u8 = 1;
 /// Bytes the tag adds in front of each copied frame.
 pub const TAG_LEN: usize = size_of::<Tag>();
 
@@ -65,7 +67,7 @@ pub struct Tag {
     pub magic: u16,
     /// [`Direction`] as `u8`.
     pub direction: u8,
-    /// Reserved, zero.
+    /// [`TAG_TRUNCATED`] when the kernel cut the copy to the snap length.
     pub flags: u8,
     /// Index of the mirrored interface.
     pub ifindex: u32,
@@ -140,8 +142,9 @@ pub struct Config {
     pub own_sockets: [u64; OWN_SOCKETS],
     /// Copy one packet in this many, chosen at random (0 and 1 copy all).
     pub sample: u32,
-    /// Reserved, zero (keeps the struct free of padding).
-    pub reserved: u32,
+    /// Cut every copy to this many bytes before it crosses the mirror veth (0: whole copies).
+    /// A GSO super-frame becomes one copy of its first bytes.
+    pub snaplen: u32,
 }
 
 /// Sockets of the agent that [`Config::own_sockets`] can name.

@@ -2,17 +2,12 @@
 use aya_ebpf::{
     bindings::TC_ACT_UNSPEC,
     helpers::generated::{bpf_get_prandom_u32, bpf_get_socket_cookie},
-    macros::{classifier, map},
-    maps::Array,
+    macros::classifier,
     programs::TcContext,
 };
 use mirror_common::{Config, Direction, KernelCounter, MAX_FRAME, mark_for};
 
-use crate::counters::count;
-
-/// Written once by the agent before it attaches anything.
-#[map]
-static CONFIG: Array<Config> = Array::with_max_entries(1, 0);
+use crate::{config::CONFIG, counters::count};
 
 #[classifier]
 pub fn mirror_ingress(ctx: TcContext) -> i32 {
@@ -57,8 +52,10 @@ fn clone(ctx: &TcContext, direction: Direction) -> i32 {
         count(KernelCounter::SampledOut);
         return TC_ACT_UNSPEC;
     }
-    // A GSO packet is cut into MTU-sized frames when it leaves the mirror veth.
-    if gso_size == 0 && ctx.len() > MAX_FRAME {
+    // A GSO packet is cut into MTU-sized frames when it leaves the mirror veth, and with a snap
+    // length every copy is cut to it before it crosses (the tagging program).
+    let cut = config.snaplen > 0 && config.snaplen <= MAX_FRAME;
+    if gso_size == 0 && !cut && ctx.len() > MAX_FRAME {
         count(KernelCounter::TooBig);
         return TC_ACT_UNSPEC;
     }

@@ -5,6 +5,8 @@
 #[cfg(target_arch = "bpf")]
 mod clone;
 #[cfg(target_arch = "bpf")]
+mod config;
+#[cfg(target_arch = "bpf")]
 mod counters;
 #[cfg(target_arch = "bpf")]
 mod tag;

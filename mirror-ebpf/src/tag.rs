@@ -7,14 +7,14 @@ use aya_ebpf::{
     bindings::{TC_ACT_OK, TC_ACT_SHOT},
     helpers::{
         bpf_ktime_get_ns,
-        generated::{bpf_skb_change_head, bpf_skb_vlan_pop},
+        generated::{bpf_skb_change_head, bpf_skb_change_tail, bpf_skb_vlan_pop},
     },
     macros::classifier,
     programs::TcContext,
 };
-use mirror_common::{KernelCounter, TAG_LEN, Tag};
+use mirror_common::{KernelCounter, TAG_LEN, TAG_TRUNCATED, Tag};
 
-use crate::counters::count;
+use crate::{config::CONFIG, counters::count};
 
 /// Destination and source MAC: what goes before a VLAN tag.
 const MACS: usize = 12;
@@ -42,7 +42,7 @@ fn try_tag(ctx: &TcContext) -> Result<(), KernelCounter> {
     // SAFETY: no preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
     // Anything else leaving this device (the kernel's own packets) is not a copy.
-    let tag = Tag::from_mark(mark, now).ok_or(KernelCounter::Untagged)?;
+    let mut tag = Tag::from_mark(mark, now).ok_or(KernelCounter::Untagged)?;
     let vlan = if vlan_present != 0 {
         // SAFETY: plain helper call on the program's own context; clears the out-of-band tag.
         if unsafe { bpf_skb_vlan_pop(ctx.skb.skb) } != 0 {
@@ -67,6 +67,20 @@ fn try_tag(ctx: &TcContext) -> Result<(), KernelCounter> {
             .map_err(|_| KernelCounter::TagFailed)?;
         ctx.store(TAG_LEN + MACS, &header, 0)
             .map_err(|_| KernelCounter::TagFailed)?;
+    }
+    // `--snaplen`: the copy is cut here, before it crosses the pair, so a GSO super-frame
+    // becomes one short copy instead of many full-size segments (the helper drops the GSO
+    // marking).
+    let snaplen = CONFIG.get(0).map_or(0, |c| c.snaplen);
+    if snaplen > 0 {
+        let keep = TAG_LEN as u32 + snaplen;
+        if ctx.len() > keep {
+            // SAFETY: plain helper call on the program's own context.
+            if unsafe { bpf_skb_change_tail(ctx.skb.skb, keep, 0) } != 0 {
+                return Err(KernelCounter::TagFailed);
+            }
+            tag.flags |= TAG_TRUNCATED;
+        }
     }
     ctx.store(0, &tag, 0).map_err(|_| KernelCounter::TagFailed)
 }

@@ -14,7 +14,7 @@ use std::{
 };
 
 use anyhow::Context as _;
-use mirror_common::{Direction, TAG_LEN, TAG_MAGIC, Tag};
+use mirror_common::{Direction, TAG_LEN, TAG_MAGIC, TAG_TRUNCATED, Tag};
 use prometheus::IntCounter;
 
 use crate::{
@@ -113,6 +113,8 @@ pub struct Capture {
     /// `--filter`: only the copies it matches are sent and metered.
     pub filter: Option<Filter>,
     pub filtered: IntCounter,
+    /// Copies the kernel cut to `--snaplen` before they crossed the mirror veth.
+    pub truncated_snaplen: IntCounter,
 }
 
 impl Capture {
@@ -160,7 +162,7 @@ impl Capture {
                 self.sender.refresh();
                 // Kernel time of the batch's newest copy: the flow meter's clock.
                 let mut latest = 0;
-                let mut filtered = 0;
+                let (mut filtered, mut cut) = (0, 0);
                 for desc in descs.iter().take(received) {
                     let (at, len) = (desc.addr, desc.len as usize);
                     let chunk = Umem::chunk_of(at);
@@ -204,8 +206,10 @@ impl Capture {
                     let meta = CopyMeta {
                         egress: tag.direction() == Direction::Egress,
                         timestamp_ns: self.clock.unix_ns(tag.ktime_ns),
-                        truncated: false,
+                        // Cut to --snaplen in the kernel already.
+                        truncated: tag.flags & TAG_TRUNCATED != 0,
                     };
+                    cut += u64::from(meta.truncated);
                     if self.netflow.is_some() {
                         flows.push(Observed {
                             at: at + TAG_OFFSET,
@@ -234,13 +238,14 @@ impl Capture {
                 self.sender.flush(&mut outcomes);
                 add_outcomes(&ifaces, &mut tallies, &mut outcomes);
                 self.filtered.inc_by(filtered);
+                self.truncated_snaplen.inc_by(cut);
                 self.observe_flows(&flows, latest);
                 flows.clear();
                 self.give_back(&mut recycle)?;
                 if received < BATCH {
                     // Software interrupt coalescing: a short nap lets the ring fill, so a wakeup,
                     // a `poll` and a send serve a batch of copies instead of each one.
-                    std::thread::sleep(COALESCE);
+                    std::thread::sleep(coalesce());
                 }
             }
             if Instant::now() >= next_stats {
@@ -379,6 +384,13 @@ pub fn split_tag(data: &[u8]) -> Option<(Tag, &[u8])> {
         },
         frame,
     ))
+}
+
+/// EXPERIMENT: the nap, from MIRROR_COALESCE_US when set.
+fn coalesce() -> Duration {
+    static US: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    US.get_or_init(|| std::env::var("MIRROR_COALESCE_US").ok()?.parse().ok())
+        .map_or(COALESCE, Duration::from_micros)
 }
 
 #[cfg(test)]

@@ -166,6 +166,7 @@ async fn mirror(
         mirror_ifindex: veth.near_ifindex,
         agent_mark: args.output.agent_mark,
         sample: args.output.sample,
+        snaplen: args.output.snaplen.unwrap_or(0),
         ..Config::default()
     })?;
     veth.up().await?;
@@ -198,6 +199,7 @@ async fn mirror(
         netflow,
         filter,
         filtered: metrics.dropped(DropReason::Filtered),
+        truncated_snaplen: metrics.truncated("snaplen"),
     };
     let stop = Arc::new(AtomicBool::new(false));
     let (done_tx, mut done_rx) = tokio::sync::oneshot::channel();
