@@ -31,6 +31,18 @@ pub fn get<T: Copy + Default>(
     name: libc::c_int,
 ) -> io::Result<T> {
     let mut value = T::default();
+    get_into(fd, level, name, &mut value)?;
+    Ok(value)
+}
+
+/// `getsockopt(fd, level, name)` into `value`, a plain C struct or integer of the option's
+/// size (the kernel writes at most that many bytes).
+pub fn get_into<T: Copy>(
+    fd: BorrowedFd<'_>,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: &mut T,
+) -> io::Result<()> {
     let mut len = libc::socklen_t::try_from(size_of::<T>())
         .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
     // SAFETY: valid fd, and `value` is a live `T` of the length given.
@@ -39,12 +51,12 @@ pub fn get<T: Copy + Default>(
             fd.as_raw_fd(),
             level,
             name,
-            (&raw mut value).cast(),
+            (&raw mut *value).cast(),
             &raw mut len,
         )
     };
     if rc == 0 {
-        Ok(value)
+        Ok(())
     } else {
         Err(io::Error::last_os_error())
     }

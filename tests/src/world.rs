@@ -15,7 +15,10 @@
 
 use anyhow::{Context as _, Result};
 
-use crate::netns::{Netns, sweep_stale, unique_prefix};
+use crate::{
+    capture::{Capture, Direction},
+    netns::{Netns, sweep_stale, unique_prefix},
+};
 
 /// Pod address (pod `eth0`).
 pub const POD_IP: &str = "198.19.0.2";
@@ -303,5 +306,20 @@ impl World {
             .run("ping", &args)
             .map(drop)
             .with_context(|| format!("pinging the node from the pod ({})", args.join(" ")))
+    }
+
+    /// The pod's own capture of its frames while it pings the node `count` times: exactly the
+    /// `2 * count` echo requests and replies, or an error saying the world is not quiet.
+    pub fn pod_ping_frames(&self, count: usize, size: Option<usize>) -> Result<Vec<Vec<u8>>> {
+        let mut capture = Capture::start(&self.pod, POD_IF, Direction::InOut, None)?;
+        self.ping_node_from_pod(count, size)?;
+        let frames = capture.finish()?;
+        anyhow::ensure!(
+            frames.len() == 2 * count,
+            "the pod saw {} frames while pinging {count} times, not {}: the world is not quiet",
+            frames.len(),
+            2 * count
+        );
+        Ok(frames)
     }
 }

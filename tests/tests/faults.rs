@@ -35,9 +35,7 @@ use mirror_tests::{
     report,
     seccomp::{self, Missing},
     skip_unless_root,
-    world::{
-        NODE_POD_IF, NODE_POD_IP, NODE_UPLINK_IF, NODE_UPLINK_IP, POD_IF, REMOTE_IP, REMOTE_VTEP_IF,
-    },
+    world::{NODE_POD_IF, NODE_POD_IP, NODE_UPLINK_IF, NODE_UPLINK_IP, REMOTE_IP, REMOTE_VTEP_IF},
 };
 
 const VNI: u32 = 42;
@@ -60,15 +58,7 @@ fn dropped(metrics: &Metrics, reason: &str) -> u64 {
 
 /// The pod's frames while it pings the node `PINGS` times (its own capture).
 fn pod_pings(world: &World) -> Result<Vec<Vec<u8>>> {
-    let mut capture = Capture::start(&world.pod, POD_IF, Direction::InOut, None)?;
-    world.ping_node_from_pod(PINGS, None)?;
-    let frames = capture.finish()?;
-    ensure!(
-        frames.len() == FRAMES,
-        "the pod saw {} frames while pinging, not {FRAMES}: the world is not quiet",
-        frames.len()
-    );
-    Ok(frames)
+    world.pod_ping_frames(PINGS, None)
 }
 
 #[test]

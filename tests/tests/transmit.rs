@@ -21,7 +21,7 @@ use anyhow::{Context as _, Result, ensure};
 use mirror_tests::{
     Agent, AgentArgs, Capture, Direction, Metrics, Signal, World, diff_frames, report,
     skip_unless_root,
-    world::{NODE_POD_IF, NODE_UPLINK_IF, POD_IF, REMOTE_IP, REMOTE_VTEP_IF},
+    world::{NODE_POD_IF, NODE_UPLINK_IF, REMOTE_IP, REMOTE_VTEP_IF},
 };
 
 const VNI: u32 = 42;
@@ -47,15 +47,20 @@ fn on_path(metrics: &Metrics, path: &str) -> u64 {
 
 /// The pod's frames while it pings the node `PINGS` times (`size` bytes of payload).
 fn pod_pings(world: &World, size: Option<usize>) -> Result<Vec<Vec<u8>>> {
-    let mut capture = Capture::start(&world.pod, POD_IF, Direction::InOut, None)?;
-    world.ping_node_from_pod(PINGS, size)?;
-    let frames = capture.finish()?;
-    ensure!(
-        frames.len() == FRAMES,
-        "the pod saw {} frames while pinging, not {FRAMES}: the world is not quiet",
-        frames.len()
-    );
-    Ok(frames)
+    world.pod_ping_frames(PINGS, size)
+}
+
+/// A capture on the remote VTEP, then the agent mirroring the pod to it with `extra` options;
+/// waits until AF_XDP serves the remote unless `extra` asks for the socket.
+fn vtep_and_agent<'w>(world: &'w World, extra: &[&str]) -> Result<(Capture, Agent<'w>)> {
+    let remote = Capture::start(&world.remote, REMOTE_VTEP_IF, Direction::In, None)?;
+    let mut args = AgentArgs::vxlan(world, &[NODE_POD_IF]);
+    args.extra = extra.iter().map(ToString::to_string).collect();
+    let agent = Agent::start(&world.node, &args)?;
+    if !extra.contains(&"socket") {
+        wait_for_af_xdp(&agent, 1)?;
+    }
+    Ok((remote, agent))
 }
 
 /// A second node-remote link, `uplink2` (198.18.1.1/24) to the remote's `eth1` (198.18.1.2/24).
@@ -128,9 +133,7 @@ fn route_moves_to_another_uplink() -> Result<()> {
     }
     let world = World::new(VNI)?;
     add_second_uplink(&world)?;
-    let mut remote = Capture::start(&world.remote, REMOTE_VTEP_IF, Direction::In, None)?;
-    let agent = Agent::start(&world.node, &AgentArgs::vxlan(&world, &[NODE_POD_IF]))?;
-    wait_for_af_xdp(&agent, 1)?;
+    let (mut remote, agent) = vtep_and_agent(&world, &[])?;
     pings_arrive(&world, &mut remote, 0)?;
 
     let second_before = world.remote.link_stats(REMOTE_IF2)?.rx_packets;
@@ -182,9 +185,7 @@ fn neighbour_deleted_is_resolved_again() -> Result<()> {
         return Ok(());
     }
     let world = World::new(VNI)?;
-    let mut remote = Capture::start(&world.remote, REMOTE_VTEP_IF, Direction::In, None)?;
-    let agent = Agent::start(&world.node, &AgentArgs::vxlan(&world, &[NODE_POD_IF]))?;
-    wait_for_af_xdp(&agent, 1)?;
+    let (mut remote, agent) = vtep_and_agent(&world, &[])?;
     pings_arrive(&world, &mut remote, 0)?;
 
     world
@@ -221,9 +222,7 @@ fn uplink_down_and_up() -> Result<()> {
         return Ok(());
     }
     let world = World::new(VNI)?;
-    let mut remote = Capture::start(&world.remote, REMOTE_VTEP_IF, Direction::In, None)?;
-    let agent = Agent::start(&world.node, &AgentArgs::vxlan(&world, &[NODE_POD_IF]))?;
-    wait_for_af_xdp(&agent, 1)?;
+    let (mut remote, agent) = vtep_and_agent(&world, &[])?;
     pings_arrive(&world, &mut remote, 0)?;
 
     world.node.ip(["link", "set", NODE_UPLINK_IF, "down"])?;
@@ -264,9 +263,7 @@ fn mtu_change_is_followed() -> Result<()> {
         return Ok(());
     }
     let world = World::new(VNI)?;
-    let mut remote = Capture::start(&world.remote, REMOTE_VTEP_IF, Direction::In, None)?;
-    let agent = Agent::start(&world.node, &AgentArgs::vxlan(&world, &[NODE_POD_IF]))?;
-    wait_for_af_xdp(&agent, 1)?;
+    let (mut remote, agent) = vtep_and_agent(&world, &[])?;
     // 1514-byte frames: 1564-byte VxLAN packets, which fit 9000 but not 1500.
     pod_pings(&world, Some(1472))?;
     remote.wait_for_frames(FRAMES, Duration::from_secs(10), Duration::from_millis(300));
@@ -368,10 +365,7 @@ fn socket_path_forced() -> Result<()> {
         return Ok(());
     }
     let world = World::new(VNI)?;
-    let mut remote = Capture::start(&world.remote, REMOTE_VTEP_IF, Direction::In, None)?;
-    let mut args = AgentArgs::vxlan(&world, &[NODE_POD_IF]);
-    args.extra = vec!["--send-path".into(), "socket".into()];
-    let agent = Agent::start(&world.node, &args)?;
+    let (mut remote, agent) = vtep_and_agent(&world, &["--send-path", "socket"])?;
     let metrics = agent.wait_for_metrics(Duration::from_secs(10), |m| on_path(m, "socket") == 1)?;
     ensure!(on_path(&metrics, "af_xdp") == 0, "AF_XDP was used");
     pings_arrive(&world, &mut remote, 0)

@@ -132,20 +132,7 @@ impl XdpSocket {
     pub fn rx_dropped(&self) -> io::Result<u64> {
         // SAFETY: all-zero is a valid xdp_statistics.
         let mut stats: libc::xdp_statistics = unsafe { std::mem::zeroed() };
-        let mut len = size_of::<libc::xdp_statistics>() as libc::socklen_t;
-        // SAFETY: valid fd, and `stats` is a live struct of the length given.
-        let rc = unsafe {
-            libc::getsockopt(
-                self.fd.as_raw_fd(),
-                libc::SOL_XDP,
-                libc::XDP_STATISTICS,
-                (&raw mut stats).cast(),
-                &raw mut len,
-            )
-        };
-        if rc != 0 {
-            return Err(io::Error::last_os_error());
-        }
+        sockopt::get_into(self.fd(), libc::SOL_XDP, libc::XDP_STATISTICS, &mut stats)?;
         Ok(stats.rx_dropped + stats.rx_ring_full)
     }
 
@@ -256,19 +243,6 @@ fn open() -> io::Result<OwnedFd> {
 fn mmap_offsets(fd: BorrowedFd<'_>) -> io::Result<libc::xdp_mmap_offsets> {
     // SAFETY: all-zero is a valid xdp_mmap_offsets.
     let mut offsets: libc::xdp_mmap_offsets = unsafe { std::mem::zeroed() };
-    let mut len = size_of::<libc::xdp_mmap_offsets>() as libc::socklen_t;
-    // SAFETY: valid fd, and `offsets` is a live struct of the length given.
-    let rc = unsafe {
-        libc::getsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_XDP,
-            libc::XDP_MMAP_OFFSETS,
-            (&raw mut offsets).cast(),
-            &raw mut len,
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    sockopt::get_into(fd, libc::SOL_XDP, libc::XDP_MMAP_OFFSETS, &mut offsets)?;
     Ok(offsets)
 }
