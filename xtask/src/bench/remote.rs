@@ -70,9 +70,10 @@ impl<'w> Counter<'w> {
         }
     }
 
-    /// [`Counter::delivered`] once it has stopped moving.
-    pub fn settled(&self) -> Result<u64> {
-        settled(|| self.delivered())
+    /// [`Counter::delivered`] once it has stopped moving: soon once it has reached `full`, the
+    /// count with every copy in; some seconds later before (see [`settled`]).
+    pub fn settled(&self, full: u64) -> Result<u64> {
+        settled(|| self.delivered(), full)
     }
 
     /// Tunnel packets the sink counted that are not the bench's copies (another VNI, port or

@@ -24,8 +24,11 @@ use super::VNI;
 pub const SINK_IP: &str = "198.19.0.3";
 /// How long copies may keep arriving after the traffic stopped.
 const SETTLE_LIMIT: Duration = Duration::from_secs(10);
-/// The delivered counter has settled when it did not move for this long.
+/// The delivered counter has settled when it did not move for this long once every copy is in.
 const SETTLE_STEP: Duration = Duration::from_millis(200);
+/// ... and for this long while copies are missing: a mirror that flushes a buffer on a timer
+/// (libpcap's, 3 s by default in pktminerg) then delivers late instead of losing.
+const SETTLE_QUIET_MISSING: Duration = Duration::from_millis(3500);
 
 /// Builds the world with an uplink of `uplink_mtu` and prepares it for measuring.
 pub fn build(uplink_mtu: u32) -> Result<World> {
@@ -85,20 +88,33 @@ pub fn delivered(world: &World) -> Result<u64> {
 
 /// [`delivered`] once it has stopped moving (or after [`SETTLE_LIMIT`]).
 pub fn settled_delivered(world: &World) -> Result<u64> {
-    settled(|| delivered(world))
+    settled(|| delivered(world), 0)
 }
 
-/// `count` once it has stopped moving (or after [`SETTLE_LIMIT`]).
-pub fn settled(count: impl Fn() -> Result<u64>) -> Result<u64> {
-    let deadline = Instant::now() + SETTLE_LIMIT;
+/// `count` once it has stopped moving (or after [`SETTLE_LIMIT`]): for [`SETTLE_STEP`] once it
+/// has reached `full`, for [`SETTLE_QUIET_MISSING`] before.
+pub fn settled(count: impl Fn() -> Result<u64>, full: u64) -> Result<u64> {
+    let start = Instant::now();
     let mut last = count()?;
+    let mut moved = start;
     loop {
         thread::sleep(SETTLE_STEP);
         let now = count()?;
-        if now == last || Instant::now() >= deadline {
+        let at = Instant::now();
+        if now != last {
+            (last, moved) = (now, at);
+            if at - start < SETTLE_LIMIT {
+                continue;
+            }
+        }
+        let quiet = if now >= full {
+            SETTLE_STEP
+        } else {
+            SETTLE_QUIET_MISSING
+        };
+        if at - moved >= quiet || at - start >= SETTLE_LIMIT {
             return Ok(now);
         }
-        last = now;
     }
 }
 
