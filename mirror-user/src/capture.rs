@@ -21,11 +21,11 @@ use crate::{
     clock::{self, MonotonicToUnix},
     filter::Filter,
     kernel::umem::Umem,
+    kernel::xsk::Xsk,
     metrics::CopyCounters,
     netflow::{Interfaces, collector::FlowExport},
     send::{Outcome, Sender},
     tunnel::CopyMeta,
-    xsk::Xsk,
 };
 
 /// Frames taken from the ring per round.
@@ -301,7 +301,7 @@ impl Capture {
         match self.xsk.socket.error() {
             Some(err) => anyhow::bail!(
                 "the AF_XDP socket on {} failed: {err} (was the mirror veth deleted?)",
-                crate::veth::FAR
+                crate::kernel::veth::FAR
             ),
             None => Ok(()),
         }

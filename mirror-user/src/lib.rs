@@ -12,7 +12,6 @@ pub mod netflow;
 pub mod output;
 pub mod pktminerg;
 pub mod pod;
-pub mod programs;
 pub mod receive;
 pub mod remote;
 pub mod replay;
@@ -21,9 +20,7 @@ pub mod send;
 pub mod sockopt;
 pub mod transmit;
 pub mod tunnel;
-pub mod veth;
 pub mod wire;
-pub mod xsk;
 
 /// Bad usage, configuration or input: the binary exits with code 2 and this one line.
 #[derive(Debug, thiserror::Error)]

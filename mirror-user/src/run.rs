@@ -20,6 +20,9 @@ use crate::{
     capture::{Capture, IfaceTable},
     cli::{BalanceArg, RunArgs, SendPathArg},
     clock::MonotonicToUnix,
+    kernel::programs::Programs,
+    kernel::veth::{self, MirrorVeth},
+    kernel::xsk::Xsk,
     metrics::{DropReason, Metrics},
     netflow::collector::FlowExport,
     output::{self, Target, flow_export, resolve_remotes, sender},
@@ -30,10 +33,7 @@ use crate::{
         wanted::WantedSet,
         watch::{LinkEvent, LinkEvents},
     },
-    programs::Programs,
     transmit::{self, next_hop},
-    veth::{self, MirrorVeth},
-    xsk::Xsk,
 };
 
 /// Chunks kept for the copies to all remotes but the last (`--balance replicate`).
@@ -275,8 +275,9 @@ async fn send_from_af_xdp(
     targets: &[Target],
     metrics: &Metrics,
 ) -> anyhow::Result<Option<transmit::FollowTask>> {
+    let labels: Vec<String> = targets.iter().map(Target::label).collect();
     let Some(follower) = hops else {
-        transmit::socket_only(targets, metrics);
+        transmit::socket_only(&labels, metrics);
         return Ok(None);
     };
     let owner = xsk
@@ -284,15 +285,7 @@ async fn send_from_af_xdp(
         .try_clone_to_owned()
         .context("duplicating the AF_XDP socket")?;
     let (umem, spares) = (Arc::clone(&xsk.umem), xsk.take_spares());
-    let task = transmit::start_af_xdp(
-        follower,
-        umem,
-        Some(owner),
-        spares,
-        sender,
-        targets,
-        metrics,
-    );
+    let task = transmit::start_af_xdp(follower, umem, Some(owner), spares, sender, labels, metrics);
     Ok(Some(task.await))
 }
 

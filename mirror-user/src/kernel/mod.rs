@@ -1,5 +1,8 @@
-//! The agent's plumbing into the kernel's data path: AF_XDP sockets, their rings and the UMEM
-//! they share.
+//! The agent's plumbing into the kernel's data path: the eBPF programs, the mirror veth pair,
+//! and the AF_XDP sockets with their rings and the UMEM they share.
+pub mod programs;
 pub mod ring;
 pub mod umem;
+pub mod veth;
 pub mod xdp_socket;
+pub mod xsk;

@@ -21,9 +21,9 @@ use tokio::sync::oneshot;
 use super::{Found, Resolution, api::PodUpdate, wanted::WantedSet, watch::LinkEvent};
 use crate::{
     capture::{IfaceCounters, IfaceTable},
+    kernel::programs::{MirrorLinks, Programs},
+    kernel::veth,
     metrics::{DetachReason, Metrics},
-    programs::{MirrorLinks, Programs},
-    veth,
 };
 
 /// Quiet time after a link event before scanning: a CNI sets a veth up in several steps.

@@ -40,6 +40,7 @@ use self::{
 };
 use crate::{
     UsageError,
+    cli::SendPathArg,
     metrics::{self, DropReason, Metrics},
     output::{self, Target, flow_export, resolve_remotes, sender},
     transmit,
@@ -113,8 +114,9 @@ async fn replay_async(
     };
     let filter = output::filter(&args.output)?;
     let mut sender = sender(&args.output, targets, &metrics)?;
-    let follow =
-        transmit::start_own_umem(args.output.send_path, &mut sender, targets, &metrics).await?;
+    let af_xdp = args.output.send_path == SendPathArg::AfXdp;
+    let remotes: Vec<_> = targets.iter().map(|t| (t.addr.ip(), t.label())).collect();
+    let follow = transmit::start_own_umem(af_xdp, &mut sender, &remotes, &metrics).await?;
     let name = args.file_name();
     let (packets, bytes) = metrics.captured(&args.iface_label(), "ingress");
     let mut player = Player {

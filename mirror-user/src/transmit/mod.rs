@@ -4,12 +4,12 @@ pub mod next_hop;
 pub mod uplink;
 pub mod xdp;
 
-use std::{os::fd::OwnedFd, sync::Arc};
+use std::{net::IpAddr, os::fd::OwnedFd, sync::Arc};
 
 use anyhow::Context as _;
 
 use self::{next_hop::Follower, xdp::XdpPath};
-use crate::{cli::SendPathArg, kernel::umem::Umem, metrics::Metrics, output::Target, send::Sender};
+use crate::{kernel::umem::Umem, metrics::Metrics, send::Sender};
 
 /// The next-hop follower's task and what stops it (then it removes what it added to the host).
 pub struct FollowTask {
@@ -34,12 +34,11 @@ pub async fn start_af_xdp(
     owner: Option<OwnedFd>,
     spares: Vec<u64>,
     sender: &mut Sender,
-    targets: &[Target],
+    labels: Vec<String>,
     metrics: &Metrics,
 ) -> FollowTask {
     follower.refresh().await;
     let owner_is_capture = owner.is_some();
-    let labels: Vec<String> = targets.iter().map(Target::label).collect();
     let gauges = labels.iter().map(|l| metrics.send_path(l)).collect();
     let mut path = XdpPath::new(umem, owner, follower.table(), spares, gauges, labels);
     // A replay's stderr is its summary; its paths are in the metrics.
@@ -56,17 +55,19 @@ pub async fn start_af_xdp(
 /// Chunks of a UMEM of the sender's own (replay): every copy is written into one.
 const OWN_CHUNKS: u32 = 4096;
 
-/// The AF_XDP path for a sender without a capture socket (`mirror replay`): a UMEM of its own,
-/// registered by the first uplink. `None` (and the raw socket for every remote) with
-/// `--send-path socket`, or when the UMEM cannot be had (said once).
+/// The AF_XDP path for a sender without a capture socket (`mirror replay`) to `remotes` (their
+/// addresses and metric labels): a UMEM of its own, registered by the first uplink. `None`
+/// (and the raw socket for every remote) unless `af_xdp`, or when the UMEM cannot be had (said
+/// once).
 pub async fn start_own_umem(
-    send_path: SendPathArg,
+    af_xdp: bool,
     sender: &mut Sender,
-    targets: &[Target],
+    remotes: &[(IpAddr, String)],
     metrics: &Metrics,
 ) -> anyhow::Result<Option<FollowTask>> {
-    if send_path == SendPathArg::Socket || targets.is_empty() {
-        socket_only(targets, metrics);
+    let labels: Vec<String> = remotes.iter().map(|(_, label)| label.clone()).collect();
+    if !af_xdp || remotes.is_empty() {
+        socket_only(&labels, metrics);
         return Ok(None);
     }
     let umem = match Umem::new(OWN_CHUNKS) {
@@ -75,14 +76,14 @@ pub async fn start_own_umem(
             eprintln!(
                 "mirror: no memory for an AF_XDP UMEM ({err}); sending through the raw socket"
             );
-            socket_only(targets, metrics);
+            socket_only(&labels, metrics);
             return Ok(None);
         }
     };
     let (connection, handle, _) =
         rtnetlink::new_connection().context("opening a netlink socket")?;
     tokio::spawn(connection);
-    let follower = Follower::new(handle, targets.iter().map(|t| t.addr.ip()).collect())?;
+    let follower = Follower::new(handle, remotes.iter().map(|(ip, _)| *ip).collect())?;
     let spares = umem.all_chunks().collect();
     let task = start_af_xdp(
         follower,
@@ -90,15 +91,15 @@ pub async fn start_own_umem(
         None,
         spares,
         sender,
-        targets,
+        labels,
         metrics,
     );
     Ok(Some(task.await))
 }
 
-/// Shows every remote on the raw socket's path (`--send-path socket`).
-pub fn socket_only(targets: &[Target], metrics: &Metrics) {
-    for target in targets {
-        metrics.send_path(&target.label()).socket.set(1);
+/// Shows every remote (by metric label) on the raw socket's path (`--send-path socket`).
+pub fn socket_only(labels: &[String], metrics: &Metrics) {
+    for label in labels {
+        metrics.send_path(label).socket.set(1);
     }
 }
