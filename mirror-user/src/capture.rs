@@ -30,9 +30,11 @@ use crate::{
 
 /// Frames taken from the ring per round.
 pub const BATCH: usize = 64;
-/// How long the thread naps after a partial batch. The ring (4096 frames) holds 16 ms of copies
-/// at 250 kpps, far more than this; the copies are late by at most this much.
-const COALESCE: Duration = Duration::from_micros(200);
+/// How long the thread naps after a partial batch: none while batches come full, so the nap
+/// only acts at low rates, where it turns a wakeup and a send per few copies into one per
+/// millisecond (measured at 50k pps: 2.8 instead of 4.4 us of agent CPU per copy). The ring
+/// (4096 frames) holds 16 ms of copies at 250 kpps; copies are late by at most this much.
+const COALESCE: Duration = Duration::from_millis(1);
 /// How long the thread sleeps in `poll` when the ring is empty.
 const IDLE_POLL_MS: i32 = 50;
 /// How often the socket's drop statistics are read.
@@ -245,7 +247,7 @@ impl Capture {
                 if received < BATCH {
                     // Software interrupt coalescing: a short nap lets the ring fill, so a wakeup,
                     // a `poll` and a send serve a batch of copies instead of each one.
-                    std::thread::sleep(coalesce());
+                    std::thread::sleep(COALESCE);
                 }
             }
             if Instant::now() >= next_stats {
@@ -384,13 +386,6 @@ pub fn split_tag(data: &[u8]) -> Option<(Tag, &[u8])> {
         },
         frame,
     ))
-}
-
-/// EXPERIMENT: the nap, from MIRROR_COALESCE_US when set.
-fn coalesce() -> Duration {
-    static US: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
-    US.get_or_init(|| std::env::var("MIRROR_COALESCE_US").ok()?.parse().ok())
-        .map_or(COALESCE, Duration::from_micros)
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ use crate::{
     capture::{Capture, IfaceTable},
     cli::{BalanceArg, RunArgs, SendPathArg},
     clock::MonotonicToUnix,
-    kernel::programs::Programs,
+    kernel::{napi, programs::Programs},
     kernel::veth::{self, MirrorVeth},
     kernel::xsk::Xsk,
     metrics::{DropReason, Metrics},
@@ -171,6 +171,16 @@ async fn mirror(
     })?;
     veth.up().await?;
     programs.attach_xsk(veth::FAR)?;
+    if args.threaded_napi {
+        match napi::thread_and_pin(veth::FAR) {
+            Ok(0) => eprintln!("mirror: no NAPI thread of {} found to pin", veth::FAR),
+            Ok(_) => {}
+            Err(err) => eprintln!(
+                "mirror: threaded NAPI on {} is not available ({err}); the pods' cores receive the copies",
+                veth::FAR
+            ),
+        }
+    }
     let mut xsk = Xsk::open(veth::FAR, 0, spares(args, targets))?;
     programs.register_socket(0, &xsk.fd())?;
     programs.attach_tagger(veth::NEAR)?;

@@ -1,5 +1,6 @@
 //! The agent's plumbing into the kernel's data path: the eBPF programs, the mirror veth pair,
 //! and the AF_XDP sockets with their rings and the UMEM they share.
+pub mod napi;
 pub mod programs;
 pub mod ring;
 pub mod umem;
