@@ -129,7 +129,7 @@ pub struct RemoteOutcome {
 /// `cargo xtask bench ARGS`.
 pub fn bench(args: BenchArgs) -> Result<()> {
     let command = std::iter::once("cargo xtask".to_owned())
-        .chain(std::env::args().skip(1))
+        .chain(std::env::args().skip(1).map(|a| shell_quoted(&a)))
         .collect::<Vec<_>>()
         .join(" ");
     run(args, &command)
@@ -278,6 +278,17 @@ fn shown_command(argv: &[&str]) -> String {
         .join(" ")
 }
 
+/// `arg` as a shell reads it back: quoted when it holds more than plain word characters (a
+/// `--peer` command), so that the command kept with the figures can be run again.
+fn shell_quoted(arg: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "_-./,:=@%+".contains(c);
+    if !arg.is_empty() && arg.chars().all(plain) {
+        arg.to_owned()
+    } else {
+        format!("'{}'", arg.replace('\'', r"'\''"))
+    }
+}
+
 /// `path` relative to the workspace root when it is inside it.
 fn relative(path: &Path) -> String {
     path.strip_prefix(workspace_root())
@@ -297,6 +308,15 @@ mod tests {
         assert!(selected(&only, "iperf-mtu1500"));
         assert!(!selected(&only, "live-1500b-50k"));
         assert!(selected(&[], "flows-64k"));
+    }
+
+    #[test]
+    fn the_run_command_is_quoted_for_the_shell() {
+        assert_eq!(shell_quoted("--rates"), "--rates");
+        assert_eq!(shell_quoted("50k,max"), "50k,max");
+        assert_eq!(shell_quoted("peer ready"), "'peer ready'");
+        assert_eq!(shell_quoted("a 'b'"), r"'a '\''b'\'''");
+        assert_eq!(shell_quoted(""), "''");
     }
 
     #[test]

@@ -411,7 +411,14 @@ pub fn summary_table(results: &[(&Scenario, Headline)]) -> String {
         "vs kernel",
     ];
     if peer {
-        header.extend(["peer loss %", "peer late %", "peer +CPU us/pkt", "vs peer"]);
+        header.extend([
+            "peer loss %",
+            "peer late %",
+            "peer +CPU us/pkt",
+            "vs peer",
+            "peer us/pkt",
+            "peer RSS MiB",
+        ]);
     }
     header.extend([
         "agent us/pkt",
@@ -439,6 +446,8 @@ pub fn summary_table(results: &[(&Scenario, Headline)]) -> String {
                 opt(h.peer_late_pct, 2),
                 opt(h.peer_cpu_us_per_pkt, 3),
                 ratio(h.cpu_ratio_vs_peer),
+                opt(h.peer_process_cpu_us_per_pkt, 3),
+                opt(h.peer_rss_mib, 1),
             ]);
         }
         row.extend([

@@ -2,6 +2,8 @@
 // by kind and VNI/key and drops them, so that no receive or decapsulation work of a simulated
 // remote lands on the sending CPU (veth delivers there).
 //
+// IPv4 underlays only (the bench's); anything else passes.
+//
 // Self-contained (no kernel or libbpf headers needed): built by `clang -O2 -g -target bpf` and
 // attached with `ip link set dev eth0 xdpdrv obj sink.bpf.o sec xdp.frags`. `xdp.frags`
 // because veth refuses a program without frags support when its peer's MTU (9000 in the bench)
