@@ -130,7 +130,29 @@ fn sent_packets(text: &str) -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
+    use std::cell::Cell;
+
     use super::*;
+
+    #[test]
+    fn settles_soon_once_every_copy_is_in() {
+        let start = Instant::now();
+        assert_eq!(settled(|| Ok(7), 7).unwrap(), 7);
+        assert!(start.elapsed() < SETTLE_QUIET_MISSING);
+    }
+
+    #[test]
+    fn waits_for_late_copies_while_some_are_missing() {
+        // Three copies trickle in, then nothing: 5 of 10 after a quiet of SETTLE_QUIET_MISSING.
+        let calls = Cell::new(0_u64);
+        let count = || {
+            calls.set(calls.get() + 1);
+            Ok(2 + calls.get().min(3))
+        };
+        let start = Instant::now();
+        assert_eq!(settled(count, 10).unwrap(), 5);
+        assert!(start.elapsed() >= SETTLE_QUIET_MISSING);
+    }
 
     #[test]
     fn reads_qdisc_counters() {
