@@ -362,7 +362,7 @@ fn erspan(seeds: &Seeds) {
 
 /// What the AF_XDP ring holds for `frame`: the kernel's tag, then the frame.
 fn tagged(ifindex: u32, direction: Direction, ktime_ns: u64, frame: &[u8]) -> Vec<u8> {
-    let tag = Tag::from_mark(mark_for(ifindex, direction), ktime_ns).unwrap();
+    let tag = Tag::from_mark(mark_for(ifindex, direction, false), ktime_ns).unwrap();
     let mut out = Vec::new();
     out.extend_from_slice(&tag.magic.to_ne_bytes());
     out.extend_from_slice(&[tag.direction, tag.flags]);

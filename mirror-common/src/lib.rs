@@ -16,8 +16,11 @@
 pub const MARK_CLONE: u32 = 1 << 31;
 /// Bit set in `skb->mark` when the clone was taken on TC egress.
 pub const MARK_EGRESS: u32 = 1 << 30;
+/// Bit set in `skb->mark` when the kernel's copy of `--filter` selected the packet, so user
+/// space need not run the filter again.
+pub const MARK_SELECTED: u32 = 1 << 29;
 /// Interface indexes the mark can carry (the kernel hands them out from 1 upwards).
-pub const MARK_IFINDEX_MASK: u32 = MARK_EGRESS - 1;
+pub const MARK_IFINDEX_MASK: u32 = MARK_SELECTED - 1;
 
 /// The default `SO_MARK` of the agent's own sockets: the classifier never mirrors packets that
 /// carry it, so tunnel and NetFlow traffic leaving a mirrored interface is not copied again.
@@ -27,6 +30,8 @@ pub const DEFAULT_AGENT_MARK: u32 = 0x6d69_7272; // "mirr"
 pub const TAG_MAGIC: u16 = 0x4d54; // "MT"
 /// [`Tag::flags`]: the copy was cut to `--snaplen` in the kernel.
 pub const TAG_TRUNCATED: u8 = 1;
+/// [`Tag::flags`]: the filter already ran in the kernel and selected the copy.
+pub const TAG_SELECTED: u8 = 2;
 /// Bytes the tag adds in front of each copied frame.
 pub const TAG_LEN: usize = size_of::<Tag>();
 
@@ -50,12 +55,13 @@ pub enum Direction {
     reason = "called from eBPF programs, which must not call out"
 )]
 #[inline(always)]
-pub const fn mark_for(ifindex: u32, direction: Direction) -> u32 {
+pub const fn mark_for(ifindex: u32, direction: Direction, selected: bool) -> u32 {
     let dir = match direction {
         Direction::Ingress => 0,
         Direction::Egress => MARK_EGRESS,
     };
-    MARK_CLONE | dir | (ifindex & MARK_IFINDEX_MASK)
+    let sel = if selected { MARK_SELECTED } else { 0 };
+    MARK_CLONE | dir | sel | (ifindex & MARK_IFINDEX_MASK)
 }
 
 /// The header prepended to every copy on its way to the AF_XDP socket. All fields are in host
@@ -99,7 +105,7 @@ impl Tag {
         Some(Self {
             magic: TAG_MAGIC,
             direction: if mark & MARK_EGRESS == 0 { 0 } else { 1 },
-            flags: 0,
+            flags: if mark & MARK_SELECTED == 0 { 0 } else { TAG_SELECTED },
             ifindex: mark & MARK_IFINDEX_MASK,
             ktime_ns,
         })
@@ -124,10 +130,27 @@ pub enum KernelCounter {
     TagFailed = 5,
     /// Not cloned: left out by 1-in-N sampling.
     SampledOut = 6,
+    /// Not cloned: the kernel's copy of `--filter` left the packet out.
+    FilterLeftOut = 7,
+    /// Selected by the kernel's copy of `--filter` (then sampled and cloned as any other).
+    FilterKept = 8,
 }
 
 /// Number of [`KernelCounter`] slots.
-pub const KERNEL_COUNTERS: u32 = 7;
+pub const KERNEL_COUNTERS: u32 = 9;
+
+/// Slots of the `FILTERS` program array: the generated filter program of each direction
+/// (empty when `--filter` runs in user space only) and where a selected packet continues.
+pub mod filter_slot {
+    /// `--filter` for packets seen on TC ingress (index = [`super::Direction`] as u32).
+    pub const INGRESS: u32 = 0;
+    /// `--filter` for packets seen on TC egress.
+    pub const EGRESS: u32 = 1;
+    /// Offset from a direction's filter slot to the program that clones what it selected.
+    pub const SELECTED: u32 = 2;
+    /// Slots in the array.
+    pub const LEN: u32 = 4;
+}
 
 /// Settings the agent writes into the `CONFIG` array before attaching anything.
 #[repr(C)]
@@ -162,12 +185,17 @@ mod tests {
 
     #[test]
     fn mark_round_trips_through_tag() {
-        let tag = Tag::from_mark(mark_for(42, Direction::Egress), 7).unwrap();
+        let tag = Tag::from_mark(mark_for(42, Direction::Egress, false), 7).unwrap();
         assert_eq!(tag.ifindex, 42);
         assert_eq!(tag.direction, Direction::Egress as u8);
         assert_eq!(tag.magic, TAG_MAGIC);
-        let tag = Tag::from_mark(mark_for(3, Direction::Ingress), 0).unwrap();
+        assert_eq!(tag.flags, 0);
+        let tag = Tag::from_mark(mark_for(3, Direction::Ingress, true), 0).unwrap();
         assert_eq!((tag.ifindex, tag.direction), (3, 0));
+        assert_eq!(tag.flags, TAG_SELECTED);
+        let big = MARK_IFINDEX_MASK;
+        let tag = Tag::from_mark(mark_for(big, Direction::Ingress, false), 0).unwrap();
+        assert_eq!((tag.ifindex, tag.flags), (big, 0));
     }
 
     #[test]

@@ -7,16 +7,30 @@ use aya_ebpf::{
 };
 use mirror_common::{Config, Direction, KernelCounter, MAX_FRAME, mark_for};
 
-use crate::{config::CONFIG, counters::count};
+use crate::{config::CONFIG, counters::count, filter::FILTERS};
 
 #[classifier]
 pub fn mirror_ingress(ctx: TcContext) -> i32 {
-    clone(&ctx, Direction::Ingress)
+    select(&ctx, Direction::Ingress)
 }
 
 #[classifier]
 pub fn mirror_egress(ctx: TcContext) -> i32 {
-    clone(&ctx, Direction::Egress)
+    select(&ctx, Direction::Egress)
+}
+
+/// Where the kernel's `--filter` sends an ingress packet it keeps.
+#[classifier]
+pub fn mirror_ingress_selected(ctx: TcContext) -> i32 {
+    count(KernelCounter::FilterKept);
+    clone(&ctx, Direction::Ingress, true)
+}
+
+/// Where the kernel's `--filter` sends an egress packet it keeps.
+#[classifier]
+pub fn mirror_egress_selected(ctx: TcContext) -> i32 {
+    count(KernelCounter::FilterKept);
+    clone(&ctx, Direction::Egress, true)
 }
 
 /// Whether the packet was sent by one of the agent's sockets. Only packets the host sends carry
@@ -28,10 +42,42 @@ fn is_own_socket(ctx: &TcContext, config: &Config) -> bool {
     cookie != 0 && config.own_sockets.contains(&cookie)
 }
 
+/// Leaves out the agent's own traffic, then runs `--filter` if the kernel has it: the filter
+/// tail-calls `*_selected` for a packet it keeps and ends the run for one it leaves out, so the
+/// clone below runs only when there is no kernel filter. A VLAN tag held out of band
+/// (`skb->vlan_tci`) is not in the bytes the filter reads: such packets are cloned unselected
+/// and user space filters them once the tagger has put the tag back into the frame.
+///
 /// Always lets the original go on to whatever runs next (`TC_ACT_UNSPEC` is TCX's "next"): the
 /// mirror never decides the fate of the traffic it watches.
 #[inline(always)]
-fn clone(ctx: &TcContext, direction: Direction) -> i32 {
+fn select(ctx: &TcContext, direction: Direction) -> i32 {
+    let Some(config) = CONFIG.get(0) else {
+        return TC_ACT_UNSPEC;
+    };
+    // SAFETY: the context pointer is valid for the whole program run.
+    let (mark, vlan_present) = unsafe {
+        let skb = &*ctx.skb.skb;
+        (skb.mark, skb.vlan_present)
+    };
+    if config.mirror_ifindex == 0 {
+        return TC_ACT_UNSPEC;
+    }
+    if mark == config.agent_mark || is_own_socket(ctx, config) {
+        count(KernelCounter::OwnTraffic);
+        return TC_ACT_UNSPEC;
+    }
+    if vlan_present == 0 {
+        // SAFETY: the helper either does not return (the filter runs) or fails (empty slot).
+        unsafe { FILTERS.tail_call(ctx, direction as u32) };
+    }
+    clone(ctx, direction, false)
+}
+
+/// Samples, then clones into the mirror veth with the mark that tells the tagger where the
+/// copy comes from (and whether the kernel's filter selected it).
+#[inline(always)]
+fn clone(ctx: &TcContext, direction: Direction, selected: bool) -> i32 {
     let Some(config) = CONFIG.get(0) else {
         return TC_ACT_UNSPEC;
     };
@@ -41,10 +87,6 @@ fn clone(ctx: &TcContext, direction: Direction) -> i32 {
         (skb.mark, skb.ifindex, skb.gso_size)
     };
     if config.mirror_ifindex == 0 {
-        return TC_ACT_UNSPEC;
-    }
-    if mark == config.agent_mark || is_own_socket(ctx, config) {
-        count(KernelCounter::OwnTraffic);
         return TC_ACT_UNSPEC;
     }
     // SAFETY: no preconditions.
@@ -60,7 +102,7 @@ fn clone(ctx: &TcContext, direction: Direction) -> i32 {
         return TC_ACT_UNSPEC;
     }
     // The clone inherits the mark; the original gets its own back before anyone else sees it.
-    ctx.set_mark(mark_for(ifindex, direction));
+    ctx.set_mark(mark_for(ifindex, direction, selected));
     let cloned = ctx.clone_redirect(config.mirror_ifindex, 0);
     ctx.set_mark(mark);
     count(match cloned {

@@ -9,6 +9,8 @@ mod config;
 #[cfg(target_arch = "bpf")]
 mod counters;
 #[cfg(target_arch = "bpf")]
+mod filter;
+#[cfg(target_arch = "bpf")]
 mod tag;
 #[cfg(target_arch = "bpf")]
 mod xsk;

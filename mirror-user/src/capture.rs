@@ -14,7 +14,7 @@ use std::{
 };
 
 use anyhow::Context as _;
-use mirror_common::{Direction, TAG_LEN, TAG_MAGIC, TAG_TRUNCATED, Tag};
+use mirror_common::{Direction, TAG_LEN, TAG_MAGIC, TAG_SELECTED, TAG_TRUNCATED, Tag};
 use prometheus::IntCounter;
 
 use crate::{
@@ -115,6 +115,9 @@ pub struct Capture {
     /// `--filter`: only the copies it matches are sent and metered.
     pub filter: Option<Filter>,
     pub filtered: IntCounter,
+    /// `mirror_filter_packets_total{path="user"}`: the copies the filter judged here.
+    pub filter_kept: IntCounter,
+    pub filter_left_out: IntCounter,
     /// Copies the kernel cut to `--snaplen` before they crossed the mirror veth.
     pub truncated_snaplen: IntCounter,
 }
@@ -164,7 +167,7 @@ impl Capture {
                 self.sender.refresh();
                 // Kernel time of the batch's newest copy: the flow meter's clock.
                 let mut latest = 0;
-                let (mut filtered, mut cut) = (0, 0);
+                let (mut filtered, mut kept, mut cut) = (0, 0, 0);
                 for desc in descs.iter().take(received) {
                     let (at, len) = (desc.addr, desc.len as usize);
                     let chunk = Umem::chunk_of(at);
@@ -197,13 +200,17 @@ impl Capture {
                     latest = latest.max(tag.ktime_ns);
                     tally.packets += 1;
                     tally.bytes += frame.len() as u64;
+                    // The kernel's copy of the filter already selected this one.
                     if let Some(filter) = &self.filter
-                        && !filter.matches(frame)
+                        && tag.flags & TAG_SELECTED == 0
                     {
-                        filtered += 1;
-                        tally.filtered += 1;
-                        recycle.push(chunk);
-                        continue;
+                        if !filter.matches(frame) {
+                            filtered += 1;
+                            tally.filtered += 1;
+                            recycle.push(chunk);
+                            continue;
+                        }
+                        kept += 1;
                     }
                     let meta = CopyMeta {
                         egress: tag.direction() == Direction::Egress,
@@ -240,6 +247,8 @@ impl Capture {
                 self.sender.flush(&mut outcomes);
                 add_outcomes(&ifaces, &mut tallies, &mut outcomes);
                 self.filtered.inc_by(filtered);
+                self.filter_kept.inc_by(kept);
+                self.filter_left_out.inc_by(filtered);
                 self.truncated_snaplen.inc_by(cut);
                 self.observe_flows(&flows, latest);
                 flows.clear();

@@ -6,6 +6,8 @@ use std::fmt;
 
 use pcap::{BpfProgram, Capture, Linktype};
 
+use crate::kernel::cbpf::Classic;
+
 /// A compiled capture filter.
 pub struct Filter {
     program: BpfProgram,
@@ -48,6 +50,27 @@ impl Filter {
 
     pub fn expression(&self) -> &str {
         &self.expression
+    }
+
+    /// The classic BPF program libpcap compiled, for the kernel path
+    /// ([`crate::kernel::filter_prog`]).
+    pub fn classic(&self) -> Vec<Classic> {
+        // The crate keeps `struct bpf_insn` private but prints its four fields in order.
+        self.program
+            .get_instructions()
+            .iter()
+            .map(|insn| {
+                let text = insn.to_string();
+                let mut fields = text.split(' ').map(|f| f.parse::<u32>().unwrap_or(u32::MAX));
+                let mut next = || fields.next().unwrap_or(u32::MAX);
+                Classic {
+                    code: u16::try_from(next()).unwrap_or(u16::MAX),
+                    jt: u8::try_from(next()).unwrap_or(u8::MAX),
+                    jf: u8::try_from(next()).unwrap_or(u8::MAX),
+                    k: next(),
+                }
+            })
+            .collect()
     }
 }
 
@@ -125,6 +148,19 @@ mod tests {
         for len in 0..full.len() - 20 {
             assert!(!filter.matches(&full[..len]), "{len} bytes");
         }
+    }
+
+    #[test]
+    fn classic_program_is_libpcaps() {
+        let filter = Filter::compile("ip").unwrap().unwrap();
+        // ldh [12]; jeq #0x800 jt 0 jf 1; ret #262144; ret #0
+        let classic = filter.classic();
+        assert_eq!(classic.len(), 4, "{classic:?}");
+        assert_eq!((classic[0].code, classic[0].k), (0x28, 12));
+        assert_eq!((classic[1].code, classic[1].jt, classic[1].jf), (0x15, 0, 1));
+        assert_eq!(classic[1].k, 0x800);
+        assert_eq!((classic[3].code, classic[3].k), (0x06, 0));
+        assert_ne!(classic[2].k, 0);
     }
 
     #[test]

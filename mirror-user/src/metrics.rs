@@ -23,6 +23,7 @@ pub struct Metrics {
     sent_bytes: IntCounterVec,
     dropped: IntCounterVec,
     truncated: IntCounterVec,
+    filter_packets: IntCounterVec,
     send_path: IntGaugeVec,
     netflow_records: IntCounterVec,
     netflow_datagrams: IntCounterVec,
@@ -240,6 +241,11 @@ impl Metrics {
                 "Copies sent with their inner frame cut, by reason (snaplen, mtu)",
                 &["reason"],
             )?,
+            filter_packets: counter(
+                "mirror_filter_packets_total",
+                "Packets --filter ran on, by where it ran (kernel: before the clone; user: on the copy) and its verdict (kept, left_out)",
+                &["path", "verdict"],
+            )?,
             send_path: {
                 let vec = IntGaugeVec::new(
                     Opts::new(
@@ -403,6 +409,11 @@ impl Metrics {
 
     pub fn dropped(&self, reason: DropReason) -> IntCounter {
         self.dropped.with_label_values(&[reason.label()])
+    }
+
+    /// Packets `--filter` judged, by `path` (`kernel`, `user`) and `verdict` (`kept`, `left_out`).
+    pub fn filter_packets(&self, path: &str, verdict: &str) -> IntCounter {
+        self.filter_packets.with_label_values(&[path, verdict])
     }
 
     /// Copies cut by `--snaplen` (`snaplen`) or to fit the path MTU (`mtu`).

@@ -18,8 +18,9 @@ use tokio::signal::unix::{SignalKind, signal};
 use crate::{
     UsageError,
     capture::{Capture, IfaceTable},
-    cli::{BalanceArg, RunArgs, SendPathArg},
+    cli::{BalanceArg, FilterPathArg, RunArgs, SendPathArg},
     clock::MonotonicToUnix,
+    filter::Filter,
     kernel::{napi, programs::Programs},
     kernel::veth::{self, MirrorVeth},
     kernel::xsk::Xsk,
@@ -189,6 +190,9 @@ async fn mirror(
     let follow = send_from_af_xdp(hops, &mut xsk, &mut sender, targets, metrics).await?;
     let netflow = flow_export(&args.output, metrics)?;
     let filter = output::filter(&args.output)?;
+    if let Some(filter) = &filter {
+        install_filter(&mut programs, filter, args.output.filter_path);
+    }
     // The first sockets go to the classifiers; all of them carry the agent's mark anyway.
     let own: Vec<_> = sender
         .sockets()
@@ -209,6 +213,8 @@ async fn mirror(
         netflow,
         filter,
         filtered: metrics.dropped(DropReason::Filtered),
+        filter_kept: metrics.filter_packets("user", "kept"),
+        filter_left_out: metrics.filter_packets("user", "left_out"),
         truncated_snaplen: metrics.truncated("snaplen"),
     };
     let stop = Arc::new(AtomicBool::new(false));
@@ -405,6 +411,24 @@ async fn sleep_until(at: Option<Instant>) {
     }
 }
 
+/// `--filter` into the classifiers where the kernel can run it; said either way, since where
+/// it runs changes what `mirror_captured_packets_total` counts.
+fn install_filter(programs: &mut Programs, filter: &Filter, path: FilterPathArg) {
+    let expression = filter.expression();
+    if path == FilterPathArg::User {
+        eprintln!("mirror: --filter '{expression}' runs in user space (--filter-path user)");
+        return;
+    }
+    match programs.install_filter(filter) {
+        Ok(()) => eprintln!(
+            "mirror: --filter '{expression}' runs in the kernel, before the clone (user space filters only copies whose VLAN tag the kernel holds out of band)"
+        ),
+        Err(why) => eprintln!(
+            "mirror: --filter '{expression}' runs in user space on every copy: the kernel path is not available ({why})"
+        ),
+    }
+}
+
 /// Kernel-side drop counters, carried into the metrics as deltas.
 struct KernelCounters {
     sources: Vec<(KernelCounter, prometheus::IntCounter, u64)>,
@@ -416,11 +440,21 @@ impl KernelCounters {
             (KernelCounter::CloneFailed, DropReason::CloneFailed),
             (KernelCounter::TagFailed, DropReason::CloneFailed),
             (KernelCounter::TooBig, DropReason::TooBig),
-        ];
+        ]
+        .map(|(k, r)| (k, metrics.dropped(r)));
+        let filter = [
+            (KernelCounter::FilterLeftOut, "left_out"),
+            (KernelCounter::FilterKept, "kept"),
+        ]
+        .map(|(k, verdict)| (k, metrics.filter_packets("kernel", verdict)));
+        // What the kernel's filter leaves out is also "filtered", as what user space leaves out.
+        let left_out = (KernelCounter::FilterLeftOut, metrics.dropped(DropReason::Filtered));
         Self {
             sources: sources
                 .into_iter()
-                .map(|(k, r)| (k, metrics.dropped(r), 0))
+                .chain(filter)
+                .chain([left_out])
+                .map(|(k, m)| (k, m, 0))
                 .collect(),
         }
     }

@@ -1,6 +1,8 @@
 //! `mirror run --filter`: real traffic (pings, DNS-like UDP, a TCP transfer) from the pod; only
 //! the frames libpcap's expression matches reach the remote VTEP, byte for byte and in order, the
-//! rest are counted as `filtered` and left out of NetFlow; a bad expression is refused at start.
+//! rest are counted as `filtered`; a bad expression is refused at start. Both places the filter
+//! can run: in the kernel (the default: the left-out packets are never cloned, so never
+//! captured) and in user space (every packet captured, the left-out copies dropped there).
 
 use std::time::{Duration, Instant};
 
@@ -21,6 +23,18 @@ fn agent_copies_only_what_the_filter_matches() -> Result<()> {
     if skip_unless_root("agent_copies_only_what_the_filter_matches") {
         return Ok(());
     }
+    copies_only_what_the_filter_matches("kernel")
+}
+
+#[test]
+fn agent_copies_only_what_the_filter_matches_in_user_space() -> Result<()> {
+    if skip_unless_root("agent_copies_only_what_the_filter_matches_in_user_space") {
+        return Ok(());
+    }
+    copies_only_what_the_filter_matches("user")
+}
+
+fn copies_only_what_the_filter_matches(path: &str) -> Result<()> {
     let world = World::new(VNI)?;
     // The pod's own capture must see finished checksums, as the copies carry them (the kernel
     // completes them on the mirror veth): no checksum offload on either side of the pod's veth.
@@ -33,7 +47,12 @@ fn agent_copies_only_what_the_filter_matches() -> Result<()> {
         .run("ethtool", ["-K", NODE_POD_IF, "tx", "off"])
         .context("turning off checksum offload on the node's side")?;
     let mut args = AgentArgs::vxlan(&world, &[NODE_POD_IF]);
-    args.extra = vec!["--filter".into(), "icmp or udp".into()];
+    args.extra = vec![
+        "--filter".into(),
+        "icmp or udp".into(),
+        "--filter-path".into(),
+        path.into(),
+    ];
     let mut pod_capture = Capture::start(&world.pod, POD_IF, Direction::InOut, None)?;
     let mut at_vtep = Capture::start(&world.remote, REMOTE_VTEP_IF, Direction::In, None)?;
     let agent = Agent::start(&world.node, &args)?;
@@ -62,28 +81,48 @@ fn agent_copies_only_what_the_filter_matches() -> Result<()> {
         bail!("the remote VTEP did not get exactly the frames the filter matches: {diff}");
     }
 
-    // Every frame was captured; the ones left out are counted as filtered, none lost otherwise.
+    // In user space every frame is captured and the ones left out are dropped as filtered; in
+    // the kernel only the kept ones are captured. Either way the filter's verdicts are counted
+    // where it ran, and nothing is lost otherwise.
+    let expect_captured = if path == "kernel" { kept.len() } else { all.len() };
+    let other = if path == "kernel" { "user" } else { "kernel" };
+    let verdicts = |m: &mirror_tests::metrics::Metrics, path: &str| {
+        [
+            m.total("mirror_filter_packets_total", &[("path", path), ("verdict", "kept")]),
+            m.total("mirror_filter_packets_total", &[("path", path), ("verdict", "left_out")]),
+        ]
+    };
     let deadline = Instant::now() + Duration::from_secs(5);
-    let (captured, sent, filtered) = loop {
+    let (captured, sent, filtered, here, there) = loop {
         let metrics = agent.metrics()?;
         let captured = metrics.total("mirror_captured_packets_total", &[("iface", NODE_POD_IF)]);
         let sent = metrics.total("mirror_sent_packets_total", &[]);
         let filtered = metrics.total("mirror_dropped_packets_total", &[("reason", "filtered")]);
-        if captured + sent + filtered >= (all.len() + kept.len() + left_out) as u64
+        let (here, there) = (verdicts(&metrics, path), verdicts(&metrics, other));
+        if captured + sent + filtered >= (expect_captured + kept.len() + left_out) as u64
+            && here[0] + here[1] >= all.len() as u64
             || Instant::now() > deadline
         {
-            break (captured, sent, filtered);
+            break (captured, sent, filtered, here, there);
         }
         std::thread::sleep(Duration::from_millis(100));
     };
     ensure!(
-        (captured, sent, filtered) == (all.len() as u64, kept.len() as u64, left_out as u64),
-        "captured {captured}, sent {sent}, filtered {filtered}: expected {}, {}, {left_out}",
-        all.len(),
+        (captured, sent, filtered)
+            == (expect_captured as u64, kept.len() as u64, left_out as u64),
+        "{path}: captured {captured}, sent {sent}, filtered {filtered}: expected \
+         {expect_captured}, {}, {left_out}",
+        kept.len()
+    );
+    ensure!(
+        here == [kept.len() as u64, left_out as u64] && there == [0, 0],
+        "{path}: filter verdicts kept/left out {here:?} (expected {}/{left_out}), and \
+         {there:?} where it did not run",
         kept.len()
     );
     report(&format!(
-        "agent_copies_only_what_the_filter_matches: {} of {} frames copied, {left_out} filtered",
+        "agent_copies_only_what_the_filter_matches ({path}): {} of {} frames copied, \
+         {left_out} filtered, {captured} captured",
         got.len(),
         all.len()
     ));

@@ -1,5 +1,8 @@
 //! The agent's plumbing into the kernel's data path: the eBPF programs, the mirror veth pair,
 //! and the AF_XDP sockets with their rings and the UMEM they share.
+pub mod bpf_syscall;
+pub mod cbpf;
+pub mod filter_prog;
 pub mod napi;
 pub mod programs;
 pub mod ring;

@@ -1,17 +1,20 @@
 //! Loading the kernel programs of `mirror-ebpf` and attaching them where they belong.
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd as _, AsRawFd, BorrowedFd};
 
 use anyhow::{Context as _, bail};
 use aya::{
     Ebpf,
-    maps::{Array, MapData, PerCpuArray, XskMap},
+    maps::{Array, Map, MapData, PerCpuArray, ProgramArray, XskMap},
     programs::{
         LinkOrder, SchedClassifier, TcAttachType, Xdp, XdpMode,
         tc::{SchedClassifierLinkId, TcAttachOptions},
     },
     util::KernelVersion,
 };
-use mirror_common::{Config, KERNEL_COUNTERS, KernelCounter, OWN_SOCKETS};
+use mirror_common::{Config, Direction, KERNEL_COUNTERS, KernelCounter, OWN_SOCKETS, filter_slot};
+
+use super::filter_prog::{self, KernelFilter};
+use crate::filter::Filter;
 
 /// The programs, built by `build.rs` (empty when the build had no bpf-linker).
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/mirror-ebpf"));
@@ -31,7 +34,8 @@ pub struct MirrorLinks {
 /// The loaded programs; every attachment is detached when this is dropped.
 pub struct Programs {
     ebpf: Ebpf,
-    counters: PerCpuArray<MapData, u64>,
+    /// `--filter` in the kernel, when it could be loaded there.
+    filter: Option<KernelFilter>,
 }
 
 impl Programs {
@@ -53,16 +57,51 @@ impl Programs {
         let mut cfg: Array<_, Config> =
             Array::try_from(ebpf.map_mut("CONFIG").context("map CONFIG missing")?)?;
         cfg.set(0, config, 0).context("writing map CONFIG")?;
-        let counters =
-            PerCpuArray::try_from(ebpf.take_map("COUNTERS").context("map COUNTERS missing")?)?;
-        for name in ["mirror_ingress", "mirror_egress", "mirror_tag"] {
+        for name in [
+            "mirror_ingress",
+            "mirror_egress",
+            "mirror_tag",
+            "mirror_ingress_selected",
+            "mirror_egress_selected",
+        ] {
             let prog: &mut SchedClassifier = program(&mut ebpf, name)?.try_into()?;
             prog.load()
                 .with_context(|| format!("loading program {name}"))?;
         }
+        // Where a packet the kernel's filter keeps goes on; the filter slots stay empty (and
+        // the classifiers clone everything) until `install_filter`.
+        for (direction, name) in [
+            (Direction::Ingress, "mirror_ingress_selected"),
+            (Direction::Egress, "mirror_egress_selected"),
+        ] {
+            let prog: &mut SchedClassifier = program(&mut ebpf, name)?.try_into()?;
+            let fd = prog.fd()?.try_clone()?;
+            // The map stays in the object: closing its last fd would empty it.
+            let mut filters =
+                ProgramArray::try_from(ebpf.map_mut("FILTERS").context("map FILTERS missing")?)?;
+            let slot = filter_slot::SELECTED + direction as u32;
+            filters
+                .set(slot, &fd, 0)
+                .with_context(|| format!("putting {name} into FILTERS"))?;
+        }
         let xdp: &mut Xdp = program(&mut ebpf, "mirror_xsk")?.try_into()?;
         xdp.load().context("loading program mirror_xsk")?;
-        Ok(Self { ebpf, counters })
+        Ok(Self { ebpf, filter: None })
+    }
+
+    /// Runs `filter` in the classifiers, before the clone. On error nothing changes and the
+    /// message says why: user space then filters every copy, as it does those the kernel
+    /// cannot (a VLAN tag held out of band).
+    pub fn install_filter(&mut self, filter: &Filter) -> Result<(), String> {
+        let fd = |name: &str| -> Result<BorrowedFd<'_>, String> {
+            match self.ebpf.map(name) {
+                Some(Map::ProgramArray(data) | Map::PerCpuArray(data)) => Ok(data.fd().as_fd()),
+                _ => Err(format!("map {name} missing")),
+            }
+        };
+        let installed = filter_prog::install(filter, fd("FILTERS")?, fd("COUNTERS")?)?;
+        self.filter = Some(installed);
+        Ok(())
     }
 
     /// Stops all cloning at once (the classifiers see no mirror to clone into); used before
@@ -174,8 +213,9 @@ impl Programs {
     /// Sums a kernel counter over all CPUs.
     pub fn counter(&self, counter: KernelCounter) -> anyhow::Result<u64> {
         debug_assert!((counter as u32) < KERNEL_COUNTERS);
-        let values = self
-            .counters
+        let map = self.ebpf.map("COUNTERS").context("map COUNTERS missing")?;
+        let counters: PerCpuArray<&MapData, u64> = PerCpuArray::try_from(map)?;
+        let values = counters
             .get(&(counter as u32), 0)
             .context("reading map COUNTERS")?;
         Ok(values.iter().sum())
