@@ -105,7 +105,11 @@ impl Tag {
         Some(Self {
             magic: TAG_MAGIC,
             direction: if mark & MARK_EGRESS == 0 { 0 } else { 1 },
-            flags: if mark & MARK_SELECTED == 0 { 0 } else { TAG_SELECTED },
+            flags: if mark & MARK_SELECTED == 0 {
+                0
+            } else {
+                TAG_SELECTED
+            },
             ifindex: mark & MARK_IFINDEX_MASK,
             ktime_ns,
         })

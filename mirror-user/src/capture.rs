@@ -443,14 +443,14 @@ mod tests {
 
     #[test]
     fn splits_what_the_kernel_writes() {
-        let tag = Tag::from_mark(mark_for(7, Direction::Egress), 123_456).unwrap();
+        let tag = Tag::from_mark(mark_for(7, Direction::Egress, false), 123_456).unwrap();
         let data = tagged(&tag, b"frame");
         assert_eq!(split_tag(&data), Some((tag, &b"frame"[..])));
     }
 
     #[test]
     fn rejects_untagged_and_short() {
-        let tag = Tag::from_mark(mark_for(7, Direction::Ingress), 0).unwrap();
+        let tag = Tag::from_mark(mark_for(7, Direction::Ingress, false), 0).unwrap();
         let data = tagged(&tag, b"x");
         for len in 0..data.len() {
             assert_eq!(split_tag(&data[..len]), None, "{len}");

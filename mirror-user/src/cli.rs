@@ -87,6 +87,13 @@ pub struct RunArgs {
     #[arg(long)]
     pub threaded_napi: bool,
 
+    /// Where `--filter` runs: `kernel` translates it into the classifier, so a packet it
+    /// leaves out is never cloned (user space still filters the copies the kernel cannot: a
+    /// VLAN tag held out of band, or a program the kernel refuses, said at start); `user`
+    /// filters every copy after capture, counted per interface.
+    #[arg(long, value_enum, default_value_t = FilterPathArg::Kernel)]
+    pub filter_path: FilterPathArg,
+
     #[command(flatten)]
     pub output: OutputArgs,
 }
@@ -223,13 +230,6 @@ pub struct OutputArgs {
     /// NetFlow. The others are counted as dropped with reason `filtered`.
     #[arg(long, value_name = "EXPR")]
     pub filter: Option<String>,
-
-    /// Where `--filter` runs: `kernel` translates it into the classifier, so a packet it
-    /// leaves out is never cloned (user space still filters the copies the kernel cannot: a
-    /// VLAN tag held out of band, or a program the kernel refuses, said at start); `user`
-    /// filters every copy after capture, counted per interface.
-    #[arg(long, value_enum, default_value_t = FilterPathArg::Kernel)]
-    pub filter_path: FilterPathArg,
 
     /// Take options from FILE, TOML or YAML by its extension (.toml, .yaml, .yml): each key is an
     /// option's long name, e.g. `remote = ["198.18.0.2"]`. The command line wins over the file.

@@ -61,7 +61,9 @@ impl Filter {
             .iter()
             .map(|insn| {
                 let text = insn.to_string();
-                let mut fields = text.split(' ').map(|f| f.parse::<u32>().unwrap_or(u32::MAX));
+                let mut fields = text
+                    .split(' ')
+                    .map(|f| f.parse::<u32>().unwrap_or(u32::MAX));
                 let mut next = || fields.next().unwrap_or(u32::MAX);
                 Classic {
                     code: u16::try_from(next()).unwrap_or(u16::MAX),
@@ -157,7 +159,10 @@ mod tests {
         let classic = filter.classic();
         assert_eq!(classic.len(), 4, "{classic:?}");
         assert_eq!((classic[0].code, classic[0].k), (0x28, 12));
-        assert_eq!((classic[1].code, classic[1].jt, classic[1].jf), (0x15, 0, 1));
+        assert_eq!(
+            (classic[1].code, classic[1].jt, classic[1].jf),
+            (0x15, 0, 1)
+        );
         assert_eq!(classic[1].k, 0x800);
         assert_eq!((classic[3].code, classic[3].k), (0x06, 0));
         assert_ne!(classic[2].k, 0);

@@ -21,9 +21,9 @@ use crate::{
     cli::{BalanceArg, FilterPathArg, RunArgs, SendPathArg},
     clock::MonotonicToUnix,
     filter::Filter,
-    kernel::{napi, programs::Programs},
     kernel::veth::{self, MirrorVeth},
     kernel::xsk::Xsk,
+    kernel::{napi, programs::Programs},
     metrics::{DropReason, Metrics},
     netflow::collector::FlowExport,
     output::{self, Target, flow_export, resolve_remotes, sender},
@@ -191,7 +191,7 @@ async fn mirror(
     let netflow = flow_export(&args.output, metrics)?;
     let filter = output::filter(&args.output)?;
     if let Some(filter) = &filter {
-        install_filter(&mut programs, filter, args.output.filter_path);
+        install_filter(&mut programs, filter, args.filter_path);
     }
     // The first sockets go to the classifiers; all of them carry the agent's mark anyway.
     let own: Vec<_> = sender
@@ -448,7 +448,10 @@ impl KernelCounters {
         ]
         .map(|(k, verdict)| (k, metrics.filter_packets("kernel", verdict)));
         // What the kernel's filter leaves out is also "filtered", as what user space leaves out.
-        let left_out = (KernelCounter::FilterLeftOut, metrics.dropped(DropReason::Filtered));
+        let left_out = (
+            KernelCounter::FilterLeftOut,
+            metrics.dropped(DropReason::Filtered),
+        );
         Self {
             sources: sources
                 .into_iter()

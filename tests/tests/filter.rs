@@ -84,12 +84,22 @@ fn copies_only_what_the_filter_matches(path: &str) -> Result<()> {
     // In user space every frame is captured and the ones left out are dropped as filtered; in
     // the kernel only the kept ones are captured. Either way the filter's verdicts are counted
     // where it ran, and nothing is lost otherwise.
-    let expect_captured = if path == "kernel" { kept.len() } else { all.len() };
+    let expect_captured = if path == "kernel" {
+        kept.len()
+    } else {
+        all.len()
+    };
     let other = if path == "kernel" { "user" } else { "kernel" };
     let verdicts = |m: &mirror_tests::metrics::Metrics, path: &str| {
         [
-            m.total("mirror_filter_packets_total", &[("path", path), ("verdict", "kept")]),
-            m.total("mirror_filter_packets_total", &[("path", path), ("verdict", "left_out")]),
+            m.total(
+                "mirror_filter_packets_total",
+                &[("path", path), ("verdict", "kept")],
+            ),
+            m.total(
+                "mirror_filter_packets_total",
+                &[("path", path), ("verdict", "left_out")],
+            ),
         ]
     };
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -108,8 +118,7 @@ fn copies_only_what_the_filter_matches(path: &str) -> Result<()> {
         std::thread::sleep(Duration::from_millis(100));
     };
     ensure!(
-        (captured, sent, filtered)
-            == (expect_captured as u64, kept.len() as u64, left_out as u64),
+        (captured, sent, filtered) == (expect_captured as u64, kept.len() as u64, left_out as u64),
         "{path}: captured {captured}, sent {sent}, filtered {filtered}: expected \
          {expect_captured}, {}, {left_out}",
         kept.len()

@@ -78,14 +78,8 @@ struct TestRun {
 /// `attr` must be the attribute struct of `cmd`, and every pointer in it valid for the call.
 unsafe fn bpf<T>(cmd: libc::c_long, attr: &mut T) -> io::Result<libc::c_long> {
     // SAFETY: per the caller's promise; the size passed is the struct's own.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            cmd,
-            std::ptr::from_mut(attr),
-            size_of::<T>(),
-        )
-    };
+    let ret =
+        unsafe { libc::syscall(libc::SYS_bpf, cmd, std::ptr::from_mut(attr), size_of::<T>()) };
     if ret < 0 {
         return Err(io::Error::last_os_error());
     }

@@ -28,7 +28,10 @@ pub fn install(
     for direction in [Direction::Ingress, Direction::Egress] {
         programs.push(load(filter, direction, filters, counters)?);
     }
-    for (direction, program) in [Direction::Ingress, Direction::Egress].iter().zip(&programs) {
+    for (direction, program) in [Direction::Ingress, Direction::Egress]
+        .iter()
+        .zip(&programs)
+    {
         bpf_syscall::set_program(filters, *direction as u32, program.as_fd())
             .map_err(|e| format!("installing the filter program: {e}"))?;
     }

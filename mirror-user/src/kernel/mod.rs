@@ -2,6 +2,8 @@
 //! and the AF_XDP sockets with their rings and the UMEM they share.
 pub mod bpf_syscall;
 pub mod cbpf;
+#[cfg(test)]
+mod filter_diff;
 pub mod filter_prog;
 pub mod napi;
 pub mod programs;
