@@ -49,6 +49,9 @@ pub struct KernelMirrorConfig {
     pub remote: String,
     /// Interface the tunnel packets leave through.
     pub uplink: String,
+    /// `u32` match words that select the IPv4 packets to copy (e.g. `match ip sport 10000
+    /// 0xffff`); empty: every packet.
+    pub select: Vec<String>,
 }
 
 /// The kernel mirror, set up in a node netns and torn down on drop.
@@ -60,7 +63,18 @@ pub struct KernelMirror<'ns> {
 impl<'ns> KernelMirror<'ns> {
     /// Mirrors `ifaces` of `world`'s node (both directions) to its remote VTEP.
     pub fn for_world(world: &'ns World, ifaces: &[&str]) -> Result<Self> {
+        Self::for_world_selecting(world, ifaces, &[])
+    }
+
+    /// As [`KernelMirror::for_world`], copying only the IPv4 packets the `u32` match words
+    /// `select` match.
+    pub fn for_world_selecting(
+        world: &'ns World,
+        ifaces: &[&str],
+        select: &[&str],
+    ) -> Result<Self> {
         let config = KernelMirrorConfig {
+            select: select.iter().map(|&w| w.to_owned()).collect(),
             vni: world.config.vni,
             vxlan_port: world.config.vxlan_port,
             local: NODE_UPLINK_IP.to_owned(),
@@ -119,33 +133,27 @@ impl<'ns> KernelMirror<'ns> {
                     ],
                 )
                 .with_context(|| format!("adding the loop guard on {iface} {hook}"))?;
-                // pref 10: everything else is copied into the VxLAN device.
-                ns.run(
-                    "tc",
-                    [
-                        "filter",
-                        "add",
-                        "dev",
-                        iface,
-                        hook,
-                        "pref",
-                        "10",
-                        "protocol",
-                        "all",
-                        "u32",
-                        "match",
-                        "u32",
-                        "0",
-                        "0",
-                        "action",
-                        "mirred",
-                        "egress",
-                        "mirror",
-                        "dev",
-                        KERNEL_MIRROR_IF,
-                    ],
-                )
-                .with_context(|| format!("adding the mirror filter on {iface} {hook}"))?;
+                // pref 10: everything else (or what `select` matches) is copied into the VxLAN
+                // device.
+                let all = ["match", "u32", "0", "0"].map(str::to_owned).to_vec();
+                let (protocol, select) = if config.select.is_empty() {
+                    ("all", &all)
+                } else {
+                    ("ip", &config.select)
+                };
+                let mut argv = vec!["filter", "add", "dev", iface, hook, "pref", "10"];
+                argv.extend(["protocol", protocol, "u32"]);
+                argv.extend(select.iter().map(String::as_str));
+                argv.extend([
+                    "action",
+                    "mirred",
+                    "egress",
+                    "mirror",
+                    "dev",
+                    KERNEL_MIRROR_IF,
+                ]);
+                ns.run("tc", argv)
+                    .with_context(|| format!("adding the mirror filter on {iface} {hook}"))?;
             }
         }
         Ok(mirror)

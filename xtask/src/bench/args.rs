@@ -37,7 +37,8 @@ pub struct BenchArgs {
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
     /// Another mirror as a fourth subject, `peer`: a shell command run in the node namespace
-    /// on the agent's CPU, with `{iface}`, `{remote}`, `{vni}` and `{port}` replaced; stopped
+    /// on the agent's CPU, with `{iface}`, `{remote}`, `{vni}`, `{port}` and `{filter}` (the filter scenarios'
+    /// expression, else empty) replaced; stopped
     /// with SIGINT (sent to its process group).
     #[arg(long)]
     pub peer: Option<String>,

@@ -90,7 +90,7 @@ fn measure(
     subject: Subject,
     extra: &[String],
 ) -> Result<(Sample, String)> {
-    let (mut running, command) = Running::start(bench, world, subject, extra)?;
+    let (mut running, command) = Running::start(bench, world, subject, extra, None)?;
     let mut iperf_server = server(&world.node, NODE_POD_IP)?;
     let segments = || -> Result<u64> {
         Ok(world.pod.snmp("Tcp", "OutSegs")? + world.node.snmp("Tcp", "OutSegs")?)

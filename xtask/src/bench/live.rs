@@ -26,7 +26,7 @@ use super::{
     report::{Columns, remote_outcome, title},
     scenarios::Scenario,
     stats::to_f64,
-    subject::{Running, Subject},
+    subject::{Running, Selection, Subject},
     world::SINK_IP,
 };
 
@@ -48,6 +48,8 @@ pub struct Traffic {
     pub src_ports: u32,
     /// Whether the agent also exports NetFlow (its flow cache on).
     pub netflow: bool,
+    /// What every subject copies, when not everything (the filter scenarios).
+    pub select: Option<Selection>,
 }
 
 pub fn run(bench: &Bench, world: &World, scenario: &Scenario, traffic: Traffic) -> Result<Outcome> {
@@ -86,15 +88,23 @@ pub fn run(bench: &Bench, world: &World, scenario: &Scenario, traffic: Traffic) 
         let mut runs = SubjectRuns::all(peer);
         for run in 0..settings.runs {
             for subject in Subject::order(run, peer) {
-                let (sample, command) = measure(bench, world, &counter, subject, &spec, &extra)
-                    .with_context(|| {
-                        format!(
-                            "run {} of {} ({} remote)",
-                            run + 1,
-                            subject.label(),
-                            remote.label()
-                        )
-                    })?;
+                let (sample, command) = measure(
+                    bench,
+                    world,
+                    &counter,
+                    subject,
+                    &spec,
+                    &extra,
+                    traffic.select,
+                )
+                .with_context(|| {
+                    format!(
+                        "run {} of {} ({} remote)",
+                        run + 1,
+                        subject.label(),
+                        remote.label()
+                    )
+                })?;
                 print_run(run, remote, subject, &sample);
                 SubjectRuns::record(&mut runs, subject, command, sample);
             }
@@ -108,6 +118,12 @@ pub fn run(bench: &Bench, world: &World, scenario: &Scenario, traffic: Traffic) 
         ("rate_pps", Json::int(traffic.rate.pps())),
         ("src_ports", Json::Int(u64::from(traffic.src_ports))),
         ("netflow", Json::Bool(traffic.netflow)),
+        (
+            "filter",
+            traffic
+                .select
+                .map_or(Json::Null, |s| Json::str(s.pcap.to_owned())),
+        ),
         ("generator", Json::str(generator_description(&spec))),
     ];
     Ok(Outcome::new(
@@ -137,7 +153,9 @@ fn print_run(run: usize, remote: RemoteKind, subject: Subject, sample: &Sample) 
     );
 }
 
-/// One run of `subject`, its copies counted by `counter`.
+/// One run of `subject`, its copies counted by `counter`. With a selection, the packets
+/// "offered" are those it selects (the frames cycle through the source ports, so one in
+/// `one_in` exactly, give or take the last), and every figure per copy is per selected packet.
 fn measure(
     bench: &Bench,
     world: &World,
@@ -145,8 +163,10 @@ fn measure(
     subject: Subject,
     spec: &FloodSpec,
     extra: &[String],
+    select: Option<Selection>,
 ) -> Result<(Sample, String)> {
-    let (mut running, command) = Running::start(bench, world, subject, extra)?;
+    let one_in = select.map_or(1, |s| s.one_in);
+    let (mut running, command) = Running::start(bench, world, subject, extra, select)?;
     let offered_before = world.pod.link_stats(POD_IF)?.tx_packets;
     let delivered_before = counter.delivered()?;
     let strays_before = counter.strays()?;
@@ -162,7 +182,8 @@ fn measure(
     }
 
     let delivered_during = counter.delivered()? - delivered_before;
-    let offered = world.pod.link_stats(POD_IF)?.tx_packets - offered_before;
+    let frames = world.pod.link_stats(POD_IF)?.tx_packets - offered_before;
+    let offered = frames / one_in;
     // No copies are due without a mirror: no waiting for them.
     let full = if subject == Subject::None { 0 } else { offered };
     let delivered = counter.settled(delivered_before + full)? - delivered_before;
@@ -180,7 +201,7 @@ fn measure(
     }
     ensure!(
         offered > 0 && sent.sent > 0,
-        "the generator sent nothing ({sent:?}, the pod's eth0 counted {offered})"
+        "the generator sent nothing ({sent:?}, the pod's eth0 counted {frames})"
     );
     Ok((
         Sample {

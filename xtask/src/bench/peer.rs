@@ -1,6 +1,7 @@
 //! `--peer 'CMD'`: any other mirror as a fourth subject. CMD runs through `sh -c` in the node
 //! namespace, pinned to the agent's CPU, in a process group of its own (so that SIGINT reaches
-//! the mirror behind the shell), with `{iface}`, `{remote}`, `{vni}` and `{port}` replaced.
+//! the mirror behind the shell), with `{iface}`, `{remote}`, `{vni}`, `{port}` and `{filter}` (the filter scenarios' pcap
+//! expression, else empty) replaced.
 
 use std::{
     os::unix::process::CommandExt as _,
@@ -54,8 +55,9 @@ impl PeerSpec {
         }
     }
 
-    /// The command for `world`.
-    pub fn expand(&self, world: &World) -> String {
+    /// The command for `world`, with `filter` (a pcap-filter expression, or empty) for
+    /// `{filter}`.
+    pub fn expand(&self, world: &World, filter: &str) -> String {
         expand(
             &self.command,
             NODE_POD_IF,
@@ -63,6 +65,7 @@ impl PeerSpec {
             world.config.vni,
             world.config.vxlan_port,
         )
+        .replace("{filter}", filter)
     }
 }
 
@@ -83,8 +86,8 @@ pub struct Peer {
 impl Peer {
     /// Starts `spec` on `world` pinned to `cpu` and waits until it is ready; returns it and
     /// the command line that describes it.
-    pub fn start(spec: &PeerSpec, world: &World, cpu: u32) -> Result<(Self, String)> {
-        let line = spec.expand(world);
+    pub fn start(spec: &PeerSpec, world: &World, cpu: u32, filter: &str) -> Result<(Self, String)> {
+        let line = spec.expand(world, filter);
         let cpu = cpu.to_string();
         let shown = format!("taskset -c {cpu} sh -c '{line}'");
         let mut cmd = world

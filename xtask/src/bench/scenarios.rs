@@ -7,12 +7,21 @@ use mirror_tests::world::UPLINK_MTU;
 use super::{
     args::{Rate, Settings},
     live::Traffic,
+    subject::Selection,
 };
 
 /// Rate of the flow-cache scenario: 65,536 flows are all seen within a second.
 const FLOWS_RATE: Rate = Rate::Pps(100_000);
 /// Source ports, hence flows, of the flow-cache scenario.
 const FLOWS: u32 = 65_536;
+/// The filter scenarios: the frames cycle through 100 source ports from 10000, and every
+/// subject copies those from port 10000 only.
+const FILTER_PORTS: u32 = 100;
+const SELECT_ONE_IN_100: Selection = Selection {
+    pcap: "udp src port 10000",
+    u32_match: &["match", "ip", "sport", "10000", "0xffff"],
+    one_in: FILTER_PORTS as u64,
+};
 
 /// One scenario: a name (for `--only` and the JSON file), a title, and the uplink MTU of the
 /// world it runs in.
@@ -58,8 +67,26 @@ pub fn scenarios(settings: &Settings) -> Vec<Scenario> {
                 rate,
                 src_ports: 1,
                 netflow: false,
+                select: None,
             }),
         }
+    };
+    let filtered = |rate: Rate| Scenario {
+        name: format!("filter-1in100-{}", rate.short()),
+        title: format!(
+            "64-byte UDP frames from the pod at {} over {FILTER_PORTS} source ports, every mirror \
+             copying only those `{}` selects (one in {FILTER_PORTS}): figures per selected packet",
+            rate.describe(),
+            SELECT_ONE_IN_100.pcap
+        ),
+        uplink_mtu: UPLINK_MTU,
+        kind: Kind::Live(Traffic {
+            frame_len: 64,
+            rate,
+            src_ports: FILTER_PORTS,
+            netflow: false,
+            select: Some(SELECT_ONE_IN_100),
+        }),
     };
     for frame_len in [64, 1514] {
         list.extend(
@@ -81,8 +108,10 @@ pub fn scenarios(settings: &Settings) -> Vec<Scenario> {
             rate: FLOWS_RATE,
             src_ports: FLOWS,
             netflow: true,
+            select: None,
         }),
     });
+    list.extend(settings.rates.iter().map(|&r| filtered(r)));
     let iperf = |uplink_mtu: u32, name: &str| Scenario {
         name: name.to_owned(),
         title: format!(
@@ -142,6 +171,7 @@ mod tests {
                 "live-64b-50k",
                 "live-1500b-50k",
                 "flows-64k",
+                "filter-1in100-50k",
                 "iperf",
                 "live-1500b-50k-mtu1500",
                 "iperf-mtu1500"
@@ -166,7 +196,7 @@ mod tests {
         );
         assert_eq!(
             scenarios(&Settings::new(args)).len(),
-            1 + 4 + 4 + 1 + 1 + 4 + 1
+            1 + 4 + 4 + 1 + 4 + 1 + 4 + 1
         );
     }
 }

@@ -65,6 +65,17 @@ pub enum Running<'w> {
     Peer(Peer),
 }
 
+/// A filter every subject applies, each in its own language (the filter scenarios).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Selection {
+    /// pcap-filter(7), for the agent's `--filter` and the peer's `{filter}`.
+    pub pcap: &'static str,
+    /// `tc` `u32` match words for the kernel's mirror.
+    pub u32_match: &'static [&'static str],
+    /// One offered packet in this many is selected.
+    pub one_in: u64,
+}
+
 /// What the agent said about itself at the end of a run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct AgentCounters {
@@ -75,29 +86,41 @@ pub struct AgentCounters {
 }
 
 impl<'w> Running<'w> {
-    /// Starts `subject` on `world`'s pod interface; `extra` are more `mirror run` arguments.
-    /// Returns it and the command line that describes it.
+    /// Starts `subject` on `world`'s pod interface; `extra` are more `mirror run` arguments,
+    /// `selection` what every subject copies (all when `None`). Returns it and the command
+    /// line that describes it.
     pub fn start(
         bench: &Bench,
         world: &'w World,
         subject: Subject,
         extra: &[String],
+        selection: Option<Selection>,
     ) -> Result<(Self, String)> {
         match subject {
             Subject::None => Ok((Self::None, String::new())),
             Subject::Kernel => Ok((
                 Self::Kernel {
-                    _mirror: KernelMirror::for_world(world, &[NODE_POD_IF])?,
+                    _mirror: KernelMirror::for_world_selecting(
+                        world,
+                        &[NODE_POD_IF],
+                        selection.map_or(&[], |s| s.u32_match),
+                    )?,
                 },
                 format!(
-                    "tc u32 match-all on {NODE_POD_IF} ingress+egress, action mirred egress mirror dev \
+                    "tc u32 {} on {NODE_POD_IF} ingress+egress, action mirred egress mirror dev \
                      {KERNEL_MIRROR_IF} (vxlan id {} dstport {} remote {REMOTE_IP})",
-                    world.config.vni, world.config.vxlan_port
+                    selection.map_or_else(|| "match-all".to_owned(), |s| s.u32_match.join(" ")),
+                    world.config.vni,
+                    world.config.vxlan_port
                 ),
             )),
             Subject::Mirror => {
                 let mut args = AgentArgs::vxlan(world, &[NODE_POD_IF]);
                 args.extra = extra.to_vec();
+                if let Some(selection) = selection {
+                    args.extra
+                        .extend(["--filter".to_owned(), selection.pcap.to_owned()]);
+                }
                 let cpu = bench.settings.cpu.to_string();
                 let bin = bench.bin.to_string_lossy().into_owned();
                 let mut argv = vec!["-c".to_owned(), cpu, bin, "run".to_owned()];
@@ -119,7 +142,8 @@ impl<'w> Running<'w> {
                     .peer
                     .as_ref()
                     .context("the peer subject without --peer")?;
-                let (peer, command) = Peer::start(spec, world, bench.settings.cpu)?;
+                let filter = selection.map_or("", |s| s.pcap);
+                let (peer, command) = Peer::start(spec, world, bench.settings.cpu, filter)?;
                 Ok((Self::Peer(peer), command))
             }
         }
