@@ -79,7 +79,7 @@ pub struct Selection {
 /// What the agent said about itself at the end of a run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct AgentCounters {
-    /// `mirror_dropped_packets_total`, all reasons.
+    /// `mirror_dropped_packets_total`, all reasons but `filtered`.
     pub dropped: u64,
     /// `mirror_netflow_active_flows`.
     pub active_flows: u64,
@@ -195,7 +195,9 @@ impl<'w> Running<'w> {
                     .context("scraping the agent's metrics")?;
                 let metrics = Metrics::parse(&text)?;
                 let counters = AgentCounters {
-                    dropped: metrics.total("mirror_dropped_packets_total", &[]),
+                    // What a filter left out is not a loss.
+                    dropped: metrics.total("mirror_dropped_packets_total", &[])
+                        - metrics.total("mirror_dropped_packets_total", &[("reason", "filtered")]),
                     active_flows: metrics.total("mirror_netflow_active_flows", &[]),
                 };
                 let status = process.stop()?;
