@@ -82,21 +82,32 @@ fn clone(ctx: &TcContext, direction: Direction, selected: bool) -> i32 {
         return TC_ACT_UNSPEC;
     };
     // SAFETY: the context pointer is valid for the whole program run.
-    let (mark, ifindex, gso_size) = unsafe {
+    let (mark, ifindex, gso_size, gso_segs) = unsafe {
         let skb = &*ctx.skb.skb;
-        (skb.mark, skb.ifindex, skb.gso_size)
+        (skb.mark, skb.ifindex, skb.gso_size, skb.gso_segs)
     };
     if config.mirror_ifindex == 0 {
-        return TC_ACT_UNSPEC;
-    }
-    // SAFETY: no preconditions.
-    if config.sample > 1 && unsafe { bpf_get_prandom_u32() } % config.sample != 0 {
-        count(KernelCounter::SampledOut);
         return TC_ACT_UNSPEC;
     }
     // A GSO packet is cut into MTU-sized frames when it leaves the mirror veth, and with a snap
     // length every copy is cut to it before it crosses (the tagging program).
     let cut = config.snaplen > 0 && config.snaplen <= MAX_FRAME;
+    if config.sample > 1 {
+        // 1 in N of the packets on the wire: a GSO super-frame carries `gso_segs` of them.
+        // Whole, it becomes that many copies, so it is kept 1 time in N like any packet; cut
+        // to a snap length it becomes one copy standing for all of them, so it is kept with
+        // the chance that any of them would be (segs in N, at most always).
+        let weight = if cut && gso_size != 0 {
+            gso_segs.max(1)
+        } else {
+            1
+        };
+        // SAFETY: no preconditions.
+        if unsafe { bpf_get_prandom_u32() } % config.sample >= weight {
+            count(KernelCounter::SampledOut);
+            return TC_ACT_UNSPEC;
+        }
+    }
     if gso_size == 0 && !cut && ctx.len() > MAX_FRAME {
         count(KernelCounter::TooBig);
         return TC_ACT_UNSPEC;

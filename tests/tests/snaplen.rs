@@ -68,3 +68,47 @@ fn snaplen_cuts_super_frames_in_the_kernel() -> Result<()> {
     );
     Ok(())
 }
+
+/// `--sample N` with `--snaplen`: a super-frame cut to one copy stands for all the segments it
+/// carries, so it is kept with the chance that any of them would be (segs in N). Each kept
+/// copy stands for at most one 64 KB super-frame of ~45 segments, and min(1, segs/N) >= segs/45
+/// for N <= 45: at least segments/45 copies are due on average. Sampled 1 in N per super-frame
+/// instead, a transfer in 64 KB super-frames would give about a tenth of that.
+#[test]
+fn sampling_weighs_a_cut_super_frame_by_its_segments() -> Result<()> {
+    if skip_unless_root("sampling_weighs_a_cut_super_frame_by_its_segments") {
+        return Ok(());
+    }
+    const SAMPLE: u64 = 10;
+    let world = World::new(VNI)?;
+    let mut args = AgentArgs::vxlan(&world, &[NODE_POD_IF]);
+    args.extra = vec![
+        "--snaplen".into(),
+        SNAPLEN.to_string(),
+        "--sample".into(),
+        SAMPLE.to_string(),
+        // Only the data (pod to node), not the node's ACKs, which are single packets.
+        "--direction".into(),
+        "ingress".into(),
+    ];
+    let agent = Agent::start(&world.node, &args)?;
+    iperf::transfer(&world.node, NODE_POD_IP, &world.pod, &["-n", "50M"])?;
+    let metrics = agent.wait_for_metrics(Duration::from_secs(10), |m| {
+        let captured = m.total("mirror_captured_packets_total", &[]);
+        captured > 0 && m.total("mirror_sent_packets_total", &[]) == captured
+    })?;
+    let cut = metrics.total("mirror_truncated_packets_total", &[("reason", "snaplen")]);
+    let segments = TRANSFER_BYTES / MSS;
+    report(&format!(
+        "--snaplen {SNAPLEN} --sample {SAMPLE}: {cut} cut copies of the data's super-frames, \
+         for {segments} segments on the wire (at least {} due, super-frames of 45 segments)",
+        segments / 45
+    ));
+    ensure!(
+        cut * 2 >= segments / 45,
+        "{cut} copies: a cut super-frame was sampled as one packet, not as the segments it \
+         carries (expected at least {} copies)",
+        segments / 45 / 2
+    );
+    Ok(())
+}
