@@ -2,19 +2,10 @@
 //! and loaded as the agent does, then run with `BPF_PROG_TEST_RUN` on thousands of frames; it
 //! must select exactly the frames `pcap_offline_filter` selects. Needs root (`BPF_PROG_LOAD`).
 
-use std::os::fd::{AsFd as _, OwnedFd};
+use mirror_common::Direction;
 
-use mirror_common::{Direction, KERNEL_COUNTERS, filter_slot};
-
-use super::{
-    bpf_syscall::{self, MAP_TYPE_PERCPU_ARRAY, MAP_TYPE_PROG_ARRAY},
-    cbpf::{Insn, TC_NEXT},
-    filter_prog,
-};
+use super::filter_prog::TestRun;
 use crate::filter::Filter;
-
-/// What the stand-in for `mirror_*_selected` returns: "the filter kept it".
-const KEPT: i32 = 7;
 
 /// Expressions of every kind users write (hosts, nets, ports, ranges, VLANs, IPv6, TCP flags,
 /// lengths, MACs, negation and nesting).
@@ -231,51 +222,6 @@ fn frame(rng: &mut Rng) -> Vec<u8> {
     f
 }
 
-/// The generated program of one direction, with a stand-in for `mirror_*_selected`.
-struct Loaded {
-    program: OwnedFd,
-    _filters: OwnedFd,
-    _selected: OwnedFd,
-    _counters: OwnedFd,
-}
-
-fn load(filter: &Filter, direction: Direction) -> Loaded {
-    let filters = bpf_syscall::create_array(MAP_TYPE_PROG_ARRAY, 4, filter_slot::LEN).unwrap();
-    let counters = bpf_syscall::create_array(MAP_TYPE_PERCPU_ARRAY, 8, KERNEL_COUNTERS).unwrap();
-    let selected = bpf_syscall::load_tc_program(
-        "test_selected",
-        &[
-            Insn {
-                code: 0xb7, // r0 = KEPT
-                regs: 0,
-                off: 0,
-                imm: KEPT,
-            },
-            Insn {
-                code: 0x95, // exit
-                regs: 0,
-                off: 0,
-                imm: 0,
-            },
-        ],
-    )
-    .unwrap();
-    bpf_syscall::set_program(
-        filters.as_fd(),
-        filter_slot::SELECTED + direction as u32,
-        selected.as_fd(),
-    )
-    .unwrap();
-    let program = filter_prog::load(filter, direction, filters.as_fd(), counters.as_fd())
-        .unwrap_or_else(|e| panic!("{}: {e}", filter.expression()));
-    Loaded {
-        program,
-        _filters: filters,
-        _selected: selected,
-        _counters: counters,
-    }
-}
-
 fn privileged(test: &str) -> bool {
     // SAFETY: no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
@@ -301,22 +247,17 @@ fn kernel_filter_selects_what_libpcap_selects() {
         } else {
             Direction::Egress
         };
-        let loaded = load(&filter, direction);
+        let loaded =
+            TestRun::load(&filter, direction).unwrap_or_else(|e| panic!("{expression}: {e}"));
         let mut kept = 0;
         for frame in &frames {
-            let got = bpf_syscall::test_run(loaded.program.as_fd(), frame)
+            let got = loaded
+                .keeps(frame)
                 .unwrap_or_else(|e| panic!("{expression}: test run on {frame:02x?}: {e}"));
-            assert!(
-                got == KEPT || got == TC_NEXT,
-                "{expression}: the program returned {got}"
-            );
             let want = filter.matches(frame);
             assert_eq!(
-                got == KEPT,
-                want,
-                "{expression}: kernel {} but libpcap {} for frame {frame:02x?}",
-                got == KEPT,
-                want
+                got, want,
+                "{expression}: kernel {got} but libpcap {want} for frame {frame:02x?}"
             );
             kept += usize::from(want);
         }
