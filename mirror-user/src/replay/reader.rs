@@ -223,10 +223,12 @@ fn open_pcap<R: Read>(input: &mut Input<R>) -> Result<Format, Error> {
     input.consume(PCAP_HEADER_LEN);
     let header: PcapHeader = parser.header();
     // The link type is the last field of the file header.
-    let link = Link::from_linktype(header.datalink.into()).map_err(|link| Error::Unsupported {
-        link,
-        offset: PCAP_HEADER_LEN as u64 - 4,
-    })?;
+    let link = Link::from_linktype(header.datalink.into())
+        .map(|link| link.in_file_of(header.endianness))
+        .map_err(|link| Error::Unsupported {
+            link,
+            offset: PCAP_HEADER_LEN as u64 - 4,
+        })?;
     Ok(Format::Pcap {
         link,
         nanos: header.ts_resolution == TsResolution::NanoSecond,

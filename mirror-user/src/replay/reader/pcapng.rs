@@ -168,7 +168,10 @@ impl<'a> Iterator for Options<'a> {
             }
         };
         // Values are padded to 32 bits; a last option may lack its padding.
-        self.rest = self.rest.get(4 + len.next_multiple_of(4)..).unwrap_or_default();
+        self.rest = self
+            .rest
+            .get(4 + len.next_multiple_of(4)..)
+            .unwrap_or_default();
         Some((code, value))
     }
 }
@@ -355,7 +358,7 @@ impl Interface {
             }
         }
         Ok(Self {
-            link: Link::from_linktype(u32::from(linktype)),
+            link: Link::from_linktype(u32::from(linktype)).map(|link| link.in_file_of(endianness)),
             resolution,
             offset_s,
             snaplen,
