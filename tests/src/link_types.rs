@@ -59,7 +59,7 @@ pub const IP_LINKS: [IpLink; 12] = [
         name: "pflog",
         linktype: 117,
         wrap: |ip| {
-            let mut header = vec![0; 64];
+            let mut header = [0_u8; 64];
             header[0] = 61;
             header[1] = 2;
             header[4..8].copy_from_slice(b"em0\0");
@@ -94,7 +94,7 @@ pub const IP_LINKS: [IpLink; 12] = [
         name: "pktap",
         linktype: 258,
         wrap: |ip| {
-            let mut header = vec![0; 108];
+            let mut header = [0_u8; 108];
             header[..4].copy_from_slice(&108_u32.to_le_bytes());
             header[4..8].copy_from_slice(&1_u32.to_le_bytes());
             header[8..12].copy_from_slice(&12_u32.to_le_bytes());
@@ -107,7 +107,7 @@ pub const IP_LINKS: [IpLink; 12] = [
         name: "ipnet",
         linktype: 226,
         wrap: |ip| {
-            let mut header = vec![0; 24];
+            let mut header = [0_u8; 24];
             header[0] = 1;
             header[1] = 2;
             header[4..8].copy_from_slice(&(ip.len() as u32).to_be_bytes());
