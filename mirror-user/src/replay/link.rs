@@ -164,6 +164,7 @@ impl Link {
     /// The link layer as a file of this byte order holds it: NFLOG's TLVs are in the byte order
     /// of the host that wrote the file (libpcap swaps them when it reads a file of the other
     /// order).
+    #[must_use]
     pub fn in_file_of(self, endianness: Endianness) -> Self {
         match self {
             Self::Nflog { .. } => Self::Nflog {
@@ -283,8 +284,12 @@ fn raw_ip(data: &[u8], out: &mut Vec<u8>) -> Result<(), Malformed> {
     ip(ethertype, data, out)
 }
 
-/// A packet whose EtherType the link header told, behind zero MACs.
+/// A packet whose EtherType the link header told, behind zero MACs; a link header with nothing
+/// behind it holds no packet.
 fn ip(ethertype: u16, data: &[u8], out: &mut Vec<u8>) -> Result<(), Malformed> {
+    if data.is_empty() {
+        return Err(Malformed);
+    }
     push_ethernet(out, [0; 6], [0; 6], ethertype, data);
     Ok(())
 }
@@ -676,6 +681,8 @@ mod tests {
         );
     }
 
+    /// What a packet behind a link header without MACs becomes, as [`convert`] gives it.
+    #[allow(clippy::unnecessary_wraps)]
     fn zero(ethertype: u16, payload: &[u8]) -> Result<Vec<u8>, Malformed> {
         Ok(ethernet([0; 6], [0; 6], ethertype, payload))
     }
@@ -806,7 +813,7 @@ mod tests {
     }
 
     fn pktap(dlt: u32, trailer: u32, packet: &[u8]) -> Vec<u8> {
-        let mut header = vec![0; 112];
+        let mut header = [0_u8; 112];
         header[..4].copy_from_slice(&112_u32.to_le_bytes());
         header[4..8].copy_from_slice(&PKTAP_PACKET.to_le_bytes());
         header[8..12].copy_from_slice(&dlt.to_le_bytes());

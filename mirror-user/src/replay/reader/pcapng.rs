@@ -352,7 +352,7 @@ impl Interface {
             match (code, value) {
                 (IF_TSRESOL, &[code]) => resolution = Resolution(code),
                 (IF_TSOFFSET, value) if value.len() == 8 => {
-                    offset_s = read_u64(value, endianness).unwrap_or(0) as i64;
+                    offset_s = read_u64(value, endianness).unwrap_or(0).cast_signed();
                 }
                 _ => {}
             }
