@@ -490,6 +490,17 @@ fn bad_input_is_a_usage_error() {
             args(TunnelArg::Vxlan, "127.0.0.1:0", "/nonexistent-dir/x.pcap"),
             "--write /nonexistent-dir/x.pcap",
         ),
+        (
+            args(TunnelArg::Vxlan, "127.0.0.1:0", "/nonexistent-dir/x.pcapng"),
+            "--write /nonexistent-dir/x.pcapng",
+        ),
+        (
+            ReceiveArgs {
+                session: Some(3),
+                ..args(TunnelArg::Erspan1, "127.0.0.1", write)
+            },
+            "--session does not apply to --tunnel erspan1",
+        ),
     ];
     for (args, message) in cases {
         let err = receive(&args).unwrap_err();
