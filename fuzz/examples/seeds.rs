@@ -444,6 +444,20 @@ fn ip_links(ip: &[u8], ip6: &[u8]) -> Vec<(&'static str, u16, Vec<u8>)> {
     let mut ipnet = vec![0; 24];
     ipnet[0] = 1;
     ipnet[1] = 26;
+    // 802.11 QoS data from the AP (From DS): destination, BSSID, source; sequence and QoS
+    // control; LLC/SNAP with the IPv4 EtherType.
+    let wifi = [
+        &[0x88, 0x02, 0, 0][..],
+        &MAC_A,
+        &[2, 0, 0, 0, 0, 0xa0],
+        &MAC_B,
+        &[0x10, 0, 5, 0],
+        &[0xaa, 0xaa, 3, 0, 0, 0, 0x08, 0x00],
+        ip,
+    ]
+    .concat();
+    // Radiotap: version, pad, length 17, present (TSFT, Flags), TSFT, Flags (FCS at the end).
+    let radiotap = [&[0, 0, 17, 0][..], &3_u32.to_le_bytes(), &[0x11; 8], &[0x10]].concat();
     let nflog = |big_endian: bool| {
         let word = |v: u16| {
             if big_endian {
@@ -487,6 +501,12 @@ fn ip_links(ip: &[u8], ip6: &[u8]) -> Vec<(&'static str, u16, Vec<u8>)> {
             "juniper-no-l2",
             19,
             [&b"MGC\x03"[..], &[0; 4], ip].concat(),
+        ),
+        ("ieee80211-qos-from-ds", 20, wifi.clone()),
+        (
+            "radiotap-fcs",
+            21,
+            [&radiotap[..], &wifi, &[0xde, 0xad, 0xbe, 0xef]].concat(),
         ),
     ]
 }
@@ -612,7 +632,8 @@ fn replay_reader(seeds: &Seeds) {
         if selector & 0x8000 != 0 {
             continue;
         }
-        let linktype = [0, 108, 109, 117, 9, 50, 104, 8, 239, 258, 226, 178][usize::from(selector) - 8];
+        let linktype =
+            [0, 108, 109, 117, 9, 50, 104, 8, 239, 258, 226, 178, 105, 127][usize::from(selector) - 8];
         // Little-endian, as the NFLOG TLVs are.
         let header = PcapHeader {
             datalink: DataLink::from(linktype),

@@ -13,8 +13,9 @@ use mirror::replay::link::Link;
 use mirror_fuzz::Bytes;
 use pcap_file::Endianness;
 
-const SUPPORTED: [u32; 20] = [
-    1, 113, 276, 101, 12, 14, 228, 229, 0, 108, 109, 117, 9, 50, 104, 8, 239, 258, 226, 178,
+const SUPPORTED: [u32; 22] = [
+    1, 113, 276, 101, 12, 14, 228, 229, 0, 108, 109, 117, 9, 50, 104, 8, 239, 258, 226, 178, 105,
+    127,
 ];
 /// Something already in the caller's buffer, which must stay in front.
 const BEFORE: &[u8] = b"before";
@@ -141,8 +142,69 @@ fn expected(linktype: u32, big_endian: bool, packet: &[u8]) -> Option<Vec<u8>> {
             let frame = packet.get(header..)?;
             (frame.len() >= 14).then(|| frame.to_vec())
         }
+        105 => wifi(packet, false),
+        // Radiotap: version, pad, length (little-endian), present words; the Flags field (bit 1)
+        // follows them and, if bit 0 is set, the 8-byte TSFT aligned to 8.
+        127 => {
+            let len = usize::from(u16::from_le_bytes(packet.get(2..4)?.try_into().ok()?));
+            let header = packet.get(..len)?;
+            let present = u32::from_le_bytes(header.get(4..8)?.try_into().ok()?);
+            let mut flags = 0;
+            if present & 2 != 0 {
+                let mut at = 8;
+                let mut word = present;
+                while word & (1 << 31) != 0 {
+                    word = u32::from_le_bytes(header.get(at..at + 4)?.try_into().ok()?);
+                    at += 4;
+                }
+                if present & 1 != 0 {
+                    at = (at + 7) / 8 * 8 + 8;
+                }
+                flags = *header.get(at)?;
+            }
+            if flags & 0x40 != 0 {
+                return None;
+            }
+            let mut frame = &packet[len..];
+            if flags & 0x10 != 0 {
+                frame = &frame[..frame.len().checked_sub(4)?];
+            }
+            wifi(frame, flags & 0x20 != 0)
+        }
         other => panic!("no expectation for link type {other}"),
     }
+}
+
+/// An 802.11 data frame with data, unprotected, not an A-MSDU, with an RFC 1042 or 802.1H
+/// SNAP header: destination and source by the To DS / From DS bits.
+fn wifi(frame: &[u8], padded: bool) -> Option<Vec<u8>> {
+    let (fc0, fc1) = (*frame.first()?, *frame.get(1)?);
+    if (fc0 >> 2) & 3 != 2 || (fc0 >> 4) & 4 != 0 || fc1 & 0x40 != 0 {
+        return None;
+    }
+    let addr = |at: usize| -> Option<[u8; 6]> { frame.get(at..at + 6)?.try_into().ok() };
+    let (dst, src, mut header) = match fc1 & 3 {
+        0 => (addr(4)?, addr(10)?, 24),
+        1 => (addr(16)?, addr(10)?, 24),
+        2 => (addr(4)?, addr(16)?, 24),
+        _ => (addr(16)?, addr(24)?, 30),
+    };
+    if (fc0 >> 4) & 8 != 0 {
+        if frame.get(header)? & 0x80 != 0 {
+            return None;
+        }
+        header += if fc1 & 0x80 != 0 { 6 } else { 2 };
+    }
+    if padded {
+        header = (header + 3) / 4 * 4;
+    }
+    let llc = frame.get(header..)?;
+    let snap = llc.get(..6)?;
+    if snap != [0xaa, 0xaa, 3, 0, 0, 0] && snap != [0xaa, 0xaa, 3, 0, 0, 0xf8] {
+        return None;
+    }
+    let ether_type = u16::from_be_bytes(llc.get(6..8)?.try_into().ok()?);
+    Some(frame_of(dst, src, ether_type, &llc[8..]))
 }
 
 /// IPv4 and the AF_INET6 of Linux, Windows, the BSDs, Solaris and macOS.
@@ -167,7 +229,7 @@ fn behind_zero_macs(ether_type: u16, payload: &[u8]) -> Option<Vec<u8>> {
     if payload.is_empty() {
         return None;
     }
-    Some(frame([0; 6], [0; 6], ether_type, payload))
+    Some(frame_of([0; 6], [0; 6], ether_type, payload))
 }
 
 /// PPP's protocol field (one byte when odd, RFC 1661's compression) and what carries IP/MPLS.
@@ -196,7 +258,7 @@ fn cisco(packet: &[u8]) -> Option<Vec<u8>> {
         return None;
     }
     let dst = if header[0] == 0x8f { [0xff; 6] } else { [0; 6] };
-    Some(frame(dst, [0; 6], ether_type, &packet[4..]))
+    Some(frame_of(dst, [0; 6], ether_type, &packet[4..]))
 }
 
 /// NFLOG: family, version, resource ID; TLVs (length with its header, type) padded to 4 bytes;
@@ -267,9 +329,9 @@ fn cooked(linktype: u32, packet: &[u8]) -> Option<Vec<u8>> {
     } else {
         [0; 6]
     };
-    Some(frame(dst, src, type_or_len, payload))
+    Some(frame_of(dst, src, type_or_len, payload))
 }
 
-fn frame(dst: [u8; 6], src: [u8; 6], ether_type: u16, payload: &[u8]) -> Vec<u8> {
+fn frame_of(dst: [u8; 6], src: [u8; 6], ether_type: u16, payload: &[u8]) -> Vec<u8> {
     [&dst[..], &src, &ether_type.to_be_bytes(), payload].concat()
 }

@@ -4,7 +4,7 @@
 //!
 //! Written without the agent's code, from `pcap-linktype(7)` and the pages it points to (BSD
 //! loopback, PPP RFC 1661/1662, Cisco HDLC, SLIP, NFLOG, Apple's PKTAP header, Solaris IPNET,
-//! Juniper's "MGC" header) and the pcapng specification. tcpdump must read each file as IP
+//! Juniper's "MGC" header, radiotap and 802.11) and the pcapng specification. tcpdump must read each file as IP
 //! before a test trusts it.
 
 use anyhow::{Result, bail, ensure};
@@ -17,7 +17,16 @@ pub struct IpLink {
     pub name: &'static str,
     pub linktype: u32,
     wrap: fn(&[u8]) -> Vec<u8>,
+    /// The destination and source MACs the link header gives (zero: none).
+    pub macs: ([u8; 6], [u8; 6]),
 }
+
+/// No MACs in the link header.
+const NO_MACS: ([u8; 6], [u8; 6]) = ([0; 6], [0; 6]);
+/// The station and the host behind the access point in the 802.11 frames written here.
+const STATION: [u8; 6] = [0x02, 0, 0, 0, 0, 0x5a];
+const WIRED_HOST: [u8; 6] = [0x02, 0, 0, 0, 0, 0x11];
+const ACCESS_POINT: [u8; 6] = [0x02, 0, 0, 0, 0, 0xa0];
 
 impl IpLink {
     /// The record of this link type holding `ip`.
@@ -30,34 +39,39 @@ impl IpLink {
 const AF_INET: u32 = 2;
 
 /// Every link type the tests write byte by byte.
-pub const IP_LINKS: [IpLink; 12] = [
+pub const IP_LINKS: [IpLink; 13] = [
     // DLT_NULL: the address family in the capturing host's byte order, either.
     IpLink {
         name: "null-little-endian",
         linktype: 0,
+        macs: NO_MACS,
         wrap: |ip| [&AF_INET.to_le_bytes()[..], ip].concat(),
     },
     IpLink {
         name: "null-big-endian",
         linktype: 0,
+        macs: NO_MACS,
         wrap: |ip| [&AF_INET.to_be_bytes()[..], ip].concat(),
     },
     // DLT_LOOP: the same, always network byte order.
     IpLink {
         name: "loop",
         linktype: 108,
+        macs: NO_MACS,
         wrap: |ip| [&AF_INET.to_be_bytes()[..], ip].concat(),
     },
     // OpenBSD enc: family, SPI, flags.
     IpLink {
         name: "enc",
         linktype: 109,
+        macs: NO_MACS,
         wrap: |ip| [&AF_INET.to_le_bytes()[..], &[0, 0, 0x10, 0], &[0; 4], ip].concat(),
     },
     // pflog: header length 61 (padded to 64), family, action, reason, interface name...
     IpLink {
         name: "pflog",
         linktype: 117,
+        macs: NO_MACS,
         wrap: |ip| {
             let mut header = [0_u8; 64];
             header[0] = 61;
@@ -70,29 +84,34 @@ pub const IP_LINKS: [IpLink; 12] = [
     IpLink {
         name: "ppp",
         linktype: 9,
+        macs: NO_MACS,
         wrap: |ip| [&[0xff, 0x03, 0x00, 0x21][..], ip].concat(),
     },
     // PPP_HDLC holding Cisco HDLC: address 0x0F, control 0, EtherType.
     IpLink {
         name: "ppp-hdlc-cisco",
         linktype: 50,
+        macs: NO_MACS,
         wrap: |ip| [&[0x0f, 0x00, 0x08, 0x00][..], ip].concat(),
     },
     IpLink {
         name: "cisco-hdlc",
         linktype: 104,
+        macs: NO_MACS,
         wrap: |ip| [&[0x0f, 0x00, 0x08, 0x00][..], ip].concat(),
     },
     // SLIP: direction, then the (here empty) compressed header, 16 bytes in all.
     IpLink {
         name: "slip",
         linktype: 8,
+        macs: NO_MACS,
         wrap: |ip| [&[1][..], &[0x40], &[0; 14], ip].concat(),
     },
     // PKTAP: pth_length 108, PTH_TYPE_PACKET, pth_dlt DLT_RAW (12), interface name, ...
     IpLink {
         name: "pktap",
         linktype: 258,
+        macs: NO_MACS,
         wrap: |ip| {
             let mut header = [0_u8; 108];
             header[..4].copy_from_slice(&108_u32.to_le_bytes());
@@ -106,6 +125,7 @@ pub const IP_LINKS: [IpLink; 12] = [
     IpLink {
         name: "ipnet",
         linktype: 226,
+        macs: NO_MACS,
         wrap: |ip| {
             let mut header = [0_u8; 24];
             header[0] = 1;
@@ -120,7 +140,33 @@ pub const IP_LINKS: [IpLink; 12] = [
     IpLink {
         name: "juniper-no-l2",
         linktype: 178,
+        macs: NO_MACS,
         wrap: |ip| [&b"MGC"[..], &[0x83], &[0, 3], &[1, 1, 7], &[0; 4], ip].concat(),
+    },
+    // Radiotap (version, pad, length 17, present: TSFT and Flags; TSFT; Flags: FCS at the end),
+    // then an 802.11 QoS data frame from the access point (From DS: destination, BSSID,
+    // source), LLC/SNAP with the IPv4 EtherType, the IP packet, the FCS.
+    IpLink {
+        name: "radiotap-802.11",
+        linktype: 127,
+        macs: (STATION, WIRED_HOST),
+        wrap: |ip| {
+            [
+                &[0, 0, 17, 0][..],
+                &3_u32.to_le_bytes(),
+                &[0x11; 8],
+                &[0x10],
+                &[0x88, 0x02, 0, 0],
+                &STATION,
+                &ACCESS_POINT,
+                &WIRED_HOST,
+                &[0x10, 0, 0, 0],
+                &[0xaa, 0xaa, 0x03, 0, 0, 0, 0x08, 0x00],
+                ip,
+                &[0xde, 0xad, 0xbe, 0xef],
+            ]
+            .concat()
+        },
     },
 ];
 

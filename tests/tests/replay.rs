@@ -14,7 +14,8 @@
 //!   where it starts), no panic, and every packet before the damage delivered.
 //! - `--speed 1` keeps the capture's inter-packet gaps within [`GAP_TOLERANCE`].
 //! - Link types that carry IP (NFLOG captured by tcpdump; BSD loopback, enc, pflog, PPP, Cisco
-//!   HDLC, SLIP, PKTAP, IPNET and Juniper written byte by byte and read by tcpdump first): the
+//!   HDLC, SLIP, PKTAP, IPNET, Juniper and radiotap 802.11 written byte by byte and read by
+//!   tcpdump first): the
 //!   kernel VTEP gets every IP packet unchanged. A pcapng file whose option lists lack
 //!   `opt_endofopt` and hold odd options, read by capinfos and tshark, arrives exactly.
 //!
@@ -814,11 +815,11 @@ fn speed_one_keeps_the_gaps() -> Result<()> {
 
 /// Captures of the link types that carry IP, replayed into VxLAN towards the remote's kernel
 /// VTEP: what it decapsulates is each IP packet unchanged, behind a made-up Ethernet header with
-/// the IPv4 EtherType and a zero destination. NFLOG is captured by tcpdump (`nflog:` fed by nft
-/// in the pod with its ICMP and UDP packets) next to an Ethernet capture that must hold the
-/// same IP packets; the link types
-/// Linux cannot capture are written byte by byte around the IP packets of that Ethernet capture,
-/// and tcpdump must read every packet of them as IP first.
+/// the IPv4 EtherType and the MACs the link header gives (zero where it gives none). NFLOG is
+/// captured by tcpdump (`nflog:` fed by nft in the pod with its ICMP and UDP packets) next to an
+/// Ethernet capture that must hold the same IP packets; the link types Linux cannot capture are
+/// written byte by byte around the IP packets of that Ethernet capture, and tcpdump must read
+/// every packet of them as IP first.
 #[test]
 fn link_types_that_carry_ip() -> Result<()> {
     if skip_unless_root("link_types_that_carry_ip") {
@@ -879,7 +880,7 @@ fn link_types_that_carry_ip() -> Result<()> {
         sorted_ipv4.len()
     );
     let file = nflog_path.to_string_lossy().into_owned();
-    replay_to_vtep(&world, "NFLOG", &file, &logged)?;
+    replay_to_vtep(&world, "NFLOG", &file, &logged, ([0; 6], [0; 6]))?;
 
     // The others, written byte by byte.
     let mut names = Vec::new();
@@ -902,7 +903,7 @@ fn link_types_that_carry_ip() -> Result<()> {
             lines.iter().take(3).collect::<Vec<_>>()
         );
         let file = path.to_string_lossy().into_owned();
-        replay_to_vtep(&world, link.name, &file, &ipv4)?;
+        replay_to_vtep(&world, link.name, &file, &ipv4, link.macs)?;
         names.push(link.name.to_owned());
     }
     report(&format!(
@@ -961,8 +962,15 @@ fn log_to_nflog(world: &World, group: u16) -> Result<()> {
 }
 
 /// Replays `file` into VxLAN (VNI 42) and checks that the remote's kernel VTEP decapsulates
-/// `packets` (IPv4), in order, each behind zero MACs and the IPv4 EtherType.
-fn replay_to_vtep(world: &World, name: &str, file: &str, packets: &[Vec<u8>]) -> Result<()> {
+/// `packets` (IPv4), in order, each behind the IPv4 EtherType and `macs` (destination,
+/// source).
+fn replay_to_vtep(
+    world: &World,
+    name: &str,
+    file: &str,
+    packets: &[Vec<u8>],
+    macs: ([u8; 6], [u8; 6]),
+) -> Result<()> {
     let args = [
         "--pcap", file, "--tunnel", "vxlan", "--remote", REMOTE_IP, "--vni", "42",
     ];
@@ -986,7 +994,9 @@ fn replay_to_vtep(world: &World, name: &str, file: &str, packets: &[Vec<u8>]) ->
             ETHERNET_HEADER_LEN + ip.len()
         );
         ensure!(
-            frame[..6] == [0; 6] && frame[12..14] == ETHERTYPE_IPV4.to_be_bytes(),
+            frame[..6] == macs.0
+                && frame[6..12] == macs.1
+                && frame[12..14] == ETHERTYPE_IPV4.to_be_bytes(),
             "{name}: frame {} has the Ethernet header {:02x?}",
             i + 1,
             &frame[..ETHERNET_HEADER_LEN]

@@ -26,6 +26,7 @@
 //! | Apple PKTAP | 258 | the packet behind the header, by its own link type |
 //! | Solaris IPNET | 226 | zero MACs, EtherType from the family |
 //! | Juniper Ethernet | 178 | the Ethernet frame behind the Juniper header |
+//! | 802.11, with radiotap | 105, 127 | data frames: addresses and LLC/SNAP EtherType (`ieee80211.rs`) |
 //!
 //! Cooked captures keep the link-layer source address of each packet (`addr_len` 6 on Ethernet
 //! devices); their destination is unknown, so it is zero, or the broadcast address for packets
@@ -33,7 +34,9 @@
 //! 802.3 frames (1, Novell) and 802.2 LLC (4) become 802.3 frames with a length field; the
 //! others (CAN, netlink, ...) have no Ethernet form and are skipped as malformed. So are the
 //! control packets of the point-to-point links (PPP's LCP, Cisco's SLARP): only what carries IP
-//! (or MPLS) has an Ethernet form.
+//! (or MPLS) has an Ethernet form, and of 802.11 only the data frames.
+
+mod ieee80211;
 
 use pcap_file::{DataLink, Endianness};
 
@@ -84,7 +87,8 @@ pub const SUPPORTED: &str = "Ethernet (1), Linux cooked SLL (113) and SLL2 (276)
                              raw IP (101, 12, 14), IPv4 (228) and IPv6 (229), \
                              BSD loopback (0, 108), enc (109), pflog (117), PPP (9, 50), \
                              Cisco HDLC (104), SLIP (8), NFLOG (239), PKTAP (258), \
-                             IPNET (226), Juniper Ethernet (178)";
+                             IPNET (226), Juniper Ethernet (178), 802.11 data frames (105, and \
+                             with radiotap 127)";
 
 /// A link layer the replay can turn into Ethernet frames.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -124,6 +128,10 @@ pub enum Link {
     Ipnet,
     /// Juniper's header, then an Ethernet frame (or an IP packet if layer 2 was stripped).
     JuniperEther,
+    /// 802.11 frames, of which the data frames with LLC/SNAP have an Ethernet form.
+    Ieee80211,
+    /// The same behind a radiotap header.
+    Radiotap,
 }
 
 /// A link type the replay cannot turn into Ethernet frames.
@@ -157,6 +165,8 @@ impl Link {
             258 => Ok(Self::Pktap),
             226 => Ok(Self::Ipnet),
             178 => Ok(Self::JuniperEther),
+            105 => Ok(Self::Ieee80211),
+            127 => Ok(Self::Radiotap),
             other => Err(Unsupported(other)),
         }
     }
@@ -261,6 +271,8 @@ impl Link {
                 ip(family_ethertype(u32::from(*family))?, payload, out)
             }
             Self::JuniperEther => juniper_ether(data, out),
+            Self::Ieee80211 => ieee80211::to_ethernet(data, out),
+            Self::Radiotap => ieee80211::radiotap_to_ethernet(data, out),
         }
     }
 }
@@ -542,15 +554,22 @@ mod tests {
             (258, Link::Pktap),
             (226, Link::Ipnet),
             (178, Link::JuniperEther),
+            (105, Link::Ieee80211),
+            (127, Link::Radiotap),
         ] {
             assert_eq!(Link::from_linktype(n), Ok(link), "{n}");
         }
-        let err = Link::from_linktype(105).unwrap_err();
-        assert_eq!(err, Unsupported(105));
+        let err = Link::from_linktype(189).unwrap_err();
+        assert_eq!(err, Unsupported(189));
         let text = err.to_string();
         assert!(
-            text.starts_with("link type 105 (IEEE802_11) cannot be replayed"),
+            text.starts_with("link type 189 (USB_LINUX) cannot be replayed"),
             "{text}"
+        );
+        assert!(
+            Unsupported(201)
+                .to_string()
+                .starts_with("link type 201 (BLUETOOTH_HCI_H4_WITH_PHDR) cannot")
         );
         assert!(text.contains("SLL2 (276)"), "{text}");
         assert!(
