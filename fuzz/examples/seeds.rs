@@ -457,7 +457,13 @@ fn ip_links(ip: &[u8], ip6: &[u8]) -> Vec<(&'static str, u16, Vec<u8>)> {
     ]
     .concat();
     // Radiotap: version, pad, length 17, present (TSFT, Flags), TSFT, Flags (FCS at the end).
-    let radiotap = [&[0, 0, 17, 0][..], &3_u32.to_le_bytes(), &[0x11; 8], &[0x10]].concat();
+    let radiotap = [
+        &[0, 0, 17, 0][..],
+        &3_u32.to_le_bytes(),
+        &[0x11; 8],
+        &[0x10],
+    ]
+    .concat();
     let nflog = |big_endian: bool| {
         let word = |v: u16| {
             if big_endian {
@@ -485,8 +491,16 @@ fn ip_links(ip: &[u8], ip6: &[u8]) -> Vec<(&'static str, u16, Vec<u8>)> {
         ("pflog", 11, [&pflog[..], ip].concat()),
         ("ppp", 12, [&[0xff, 0x03, 0x00, 0x21][..], ip].concat()),
         ("ppp-compressed", 12, [&[0x57][..], ip6].concat()),
-        ("ppp-hdlc-cisco", 13, [&[0x8f, 0x00, 0x08, 0x00][..], ip].concat()),
-        ("cisco-hdlc", 14, [&[0x0f, 0x00, 0x86, 0xdd][..], ip6].concat()),
+        (
+            "ppp-hdlc-cisco",
+            13,
+            [&[0x8f, 0x00, 0x08, 0x00][..], ip].concat(),
+        ),
+        (
+            "cisco-hdlc",
+            14,
+            [&[0x0f, 0x00, 0x86, 0xdd][..], ip6].concat(),
+        ),
         ("slip", 15, [&[0; 16][..], ip].concat()),
         ("nflog-le", 16, nflog(false)),
         ("nflog-be", 16 | 0x8000, nflog(true)),
@@ -497,11 +511,7 @@ fn ip_links(ip: &[u8], ip6: &[u8]) -> Vec<(&'static str, u16, Vec<u8>)> {
             19,
             [&b"MGC\x81"[..], &[0, 2, 1, 0], &udp_frame(18)].concat(),
         ),
-        (
-            "juniper-no-l2",
-            19,
-            [&b"MGC\x03"[..], &[0; 4], ip].concat(),
-        ),
+        ("juniper-no-l2", 19, [&b"MGC\x03"[..], &[0; 4], ip].concat()),
         ("ieee80211-qos-from-ds", 20, wifi.clone()),
         (
             "radiotap-fcs",
@@ -632,8 +642,9 @@ fn replay_reader(seeds: &Seeds) {
         if selector & 0x8000 != 0 {
             continue;
         }
-        let linktype =
-            [0, 108, 109, 117, 9, 50, 104, 8, 239, 258, 226, 178, 105, 127][usize::from(selector) - 8];
+        let linktype = [
+            0, 108, 109, 117, 9, 50, 104, 8, 239, 258, 226, 178, 105, 127,
+        ][usize::from(selector) - 8];
         // Little-endian, as the NFLOG TLVs are.
         let header = PcapHeader {
             datalink: DataLink::from(linktype),
@@ -655,7 +666,12 @@ fn replay_reader(seeds: &Seeds) {
 /// a hardware description that is not UTF-8, custom options and an unknown code of odd length.
 fn odd_options(frames: &[Vec<u8>]) -> Vec<u8> {
     let option = |code: u16, value: &[u8]| {
-        let mut out = [&code.to_le_bytes()[..], &(value.len() as u16).to_le_bytes(), value].concat();
+        let mut out = [
+            &code.to_le_bytes()[..],
+            &(value.len() as u16).to_le_bytes(),
+            value,
+        ]
+        .concat();
         out.resize(4 + value.len().next_multiple_of(4), 0);
         out
     };

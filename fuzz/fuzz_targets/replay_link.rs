@@ -95,7 +95,9 @@ fn expected(linktype: u32, big_endian: bool, packet: &[u8]) -> Option<Vec<u8>> {
         9 | 50 => {
             if packet.len() >= 2 && packet[0] == 0xff && packet[1] == 0x03 {
                 ppp_protocol(&packet[2..])
-            } else if packet.len() >= 2 && (packet[0] == 0x0f || packet[0] == 0x8f) && packet[1] == 0
+            } else if packet.len() >= 2
+                && (packet[0] == 0x0f || packet[0] == 0x8f)
+                && packet[1] == 0
             {
                 cisco(packet)
             } else {
@@ -238,7 +240,10 @@ fn ppp_protocol(packet: &[u8]) -> Option<Vec<u8>> {
     let (protocol, payload) = if first % 2 == 1 {
         (u16::from(first), &packet[1..])
     } else {
-        (u16::from_be_bytes(packet.get(..2)?.try_into().ok()?), &packet[2..])
+        (
+            u16::from_be_bytes(packet.get(..2)?.try_into().ok()?),
+            &packet[2..],
+        )
     };
     let ether_type = match protocol {
         0x21 => 0x0800,
