@@ -424,6 +424,101 @@ fn replay_link(seeds: &Seeds) {
     ] {
         seeds.write(name, &[&selector.to_be_bytes(), &packet]);
     }
+    // The link types that carry IP behind a header of their own; the selector is the index in
+    // the target's list (the top bit: a big-endian file).
+    for (name, selector, packet) in ip_links(ip, ip6) {
+        seeds.write(name, &[&selector.to_be_bytes(), &packet]);
+    }
+}
+
+/// One packet of each link type that carries IP behind a header of its own, with the
+/// `replay_link` selector of its link type.
+fn ip_links(ip: &[u8], ip6: &[u8]) -> Vec<(&'static str, u16, Vec<u8>)> {
+    let mut pflog = vec![0; 64];
+    pflog[0] = 61;
+    pflog[1] = 2;
+    let mut pktap = vec![0; 108];
+    pktap[..4].copy_from_slice(&108_u32.to_le_bytes());
+    pktap[4..8].copy_from_slice(&1_u32.to_le_bytes());
+    pktap[8..12].copy_from_slice(&12_u32.to_le_bytes());
+    let mut ipnet = vec![0; 24];
+    ipnet[0] = 1;
+    ipnet[1] = 26;
+    // 802.11 QoS data from the AP (From DS): destination, BSSID, source; sequence and QoS
+    // control; LLC/SNAP with the IPv4 EtherType.
+    let wifi = [
+        &[0x88, 0x02, 0, 0][..],
+        &MAC_A,
+        &[2, 0, 0, 0, 0, 0xa0],
+        &MAC_B,
+        &[0x10, 0, 5, 0],
+        &[0xaa, 0xaa, 3, 0, 0, 0, 0x08, 0x00],
+        ip,
+    ]
+    .concat();
+    // Radiotap: version, pad, length 17, present (TSFT, Flags), TSFT, Flags (FCS at the end).
+    let radiotap = [
+        &[0, 0, 17, 0][..],
+        &3_u32.to_le_bytes(),
+        &[0x11; 8],
+        &[0x10],
+    ]
+    .concat();
+    let nflog = |big_endian: bool| {
+        let word = |v: u16| {
+            if big_endian {
+                v.to_be_bytes()
+            } else {
+                v.to_le_bytes()
+            }
+        };
+        [
+            &[2, 0, 0, 5][..],
+            &word(8),
+            &word(10),
+            b"pre\0",
+            &word(4 + ip.len() as u16),
+            &word(9),
+            ip,
+        ]
+        .concat()
+    };
+    vec![
+        ("null", 8, [&2_u32.to_le_bytes()[..], ip].concat()),
+        ("null-ipv6-be", 8, [&30_u32.to_be_bytes()[..], ip6].concat()),
+        ("loop", 9, [&2_u32.to_be_bytes()[..], ip].concat()),
+        ("enc", 10, [&2_u32.to_le_bytes()[..], &[0; 8], ip].concat()),
+        ("pflog", 11, [&pflog[..], ip].concat()),
+        ("ppp", 12, [&[0xff, 0x03, 0x00, 0x21][..], ip].concat()),
+        ("ppp-compressed", 12, [&[0x57][..], ip6].concat()),
+        (
+            "ppp-hdlc-cisco",
+            13,
+            [&[0x8f, 0x00, 0x08, 0x00][..], ip].concat(),
+        ),
+        (
+            "cisco-hdlc",
+            14,
+            [&[0x0f, 0x00, 0x86, 0xdd][..], ip6].concat(),
+        ),
+        ("slip", 15, [&[0; 16][..], ip].concat()),
+        ("nflog-le", 16, nflog(false)),
+        ("nflog-be", 16 | 0x8000, nflog(true)),
+        ("pktap", 17, [&pktap[..], ip].concat()),
+        ("ipnet", 18, [&ipnet[..], ip6].concat()),
+        (
+            "juniper-ether",
+            19,
+            [&b"MGC\x81"[..], &[0, 2, 1, 0], &udp_frame(18)].concat(),
+        ),
+        ("juniper-no-l2", 19, [&b"MGC\x03"[..], &[0; 4], ip].concat()),
+        ("ieee80211-qos-from-ds", 20, wifi.clone()),
+        (
+            "radiotap-fcs",
+            21,
+            [&radiotap[..], &wifi, &[0xde, 0xad, 0xbe, 0xef]].concat(),
+        ),
+    ]
 }
 
 fn pcap(
@@ -540,6 +635,89 @@ fn replay_reader(seeds: &Seeds) {
     ]
     .concat();
     seeds.write("two-sections.pcapng", &[&two]);
+    // A pcap of each link type that carries IP behind a header of its own.
+    let ip = &udp_frame(8)[14..];
+    let ip6 = &ipv6_frame()[14..];
+    for (name, selector, packet) in ip_links(ip, ip6) {
+        if selector & 0x8000 != 0 {
+            continue;
+        }
+        let linktype = [
+            0, 108, 109, 117, 9, 50, 104, 8, 239, 258, 226, 178, 105, 127,
+        ][usize::from(selector) - 8];
+        // Little-endian, as the NFLOG TLVs are.
+        let header = PcapHeader {
+            datalink: DataLink::from(linktype),
+            endianness: le,
+            ..PcapHeader::default()
+        };
+        let mut writer = PcapWriter::with_header(Vec::new(), header).unwrap();
+        let ts = Duration::from_nanos(NS);
+        writer
+            .write_packet(&PcapPacket::new(ts, packet.len() as u32, &packet))
+            .unwrap();
+        seeds.write(&format!("{name}.pcap"), &[&writer.into_writer()]);
+    }
+    seeds.write("odd-section-options.pcapng", &[&odd_options(&ethernet)]);
+}
+
+/// A little-endian pcapng file of Ethernet `frames` whose option lists end without
+/// `opt_endofopt` and hold options that libpcap and Wireshark read past: a section header with
+/// a hardware description that is not UTF-8, custom options and an unknown code of odd length.
+fn odd_options(frames: &[Vec<u8>]) -> Vec<u8> {
+    let option = |code: u16, value: &[u8]| {
+        let mut out = [
+            &code.to_le_bytes()[..],
+            &(value.len() as u16).to_le_bytes(),
+            value,
+        ]
+        .concat();
+        out.resize(4 + value.len().next_multiple_of(4), 0);
+        out
+    };
+    let block = |kind: u32, body: &[u8]| {
+        let len = (12 + body.len().next_multiple_of(4)) as u32;
+        let mut out = [&kind.to_le_bytes()[..], &len.to_le_bytes(), body].concat();
+        out.resize(len as usize - 4, 0);
+        out.extend_from_slice(&len.to_le_bytes());
+        out
+    };
+    let shb = [
+        &0x1A2B_3C4D_u32.to_le_bytes()[..],
+        &1_u16.to_le_bytes(),
+        &0_u16.to_le_bytes(),
+        &[0xff; 8],
+        &option(2, b"\xa9 card"),
+        &option(3, b"Linux"),
+        &option(2988, b"\0\0\x7f\xd9text"),
+        &option(19373, &[0, 0, 0x7f, 0xd9, 1]),
+        &option(0x7777, b"odd"),
+    ]
+    .concat();
+    let idb = [
+        &1_u16.to_le_bytes()[..],
+        &[0, 0],
+        &0xffff_u32.to_le_bytes(),
+        &option(9, &[9]),
+    ]
+    .concat();
+    let mut out = [block(0x0A0D_0D0A, &shb), block(1, &idb)].concat();
+    for (i, frame) in frames.iter().enumerate() {
+        let ts = NS + i as u64;
+        let mut epb = [
+            &0_u32.to_le_bytes()[..],
+            &((ts >> 32) as u32).to_le_bytes(),
+            &(ts as u32).to_le_bytes(),
+            &(frame.len() as u32).to_le_bytes(),
+            &(frame.len() as u32).to_le_bytes(),
+            frame,
+        ]
+        .concat();
+        epb.resize(epb.len().next_multiple_of(4), 0);
+        epb.extend_from_slice(&option(1, b"seen"));
+        out.extend_from_slice(&block(6, &epb));
+    }
+    out
 }
 
 // ---------------------------------------------------------------------------------------------

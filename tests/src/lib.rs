@@ -15,6 +15,7 @@ pub mod capture;
 pub mod iperf;
 pub mod kernel_mirror;
 pub mod kube_api;
+pub mod link_types;
 pub mod listeners;
 pub mod metrics;
 pub mod netflow_collector;

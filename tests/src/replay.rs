@@ -487,8 +487,27 @@ impl Receiver {
         count: Option<usize>,
         extra: &[&str],
     ) -> Result<Self> {
+        Self::start_writing(
+            ns,
+            tunnel,
+            listen,
+            count,
+            extra,
+            &format!("received-{tunnel}.pcap"),
+        )
+    }
+
+    /// [`Receiver::start`] writing a file of this name (`.pcapng`: a pcapng file).
+    pub fn start_writing(
+        ns: &Netns,
+        tunnel: &str,
+        listen: &str,
+        count: Option<usize>,
+        extra: &[&str],
+        file_name: &str,
+    ) -> Result<Self> {
         let dir = ScratchDir::new()?;
-        let path = dir.join(&format!("received-{tunnel}.pcap"));
+        let path = dir.join(file_name);
         let mut argv: Vec<String> = [
             "receive",
             "--tunnel",
@@ -545,6 +564,12 @@ impl Receiver {
     /// (SIGINT) if it does not, so that what arrived can still be compared. Without: stops it
     /// at once. Fails unless it exits 0; returns the frames with their times.
     pub fn finish(&mut self, timeout: Duration) -> Result<Vec<Record>> {
+        self.stop(timeout)?;
+        read_records(&self.path)
+    }
+
+    /// [`Receiver::finish`] without reading the file (a pcapng file, for tshark).
+    pub fn stop(&mut self, timeout: Duration) -> Result<()> {
         let exited = match self.count {
             Some(_) => self.process.wait_timeout(timeout)?,
             None => None,
@@ -559,7 +584,7 @@ impl Receiver {
             self.process.description(),
             self.process.stderr_lines()
         );
-        read_records(&self.path)
+        Ok(())
     }
 
     /// What it printed on stderr.

@@ -13,6 +13,11 @@
 //!   exit code 2, exactly one `error:` line naming the file (and, for damage, the byte offset
 //!   where it starts), no panic, and every packet before the damage delivered.
 //! - `--speed 1` keeps the capture's inter-packet gaps within [`GAP_TOLERANCE`].
+//! - Link types that carry IP (NFLOG captured by tcpdump; BSD loopback, enc, pflog, PPP, Cisco
+//!   HDLC, SLIP, PKTAP, IPNET, Juniper and radiotap 802.11 written byte by byte and read by
+//!   tcpdump first): the
+//!   kernel VTEP gets every IP packet unchanged. A pcapng file whose option lists lack
+//!   `opt_endofopt` and hold odd options, read by capinfos and tshark, arrives exactly.
 //!
 //! Each test builds its own world and removes it on drop.
 
@@ -21,8 +26,9 @@ use std::{fs, path::Path, time::Duration};
 use anyhow::{Context as _, Result, bail, ensure};
 use mirror_tests::{
     Capture, Direction, World, diff_frames,
+    link_types::{IP_LINKS, LINKTYPE_NFLOG, nflog_payload, pcapng_with_odd_options, tcpdump_lines},
     replay::{
-        self, Cooked, ETHERNET_HEADER_LEN, LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL,
+        self, Cooked, ETHERNET_HEADER_LEN, ETHERTYPE_IPV4, LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL,
         LINKTYPE_LINUX_SLL2, LINKTYPE_USER0, PCAPNG_EPB, PcapBytes, Receiver, ReplayRun, Traffic,
         make_traffic, pcap_linktype, pcapng_blocks, start_tcpdump, stop_tcpdump, to_pcapng,
         udp_frame, write_pcap,
@@ -30,6 +36,7 @@ use mirror_tests::{
     report,
     scratch::ScratchDir,
     skip_unless_root,
+    tshark::Fields,
     world::{POD_IF, REMOTE_IP, REMOTE_VTEP_IF},
 };
 
@@ -799,5 +806,258 @@ fn speed_one_keeps_the_gaps() -> Result<()> {
         "`{}`: the packets spanned {span:?} at the receiver, {want_span:?} in the file",
         run.command
     );
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. Link types that carry IP, and pcapng files with the options some tools write.
+// ---------------------------------------------------------------------------------------------
+
+/// Captures of the link types that carry IP, replayed into VxLAN towards the remote's kernel
+/// VTEP: what it decapsulates is each IP packet unchanged, behind a made-up Ethernet header with
+/// the IPv4 EtherType and the MACs the link header gives (zero where it gives none). NFLOG is
+/// captured by tcpdump (`nflog:` fed by nft in the pod with its ICMP and UDP packets) next to an
+/// Ethernet capture that must hold the same IP packets; the link types Linux cannot capture are
+/// written byte by byte around the IP packets of that Ethernet capture, and tcpdump must read
+/// every packet of them as IP first.
+#[test]
+fn link_types_that_carry_ip() -> Result<()> {
+    if skip_unless_root("link_types_that_carry_ip") {
+        return Ok(());
+    }
+    let world = World::new(VNI)?;
+    let scratch = ScratchDir::new()?;
+    log_to_nflog(&world, NFLOG_GROUP)?;
+    let nflog_path = scratch.join("nflog.pcap");
+    let mut ethernet = Capture::start(&world.pod, POD_IF, Direction::InOut, None)?;
+    let group = format!("nflog:{NFLOG_GROUP}");
+    let mut nflog = start_tcpdump(&world.pod, &["-i", &group], &nflog_path)?;
+    let traffic = Traffic {
+        pings: 4,
+        queries: 3,
+        tcp_bytes: "64K",
+        tcp_rate: "100M",
+    };
+    make_traffic(&world, traffic)?;
+    let original = ethernet.finish()?;
+    stop_tcpdump(&mut nflog)?;
+    let ipv4: Vec<Vec<u8>> = original
+        .iter()
+        .filter(|f| f.len() > ETHERNET_HEADER_LEN && f[12..14] == [0x08, 0x00])
+        .map(|f| f[ETHERNET_HEADER_LEN..].to_vec())
+        .collect();
+    ensure!(
+        ipv4.len() > 2 * (traffic.pings + traffic.queries),
+        "the Ethernet capture holds {} IPv4 packets",
+        ipv4.len()
+    );
+
+    // NFLOG, as tcpdump captured it.
+    let found = pcap_linktype(&nflog_path)?;
+    ensure!(
+        found == LINKTYPE_NFLOG,
+        "tcpdump wrote link type {found}, not NFLOG"
+    );
+    let logged: Vec<Vec<u8>> = mirror_tests::read_records(&nflog_path)?
+        .iter()
+        .enumerate()
+        .map(|(i, r)| nflog_payload(&r.data).with_context(|| format!("NFLOG packet {}", i + 1)))
+        .collect::<Result<_>>()?;
+    // Only ICMP and UDP are logged: netfilter sees TCP before segmentation and after GRO.
+    let mut sorted_logged = logged.clone();
+    let mut sorted_ipv4: Vec<Vec<u8>> = ipv4
+        .iter()
+        .filter(|ip| matches!(ip[9], 1 | 17))
+        .cloned()
+        .collect();
+    sorted_logged.sort();
+    sorted_ipv4.sort();
+    ensure!(
+        sorted_logged == sorted_ipv4 && logged.len() == 2 * (traffic.pings + traffic.queries),
+        "the NFLOG capture ({} packets) and the Ethernet capture ({} ICMP and UDP packets) taken \
+         at the same time hold different packets",
+        logged.len(),
+        sorted_ipv4.len()
+    );
+    let file = nflog_path.to_string_lossy().into_owned();
+    replay_to_vtep(&world, "NFLOG", &file, &logged, ([0; 6], [0; 6]))?;
+
+    // The others, written byte by byte.
+    let mut names = Vec::new();
+    for link in IP_LINKS {
+        let wrapped: Vec<Vec<u8>> = ipv4.iter().map(|ip| link.wrap(ip)).collect();
+        let records: Vec<(Duration, &[u8])> = wrapped
+            .iter()
+            .enumerate()
+            .map(|(i, data)| (T0 + Duration::from_millis(i as u64), data.as_slice()))
+            .collect();
+        let path = scratch.join(&format!("{}.pcap", link.name));
+        fs::write(&path, write_pcap(link.linktype, &records).bytes)?;
+        let lines = tcpdump_lines(&path)?;
+        ensure!(
+            lines.len() == ipv4.len() && lines.iter().all(|l| l.contains(" IP ")),
+            "{}: tcpdump does not read the file written for link type {} as {} IPv4 packets: {:?}",
+            link.name,
+            link.linktype,
+            ipv4.len(),
+            lines.iter().take(3).collect::<Vec<_>>()
+        );
+        let file = path.to_string_lossy().into_owned();
+        replay_to_vtep(&world, link.name, &file, &ipv4, link.macs)?;
+        names.push(link.name.to_owned());
+    }
+    report(&format!(
+        "link_types_that_carry_ip: NFLOG ({} ICMP and UDP packets, tcpdump nflog:) and {} IPv4 \
+         packets of each of {}: identical at the kernel's {REMOTE_VTEP_IF}",
+        logged.len(),
+        ipv4.len(),
+        names.join(", ")
+    ));
+    Ok(())
+}
+
+/// NFLOG group the pod's nft rules log to.
+const NFLOG_GROUP: u16 = 5;
+
+/// nft rules in the pod that log every ICMP and UDP packet over IPv4 that it receives or sends
+/// to NFLOG `group`.
+fn log_to_nflog(world: &World, group: u16) -> Result<()> {
+    let group = group.to_string();
+    let nft =
+        |args: &[&str]| {
+            world.pod.run("nft", args).map(drop).with_context(|| {
+                format!("nft {} in the pod (is nftables installed?)", args.join(" "))
+            })
+        };
+    nft(&["add", "table", "ip", "mirror_test"])?;
+    for (chain, hook) in [("in", "input"), ("out", "output")] {
+        nft(&[
+            "add",
+            "chain",
+            "ip",
+            "mirror_test",
+            chain,
+            &format!("{{ type filter hook {hook} priority 0; }}"),
+        ])?;
+        for protocol in ["icmp", "udp"] {
+            nft(&[
+                "add",
+                "rule",
+                "ip",
+                "mirror_test",
+                chain,
+                "ip",
+                "protocol",
+                protocol,
+                "log",
+                "group",
+                &group,
+                // Each packet to tcpdump at once, not batched for a second.
+                "queue-threshold",
+                "1",
+            ])?;
+        }
+    }
+    Ok(())
+}
+
+/// Replays `file` into VxLAN (VNI 42) and checks that the remote's kernel VTEP decapsulates
+/// `packets` (IPv4), in order, each behind the IPv4 EtherType and `macs` (destination,
+/// source).
+fn replay_to_vtep(
+    world: &World,
+    name: &str,
+    file: &str,
+    packets: &[Vec<u8>],
+    macs: ([u8; 6], [u8; 6]),
+) -> Result<()> {
+    let args = [
+        "--pcap", file, "--tunnel", "vxlan", "--remote", REMOTE_IP, "--vni", "42",
+    ];
+    let mut at_vtep = Capture::start(&world.remote, REMOTE_VTEP_IF, Direction::In, None)?;
+    let run = replay::replay(&world.node, &args, REPLAY_TIMEOUT)?;
+    check_replayed(&run, packets.len())?;
+    at_vtep.wait_for_frames(packets.len(), ARRIVAL, SETTLE);
+    let got = at_vtep.finish()?;
+    ensure!(
+        got.len() == packets.len(),
+        "{name}: the kernel VTEP decapsulated {} frames of {}",
+        got.len(),
+        packets.len()
+    );
+    for (i, (frame, ip)) in got.iter().zip(packets).enumerate() {
+        ensure!(
+            frame.len() == ETHERNET_HEADER_LEN + ip.len() && frame[ETHERNET_HEADER_LEN..] == ip[..],
+            "{name}: frame {} at the kernel VTEP holds another IP packet ({} bytes, expected {})",
+            i + 1,
+            frame.len(),
+            ETHERNET_HEADER_LEN + ip.len()
+        );
+        ensure!(
+            frame[..6] == macs.0
+                && frame[6..12] == macs.1
+                && frame[12..14] == ETHERTYPE_IPV4.to_be_bytes(),
+            "{name}: frame {} has the Ethernet header {:02x?}",
+            i + 1,
+            &frame[..ETHERNET_HEADER_LEN]
+        );
+    }
+    Ok(())
+}
+
+/// A pcapng file whose option lists lack `opt_endofopt` and hold options of every odd kind
+/// (as some switch and export tools write them): capinfos and tshark read it, and so must the
+/// replay, every frame reaching the kernel VTEP exactly.
+#[test]
+fn pcapng_with_odd_section_options() -> Result<()> {
+    if skip_unless_root("pcapng_with_odd_section_options") {
+        return Ok(());
+    }
+    let world = World::new(VNI)?;
+    let scratch = ScratchDir::new()?;
+    let (_, frames) = synthetic();
+    let path = scratch.join("odd-options.pcapng");
+    fs::write(
+        &path,
+        pcapng_with_odd_options(&frames, T0.as_micros() as u64),
+    )?;
+    let file = path.to_string_lossy().into_owned();
+    let info = mirror_tests::proc::run_stdout(&mut mirror_tests::proc::command(
+        "capinfos",
+        ["-c", "-M", &file],
+    ))?;
+    ensure!(
+        info.lines().any(|l| l.starts_with("Number of packets:")
+            && l.trim_end().ends_with(&format!(" {}", frames.len()))),
+        "capinfos does not count {} packets in the file: {info}",
+        frames.len()
+    );
+    let tshark = Fields::read(&path, None, &["frame.len"])?;
+    ensure!(
+        tshark.rows.len() == frames.len(),
+        "tshark reads {} packets of {}",
+        tshark.rows.len(),
+        frames.len()
+    );
+
+    let mut at_vtep = Capture::start(&world.remote, REMOTE_VTEP_IF, Direction::In, None)?;
+    let args = [
+        "--pcap", &file, "--tunnel", "vxlan", "--remote", REMOTE_IP, "--vni", "42",
+    ];
+    let run = replay::replay(&world.node, &args, REPLAY_TIMEOUT)?;
+    check_replayed(&run, frames.len())?;
+    at_vtep.wait_for_frames(frames.len(), ARRIVAL, SETTLE);
+    let got = at_vtep.finish()?;
+    if let Some(diff) = diff_frames(&frames, &got) {
+        bail!(
+            "`{}`: the kernel VTEP did not get the file's frames exactly: {diff}",
+            run.command
+        );
+    }
+    report(&format!(
+        "pcapng_with_odd_section_options: capinfos and tshark read it; {} frames identical at the \
+         kernel's {REMOTE_VTEP_IF}",
+        got.len()
+    ));
     Ok(())
 }

@@ -35,6 +35,8 @@ const PACKAGES: &[&str] = &[
     "nfdump",
     "softflowd",
     "tcpreplay",
+    // nft logs packets to NFLOG for tcpdump's nflog: captures (tests/replay.rs).
+    "nftables",
     // promtool lints the metrics, and a real server scrapes and queries them (tests/metrics.rs).
     "prometheus",
 ];

@@ -8,7 +8,11 @@ use std::{
 use clap::Args;
 
 use super::decap::Accept;
-use crate::{UsageError, cli::TunnelArg, wire::vxlan::Vni};
+use crate::{
+    UsageError,
+    cli::TunnelArg,
+    wire::{erspan::SESSION_MAX, vxlan::Vni},
+};
 
 /// The IANA VXLAN port, the default of `--vxlan-port`.
 pub const DEFAULT_VXLAN_PORT: u16 = 4789;
@@ -18,7 +22,10 @@ pub const DEFAULT_VXLAN_PORT: u16 = 4789;
     about = "Decapsulate tunnel traffic sent to this host into a pcap file",
     long_about = "Receives VxLAN, GRE or ERSPAN packets sent to a local address (by `mirror run` \
                   or a switch) without creating a kernel tunnel device, and writes the inner \
-                  Ethernet frames to a pcap file with nanosecond timestamps. Runs until \
+                  Ethernet frames to a pcap file with nanosecond timestamps (pcapng if its \
+                  name ends in .pcapng: one interface per ERSPAN session, VxLAN VNI or GRE \
+                  key, ERSPAN III directions, a comment with the session, VLAN, COS and \
+                  truncation). Runs until \
                   SIGINT/SIGTERM or --count frames, then prints a summary line with the drops \
                   by reason. GRE and ERSPAN need root or CAP_NET_RAW (raw socket)."
 )]
@@ -41,8 +48,10 @@ pub struct ReceiveArgs {
     #[arg(long = "from", value_name = "IP")]
     pub from: Vec<IpAddr>,
 
-    /// The pcap file to write (created, or truncated if it exists).
-    #[arg(long, value_name = "FILE.pcap")]
+    /// The file to write (created, or truncated if it exists): pcapng if its name ends in
+    /// .pcapng (an interface per ERSPAN session, VxLAN VNI or GRE key, ERSPAN III directions,
+    /// ERSPAN headers as packet comments), else pcap.
+    #[arg(long, value_name = "FILE.pcap|FILE.pcapng")]
     pub write: PathBuf,
 
     /// Stop after writing N frames.
@@ -56,6 +65,11 @@ pub struct ReceiveArgs {
     /// Keep only GRE packets with this key (RFC 2890). Only with --tunnel gre.
     #[arg(long, value_name = "KEY")]
     pub gre_key: Option<u32>,
+
+    /// Keep only ERSPAN packets of this session ID (0 to 1023). Only with --tunnel erspan2 or
+    /// erspan3 (Type I has no session ID).
+    #[arg(long, value_name = "N")]
+    pub session: Option<u16>,
 }
 
 /// Checked options.
@@ -68,6 +82,8 @@ pub struct Config {
     pub from: Vec<IpAddr>,
     pub write: PathBuf,
     pub count: Option<u64>,
+    /// The ERSPAN session to keep; `None` keeps all.
+    pub session: Option<u16>,
 }
 
 impl ReceiveArgs {
@@ -85,6 +101,15 @@ impl ReceiveArgs {
         }
         if self.tunnel != TunnelArg::Gre && self.gre_key.is_some() {
             return Err(misplaced("--gre-key"));
+        }
+        if !matches!(self.tunnel, TunnelArg::Erspan2 | TunnelArg::Erspan3) && self.session.is_some()
+        {
+            return Err(misplaced("--session"));
+        }
+        if let Some(session) = self.session.filter(|&s| s > SESSION_MAX) {
+            return Err(UsageError(format!(
+                "--session {session}: above {SESSION_MAX} (10 bits)"
+            )));
         }
         let (ip, port) = parse_listen(&self.listen)?;
         if ip.is_multicast() {
@@ -132,6 +157,7 @@ impl ReceiveArgs {
             from,
             write: self.write.clone(),
             count: self.count,
+            session: self.session,
         })
     }
 }
@@ -327,6 +353,9 @@ mod tests {
             ("erspan1", "--vxlan-port", "8472"),
             ("vxlan", "--gre-key", "1"),
             ("erspan2", "--gre-key", "1"),
+            ("erspan1", "--session", "1"),
+            ("vxlan", "--session", "1"),
+            ("gre", "--session", "1"),
         ];
         for (tunnel, option, value) in cases {
             assert_eq!(
@@ -334,6 +363,19 @@ mod tests {
                 format!("{option} does not apply to --tunnel {tunnel}")
             );
         }
+    }
+
+    #[test]
+    fn erspan_sessions() {
+        for tunnel in ["erspan2", "erspan3"] {
+            let config = with(tunnel, "127.0.0.1", &["--session", "1023"]).unwrap();
+            assert_eq!(config.session, Some(1023));
+            assert_eq!(
+                with(tunnel, "127.0.0.1", &["--session", "1024"]).unwrap_err(),
+                "--session 1024: above 1023 (10 bits)"
+            );
+        }
+        assert_eq!(with("erspan3", "::1", &[]).unwrap().session, None);
     }
 
     #[test]

@@ -85,16 +85,19 @@ pub enum DropReason {
     WrongVni,
     /// A GRE key other than `--gre-key` (or none).
     WrongKey,
+    /// An ERSPAN session other than `--session`.
+    WrongSession,
 }
 
 impl DropReason {
     /// Every reason, in the summary's order.
-    pub const ALL: [DropReason; 5] = [
+    pub const ALL: [DropReason; 6] = [
         DropReason::WrongProtocol,
         DropReason::BadHeader,
         DropReason::FilteredSource,
         DropReason::WrongVni,
         DropReason::WrongKey,
+        DropReason::WrongSession,
     ];
 
     /// A name for the summary line.
@@ -105,6 +108,7 @@ impl DropReason {
             DropReason::FilteredSource => "filtered source",
             DropReason::WrongVni => "wrong VNI",
             DropReason::WrongKey => "wrong GRE key",
+            DropReason::WrongSession => "wrong ERSPAN session",
         }
     }
 

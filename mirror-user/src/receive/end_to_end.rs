@@ -95,6 +95,7 @@ fn vxlan_over_udp_on_loopback() {
         from: vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
         write: path.clone(),
         count: Some(3),
+        session: None,
     };
     let (addr, receiver) = start(config);
     let local = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -240,6 +241,7 @@ fn gre_over_a_raw_ipv4_socket_with_a_fragmented_packet() {
         from: Vec::new(),
         write: path.clone(),
         count: Some(3),
+        session: None,
     };
     let (addr, receiver) = start(config);
     assert_eq!(addr.ip(), IpAddr::V4(listen));
@@ -293,6 +295,7 @@ fn erspan3_header_times_over_a_raw_ipv4_socket() {
         from: vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
         write: path.clone(),
         count: Some(2),
+        session: None,
     };
     let (_, receiver) = start(config);
     let (src, dst) = (IpAddr::V4(Ipv4Addr::LOCALHOST), IpAddr::V4(listen));
@@ -340,6 +343,7 @@ fn erspan2_over_a_raw_ipv6_socket() {
         from: vec![IpAddr::V6(Ipv6Addr::LOCALHOST)],
         write: path.clone(),
         count: Some(2),
+        session: None,
     };
     let (_, receiver) = start(config);
     let local = IpAddr::V6(Ipv6Addr::LOCALHOST);
@@ -381,6 +385,7 @@ fn sigterm_child() {
         count: None,
         vni: None,
         gre_key: None,
+        session: None,
     };
     receive(&args).unwrap();
 }
@@ -457,6 +462,7 @@ fn bad_input_is_a_usage_error() {
         count: Some(1),
         vni: None,
         gre_key: None,
+        session: None,
     };
     let scratch_file = scratch("never.pcap");
     let write = scratch_file.to_str().unwrap();
@@ -483,6 +489,17 @@ fn bad_input_is_a_usage_error() {
         (
             args(TunnelArg::Vxlan, "127.0.0.1:0", "/nonexistent-dir/x.pcap"),
             "--write /nonexistent-dir/x.pcap",
+        ),
+        (
+            args(TunnelArg::Vxlan, "127.0.0.1:0", "/nonexistent-dir/x.pcapng"),
+            "--write /nonexistent-dir/x.pcapng",
+        ),
+        (
+            ReceiveArgs {
+                session: Some(3),
+                ..args(TunnelArg::Erspan1, "127.0.0.1", write)
+            },
+            "--session does not apply to --tunnel erspan1",
         ),
     ];
     for (args, message) in cases {

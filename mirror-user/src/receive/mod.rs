@@ -1,6 +1,7 @@
 //! `mirror receive`: the other end of the tunnel without a kernel VTEP (the gredump/vxlandump
 //! role). Receives VXLAN over a UDP socket, or GRE/ERSPAN over a raw IP protocol 47 socket,
-//! decapsulates with [`crate::wire`] and writes the inner Ethernet frames to a pcap file.
+//! decapsulates with [`crate::wire`] and writes the inner Ethernet frames to a pcap or pcapng
+//! file.
 //!
 //! | file | holds |
 //! |---|---|
@@ -8,7 +9,9 @@
 //! | `socket.rs` | the UDP or raw socket, receive times, outer IP fragments (the kernel's) |
 //! | `decap.rs` | [`decap`]: outer payload to inner frame, or a [`DropReason`] |
 //! | `timestamp.rs` | the pcap time of a frame (ERSPAN III header times) |
+//! | `output.rs` | pcap or pcapng, by the file's extension |
 //! | `pcap_out.rs` | the pcap file |
+//! | `pcapng_out.rs` | the pcapng file: interfaces per session/VNI/key, directions, comments |
 //! | `stats.rs` | counts and the summary line |
 //! | `stop.rs` | SIGINT/SIGTERM |
 
@@ -16,7 +19,9 @@ mod args;
 /// Public for the fuzz targets, which feed it what a socket could deliver.
 #[doc(hidden)]
 pub mod decap;
+mod output;
 mod pcap_out;
+mod pcapng_out;
 mod socket;
 mod stats;
 mod stop;
@@ -35,7 +40,7 @@ pub use self::{
     stats::Stats,
     timestamp::frame_time_ns,
 };
-use self::{pcap_out::PcapOut, socket::Listener, stop::StopOnSignal};
+use self::{output::Output, socket::Listener, stop::StopOnSignal};
 
 /// Room for the largest IP packet (IPv4 delivers its header too) or UDP datagram.
 const BUFFER_LEN: usize = 65_536;
@@ -74,7 +79,7 @@ pub fn run(
     ready: impl FnOnce(SocketAddr),
 ) -> anyhow::Result<Stats> {
     let listener = Listener::bind(config.accept.is_udp(), config.listen)?;
-    let mut out = PcapOut::create(&config.write)?;
+    let mut out = Output::create(&config.write)?;
     ready(listener.local_addr());
     let mut buf = vec![0_u8; BUFFER_LEN];
     let mut stats = Stats::default();
@@ -102,7 +107,7 @@ pub fn run(
         match packet.decap(config) {
             Ok(decapped) => {
                 let time = frame_time_ns(&decapped.header, datagram.received_ns);
-                out.write(time, decapped.inner)?;
+                out.write(time, &decapped.header, decapped.inner)?;
                 stats.written += 1;
                 unflushed = true;
             }
@@ -136,6 +141,21 @@ impl<'a> Packet<'a> {
         } else {
             self.bytes
         };
-        decap(config.accept, payload)
+        let decapped = decap(config.accept, payload)?;
+        if let Some(session) = config.session
+            && erspan_session(&decapped.header) != Some(session)
+        {
+            return Err(DropReason::WrongSession);
+        }
+        Ok(decapped)
+    }
+}
+
+/// The ERSPAN session ID of a Type II or III header.
+fn erspan_session(header: &Header) -> Option<u16> {
+    match header {
+        Header::Erspan2(_, erspan) => Some(erspan.session),
+        Header::Erspan3(_, erspan) => Some(erspan.session),
+        _ => None,
     }
 }

@@ -227,16 +227,16 @@ mod tests {
                 garbage.display()
             )
         );
-        let wifi = testing::pcap(
-            DataLink::IEEE802_11,
+        let usb = testing::pcap(
+            DataLink::USB_LINUX,
             TsResolution::MicroSecond,
             Endianness::Little,
             &[],
         );
-        let wifi = dir.file("wifi.pcap", &wifi.bytes);
-        let text = usage_error(replay(&args(&wifi, "192.0.2.1", &[])));
+        let usb = dir.file("usb.pcap", &usb.bytes);
+        let text = usage_error(replay(&args(&usb, "192.0.2.1", &[])));
         assert!(
-            text.contains(": link type 105 (IEEE802_11) cannot be replayed"),
+            text.contains(": link type 189 (USB_LINUX) cannot be replayed"),
             "{text}"
         );
         let text = usage_error(replay(&args(

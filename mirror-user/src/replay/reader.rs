@@ -223,10 +223,12 @@ fn open_pcap<R: Read>(input: &mut Input<R>) -> Result<Format, Error> {
     input.consume(PCAP_HEADER_LEN);
     let header: PcapHeader = parser.header();
     // The link type is the last field of the file header.
-    let link = Link::from_linktype(header.datalink.into()).map_err(|link| Error::Unsupported {
-        link,
-        offset: PCAP_HEADER_LEN as u64 - 4,
-    })?;
+    let link = Link::from_linktype(header.datalink.into())
+        .map(|link| link.in_file_of(header.endianness))
+        .map_err(|link| Error::Unsupported {
+            link,
+            offset: PCAP_HEADER_LEN as u64 - 4,
+        })?;
     Ok(Format::Pcap {
         link,
         nanos: header.ts_resolution == TsResolution::NanoSecond,
@@ -577,7 +579,7 @@ mod tests {
     #[test]
     fn unsupported_link_types_are_named() {
         let written = testing::pcap(
-            DataLink::IEEE802_11,
+            DataLink::USB_LINUX,
             TsResolution::MicroSecond,
             Endianness::Little,
             &[Record::new(T0, vec![0; 30])],
@@ -585,7 +587,7 @@ mod tests {
         let err = read_file(&written.bytes).err().unwrap();
         assert!(err.is_input());
         let text = err.to_string();
-        assert!(text.contains("link type 105 (IEEE802_11)"), "{text}");
+        assert!(text.contains("link type 189 (USB_LINUX)"), "{text}");
 
         // pcapng: the packets before the first one of that interface come through.
         let written = testing::pcapng(
@@ -769,6 +771,82 @@ mod tests {
         }
     }
 
+    /// Options the pcapng specification tells readers to take in their stride, in the section
+    /// header, the interface description and the packet, none of the lists ended by
+    /// `opt_endofopt`: pcap-file's parser refuses such a file ("Invalid option"), libpcap and
+    /// Wireshark read it.
+    #[test]
+    fn pcapng_options_are_skipped_as_the_specification_asks() {
+        for endianness in [Endianness::Little, Endianness::Big] {
+            let opt = |code, value: &[u8]| testing::ng_option(code, value, endianness);
+            let shb_options = [
+                // shb_hardware that is not UTF-8, shb_os, shb_userappl of odd length.
+                opt(2, b"\xffcard"),
+                opt(3, b"Linux 6.1"),
+                opt(4, b"dumpcap"),
+                // Custom options: one too short for its enterprise number, the others whole.
+                opt(2988, &[0, 0]),
+                opt(2989, &[0, 0, 0x7f, 0xd9, 1, 2, 3]),
+                opt(19372, b"\0\0\x7f\xd9text"),
+                opt(19373, &[0, 0, 0x7f, 0xd9]),
+                // A code nobody defined.
+                opt(0x7777, b"x"),
+            ]
+            .concat();
+            let idb_options = [
+                opt(2, b"eth0"),
+                // if_tsresol of the wrong length is skipped; the right one counts.
+                opt(9, &[3, 0]),
+                opt(9, &[9]),
+                opt(0x7777, b"odd"),
+                opt(
+                    14,
+                    &match endianness {
+                        Endianness::Big => 10_i64.to_be_bytes(),
+                        Endianness::Little => 10_i64.to_le_bytes(),
+                    },
+                ),
+            ]
+            .concat();
+            let data = frame(3, 21);
+            let epb_options = [opt(2, &[1, 0, 0, 0]), opt(1, b"comment")].concat();
+            let bytes = [
+                testing::ng_section(&shb_options, endianness),
+                testing::ng_interface(1, &idb_options, endianness),
+                testing::ng_packet(0, T0, &data, &epb_options, endianness),
+            ]
+            .concat();
+            let refused = pcap_file::pcapng::PcapNgParser::new(&bytes).err();
+            assert!(refused.is_some(), "pcap-file reads it now: {bytes:02x?}");
+            let (packets, error) = read_file(&bytes).unwrap();
+            assert!(error.is_none(), "{endianness:?}: {error:?}");
+            assert_eq!(packets.len(), 1);
+            assert_eq!(packets[0].0, data);
+            assert_eq!(packets[0].1.timestamp_ns, T0 + 10 * NANOS_PER_SEC);
+        }
+        // An option running past its block ends the list, and what it would have said is lost.
+        let e = Endianness::Little;
+        let mut idb_options = testing::ng_option(9, &[9], e);
+        idb_options.extend_from_slice(&[0x77, 0x77, 200, 0]);
+        let bytes = [
+            testing::ng_section(&[], e),
+            testing::ng_interface(1, &idb_options, e),
+            testing::ng_packet(0, 5, &frame(0, 10), &[], e),
+        ]
+        .concat();
+        let (packets, error) = read_file(&bytes).unwrap();
+        assert!(error.is_none(), "{error:?}");
+        assert_eq!(packets[0].1.timestamp_ns, 5);
+        // Another major version is another format.
+        let mut v2 = testing::ng_section(&[], e);
+        v2[12] = 2;
+        let error = read_file(&v2).err().unwrap();
+        assert!(
+            error.to_string().contains("version 2.0, not a pcapng 1.x"),
+            "{error}"
+        );
+    }
+
     #[test]
     fn damaged_lengths_are_reported_where_they_start() {
         let records = [
@@ -820,7 +898,7 @@ mod tests {
             (4, 8, "multiple of 4"),
             (4, 1 << 30, "more than"),
             // The trailing length no longer matches.
-            (4, 60, "initial_length != trailer_length"),
+            (4, 60, "trailing length"),
             // An interface that was never described.
             (8, 3, "interface 3"),
         ] {

@@ -190,3 +190,78 @@ pub fn frame(n: u16, payload_len: usize) -> Vec<u8> {
         .unwrap();
     out
 }
+
+fn u16_in(value: u16, endianness: Endianness) -> [u8; 2] {
+    match endianness {
+        Endianness::Big => value.to_be_bytes(),
+        Endianness::Little => value.to_le_bytes(),
+    }
+}
+
+fn u32_in(value: u32, endianness: Endianness) -> [u8; 4] {
+    match endianness {
+        Endianness::Big => value.to_be_bytes(),
+        Endianness::Little => value.to_le_bytes(),
+    }
+}
+
+/// A pcapng block written byte by byte: type, length, `body` padded to 32 bits, length.
+pub fn ng_block(kind: u32, body: &[u8], endianness: Endianness) -> Vec<u8> {
+    let padded = body.len().next_multiple_of(4);
+    let len = (12 + padded) as u32;
+    let mut out = Vec::new();
+    out.extend_from_slice(&u32_in(kind, endianness));
+    out.extend_from_slice(&u32_in(len, endianness));
+    out.extend_from_slice(body);
+    out.resize(8 + padded, 0);
+    out.extend_from_slice(&u32_in(len, endianness));
+    out
+}
+
+/// A pcapng option: code, length, `value` padded to 32 bits.
+pub fn ng_option(code: u16, value: &[u8], endianness: Endianness) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend_from_slice(&u16_in(code, endianness));
+    out.extend_from_slice(&u16_in(value.len() as u16, endianness));
+    out.extend_from_slice(value);
+    out.resize(4 + value.len().next_multiple_of(4), 0);
+    out
+}
+
+/// A section header block (version 1.0, section length unknown) with `options` as they are.
+pub fn ng_section(options: &[u8], endianness: Endianness) -> Vec<u8> {
+    let mut body = u32_in(0x1A2B_3C4D, endianness).to_vec();
+    body.extend_from_slice(&u16_in(1, endianness));
+    body.extend_from_slice(&u16_in(0, endianness));
+    body.extend_from_slice(&[0xff; 8]);
+    body.extend_from_slice(options);
+    ng_block(0x0A0D_0D0A, &body, endianness)
+}
+
+/// An interface description block of `linktype` with `options` as they are.
+pub fn ng_interface(linktype: u16, options: &[u8], endianness: Endianness) -> Vec<u8> {
+    let mut body = u16_in(linktype, endianness).to_vec();
+    body.extend_from_slice(&[0, 0]);
+    body.extend_from_slice(&u32_in(0xFFFF, endianness));
+    body.extend_from_slice(options);
+    ng_block(1, &body, endianness)
+}
+
+/// An enhanced packet block on interface `iface` with `options` as they are.
+pub fn ng_packet(
+    iface: u32,
+    raw_ts: u64,
+    data: &[u8],
+    options: &[u8],
+    endianness: Endianness,
+) -> Vec<u8> {
+    let mut body = u32_in(iface, endianness).to_vec();
+    body.extend_from_slice(&u32_in((raw_ts >> 32) as u32, endianness));
+    body.extend_from_slice(&u32_in(raw_ts as u32, endianness));
+    body.extend_from_slice(&u32_in(data.len() as u32, endianness));
+    body.extend_from_slice(&u32_in(data.len() as u32, endianness));
+    body.extend_from_slice(data);
+    body.resize(body.len().next_multiple_of(4), 0);
+    body.extend_from_slice(options);
+    ng_block(6, &body, endianness)
+}

@@ -10,22 +10,25 @@
 //! pcapng: sections and interface descriptions followed, packets read from Enhanced, Simple and
 //! (obsolete) Packet Blocks with each interface's link type, timestamp resolution
 //! (`if_tsresol`) and offset (`if_tsoffset`); other blocks skipped.
+//!
+//! Every block is read here rather than by pcap-file's parser, which refuses whole files for
+//! options the pcapng specification tells readers to take in their stride: an option list
+//! without `opt_endofopt`, a string option that is not UTF-8, a custom option too short for its
+//! enterprise number, a known option of an unexpected length. Options are read as libpcap and
+//! Wireshark read them: the list ends at `opt_endofopt` or at the end of the block, unknown and
+//! odd options are skipped, and only `if_tsresol` and `if_tsoffset` matter.
 
 use std::io::Read;
 
 use pcap_file::{
     Endianness,
-    pcapng::{
-        PcapNgParser,
-        blocks::{
-            ENHANCED_PACKET_BLOCK, INTERFACE_DESCRIPTION_BLOCK, PACKET_BLOCK, SECTION_HEADER_BLOCK,
-            SIMPLE_PACKET_BLOCK,
-            interface_description::{InterfaceDescriptionBlock, InterfaceDescriptionOption},
-        },
+    pcapng::blocks::{
+        ENHANCED_PACKET_BLOCK, INTERFACE_DESCRIPTION_BLOCK, PACKET_BLOCK, SECTION_HEADER_BLOCK,
+        SIMPLE_PACKET_BLOCK,
     },
 };
 
-use super::{Error, NANOS_PER_SEC, Packet, Step, describe, input::Input, read_u16, read_u32};
+use super::{Error, NANOS_PER_SEC, Packet, Step, input::Input, read_u16, read_u32};
 use crate::replay::link::{self, Link};
 
 /// Largest block accepted: a packet of the largest size a pcap record may hold, with room for
@@ -33,11 +36,17 @@ use crate::replay::link::{self, Link};
 const MAX_BLOCK: u32 = 16 << 20;
 /// Type and length in front of every block, the length again behind it.
 const BLOCK_OVERHEAD: u32 = 12;
+/// Byte-order magic, version and section length in front of a section header's options.
+const SHB_FIXED: usize = 16;
+/// Link type, reserved field and snaplen in front of an interface description's options.
+const IDB_FIXED: usize = 8;
+/// `if_tsresol` and `if_tsoffset` option codes.
+const IF_TSRESOL: u16 = 9;
+const IF_TSOFFSET: u16 = 14;
 
-/// The state of a pcapng file: pcap-file's parser, which follows the sections, and the
-/// interfaces of the current section as its packets need them.
+/// The state of a pcapng file: the current section's byte order and interfaces.
 pub(super) struct Section {
-    parser: PcapNgParser,
+    endianness: Endianness,
     /// In the order they were described.
     interfaces: Vec<Interface>,
 }
@@ -45,18 +54,23 @@ pub(super) struct Section {
 impl Section {
     /// Reads the first section header.
     pub(super) fn open<R: Read>(input: &mut Input<R>) -> Result<Self, Error> {
-        let len = whole_block(input, None)?.ok_or(Error::Truncated {
+        let (len, endianness) = whole_block(input, None)?.ok_or(Error::Truncated {
             what: "section header block",
             offset: 0,
         })?;
-        let (_, parser) = PcapNgParser::new(input.available()).map_err(|e| Error::Damaged {
+        let body = body(input.available(), len, endianness).map_err(|why| Error::Damaged {
             what: "section header block",
             offset: 0,
-            why: describe(&e),
+            why,
+        })?;
+        section_header(body, endianness).map_err(|why| Error::Damaged {
+            what: "section header block",
+            offset: 0,
+            why,
         })?;
         input.consume(len);
         Ok(Self {
-            parser,
+            endianness,
             interfaces: Vec::new(),
         })
     }
@@ -69,45 +83,96 @@ impl Section {
         last_ts: u64,
         out: &mut Vec<u8>,
     ) -> Result<Step, Error> {
-        let Self { parser, interfaces } = self;
         let offset = input.offset;
-        let endianness = parser.section().endianness;
-        let Some(len) = whole_block(input, Some(endianness))? else {
+        let Some((len, endianness)) = whole_block(input, Some(self.endianness))? else {
             return Ok(Step::End);
         };
-        let (_, raw) = parser
-            .next_raw_block(input.available())
-            .map_err(|e| Error::Damaged {
-                what: "block",
-                offset,
-                why: describe(&e),
-            })?;
-        // The parser follows the sections and interfaces; the packets are read here, without the
-        // allocation pcap-file's parsed blocks make for their options.
-        let endianness = parser.section().endianness;
-        let body: &[u8] = &raw.body;
-        let step = match raw.type_ {
+        let block = input.available();
+        let damaged = |what, why| Error::Damaged { what, offset, why };
+        let body = body(block, len, endianness).map_err(|why| damaged("block", why))?;
+        let step = match read_u32(block, 0, endianness).unwrap_or(0) {
             SECTION_HEADER_BLOCK => {
-                interfaces.clear();
+                section_header(body, endianness)
+                    .map_err(|why| damaged("section header block", why))?;
+                self.endianness = endianness;
+                self.interfaces.clear();
                 Step::Other
             }
             INTERFACE_DESCRIPTION_BLOCK => {
-                if let Some(described) = parser.interfaces().last() {
-                    interfaces.push(Interface::new(described));
-                }
+                let interface = Interface::parse(body, endianness)
+                    .map_err(|why| damaged("interface description block", why))?;
+                self.interfaces.push(interface);
                 Step::Other
             }
-            ENHANCED_PACKET_BLOCK | PACKET_BLOCK => {
-                let enhanced = raw.type_ == ENHANCED_PACKET_BLOCK;
-                packet_block(enhanced, body, endianness, interfaces, offset, out)?
+            kind @ (ENHANCED_PACKET_BLOCK | PACKET_BLOCK) => {
+                let enhanced = kind == ENHANCED_PACKET_BLOCK;
+                packet_block(enhanced, body, endianness, &self.interfaces, offset, out)?
             }
             SIMPLE_PACKET_BLOCK => {
-                simple_packet_block(body, endianness, interfaces, last_ts, offset, out)?
+                simple_packet_block(body, endianness, &self.interfaces, last_ts, offset, out)?
             }
             _ => Step::Other,
         };
         input.consume(len);
         Ok(step)
+    }
+}
+
+/// The body of the whole block of `len` bytes at the start of `block`, once its trailing
+/// length is found to match.
+fn body(block: &[u8], len: usize, endianness: Endianness) -> Result<&[u8], String> {
+    let trailer = read_u32(block, len.saturating_sub(4), endianness).unwrap_or(0);
+    if trailer as usize != len {
+        return Err(format!(
+            "its trailing length {trailer} differs from its length {len}"
+        ));
+    }
+    Ok(block.get(8..len - 4).unwrap_or_default())
+}
+
+/// Checks a section header's fixed fields; its options (hardware, OS, application, comments,
+/// custom ones) say nothing a replay needs and are not read.
+fn section_header(body: &[u8], endianness: Endianness) -> Result<(), String> {
+    if body.len() < SHB_FIXED {
+        return Err("too short for its fields".into());
+    }
+    let major = read_u16(body, 4, endianness).unwrap_or(0);
+    let minor = read_u16(body, 6, endianness).unwrap_or(0);
+    // libpcap's rule: every 1.x is read as 1.0, other major versions are another format.
+    if major != 1 {
+        return Err(format!("version {major}.{minor}, not a pcapng 1.x section"));
+    }
+    Ok(())
+}
+
+/// The options of a block, as the pcapng specification asks a reader to take them: the list
+/// ends at `opt_endofopt` or where the block ends (some writers leave `opt_endofopt` out), and
+/// an option whose value would run past the block ends it too.
+struct Options<'a> {
+    rest: &'a [u8],
+    endianness: Endianness,
+}
+
+impl<'a> Iterator for Options<'a> {
+    /// Code and value (without its padding).
+    type Item = (u16, &'a [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let code = read_u16(self.rest, 0, self.endianness)?;
+        let len = usize::from(read_u16(self.rest, 2, self.endianness)?);
+        let value = match self.rest.get(4..4 + len) {
+            Some(value) if code != 0 => value,
+            _ => {
+                self.rest = &[];
+                return None;
+            }
+        };
+        // Values are padded to 32 bits; a last option may lack its padding.
+        self.rest = self
+            .rest
+            .get(4 + len.next_multiple_of(4)..)
+            .unwrap_or_default();
+        Some((code, value))
     }
 }
 
@@ -213,13 +278,14 @@ fn simple_packet_block(
     })
 }
 
-/// Makes the whole pcapng block at the input's position available and returns its length;
+/// Makes the whole pcapng block at the input's position available and returns its length and
+/// byte order;
 /// `None` at a clean end of file. `endianness` is the section's (`None` before the first
 /// section header, whose own byte-order magic tells).
 fn whole_block<R: Read>(
     input: &mut Input<R>,
     endianness: Option<Endianness>,
-) -> Result<Option<usize>, Error> {
+) -> Result<Option<(usize, Endianness)>, Error> {
     let offset = input.offset;
     let truncated = Error::Truncated {
         what: "block",
@@ -263,28 +329,40 @@ fn whole_block<R: Read>(
     if !input.fill(len as usize)? {
         return Err(truncated);
     }
-    Ok(Some(len as usize))
+    Ok(Some((len as usize, endianness)))
 }
 
 impl Interface {
-    fn new(described: &InterfaceDescriptionBlock<'_>) -> Self {
+    /// An Interface Description Block's body. The reserved field is not checked (libpcap does
+    /// not either).
+    fn parse(body: &[u8], endianness: Endianness) -> Result<Self, String> {
+        if body.len() < IDB_FIXED {
+            return Err("too short for its fields".into());
+        }
+        let linktype = read_u16(body, 0, endianness).unwrap_or(0);
+        let snaplen = read_u32(body, 4, endianness).unwrap_or(0);
         let mut resolution = Resolution::MICROS;
         let mut offset_s = 0;
-        for option in &described.options {
-            match option {
-                InterfaceDescriptionOption::IfTsResol(code) => resolution = Resolution(*code),
-                InterfaceDescriptionOption::IfTsOffset(seconds) => {
-                    offset_s = i64::from_ne_bytes(seconds.to_ne_bytes());
+        let options = Options {
+            rest: body.get(IDB_FIXED..).unwrap_or_default(),
+            endianness,
+        };
+        // An option of another length than its definition's is skipped like an unknown one.
+        for (code, value) in options {
+            match (code, value) {
+                (IF_TSRESOL, &[code]) => resolution = Resolution(code),
+                (IF_TSOFFSET, value) if value.len() == 8 => {
+                    offset_s = read_u64(value, endianness).unwrap_or(0).cast_signed();
                 }
                 _ => {}
             }
         }
-        Self {
-            link: Link::from_linktype(described.linktype.into()),
+        Ok(Self {
+            link: Link::from_linktype(u32::from(linktype)).map(|link| link.in_file_of(endianness)),
             resolution,
             offset_s,
-            snaplen: described.snaplen,
-        }
+            snaplen,
+        })
     }
 
     /// Unix nanoseconds of a raw pcapng timestamp of this interface.
@@ -293,6 +371,14 @@ impl Interface {
             + i128::from(self.offset_s) * i128::from(NANOS_PER_SEC);
         u64::try_from(ns.max(0)).unwrap_or(u64::MAX)
     }
+}
+
+fn read_u64(bytes: &[u8], endianness: Endianness) -> Option<u64> {
+    let field: [u8; 8] = bytes.get(..8)?.try_into().ok()?;
+    Some(match endianness {
+        Endianness::Big => u64::from_be_bytes(field),
+        Endianness::Little => u64::from_le_bytes(field),
+    })
 }
 
 /// A pcapng `if_tsresol`: units of 10^-n seconds, or of 2^-n with the top bit set.
