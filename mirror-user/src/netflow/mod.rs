@@ -32,7 +32,7 @@ pub mod export;
 pub mod ipv6;
 pub mod key;
 
-pub use cache::{CacheConfig, CacheCounters, ConfigError, ExpiryReason, FlowCache};
+pub use cache::{CacheConfig, CacheCounters, CacheKey, ConfigError, ExpiryReason, FlowCache, FlowRecord};
 pub use export::{ExportCounters, ExportTime, Exporter, ExporterConfig, SamplingError};
 pub use key::{Classified, FlowKey, Interfaces, Malformed, Observation, classify};
 
@@ -144,7 +144,7 @@ impl FlowMeter {
         let exporter = &mut self.exporter;
         self.cache
             .observe_batch(&self.staged, now.uptime_ms, &mut |record| {
-                if let Some(datagram) = exporter.push(&record, now) {
+                if let Some(datagram) = exporter.push(&record.v5(), now) {
                     send(datagram);
                 }
             });
@@ -157,7 +157,7 @@ impl FlowMeter {
         self.ipv6.expire(now.uptime_ms);
         let exporter = &mut self.exporter;
         self.cache.expire(now.uptime_ms, &mut |record| {
-            if let Some(datagram) = exporter.push(&record, now) {
+            if let Some(datagram) = exporter.push(&record.v5(), now) {
                 send(datagram);
             }
         });
@@ -170,7 +170,7 @@ impl FlowMeter {
     pub fn flush(&mut self, now: ExportTime, send: &mut impl FnMut(&[u8])) {
         let exporter = &mut self.exporter;
         self.cache.flush_all(&mut |record| {
-            if let Some(datagram) = exporter.push(&record, now) {
+            if let Some(datagram) = exporter.push(&record.v5(), now) {
                 send(datagram);
             }
         });
