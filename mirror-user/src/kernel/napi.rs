@@ -17,7 +17,11 @@ pub fn thread_and_pin(dev: &str) -> io::Result<usize> {
     let name = format!("napi/{dev}-");
     let mut pinned = 0;
     for entry in fs::read_dir("/proc")?.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|p| p.parse::<i32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|p| p.parse::<i32>().ok())
+        else {
             continue;
         };
         let comm = fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
