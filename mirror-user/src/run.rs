@@ -18,7 +18,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use crate::{
     UsageError,
     capture::{Capture, IfaceTable},
-    cli::{BalanceArg, RunArgs, SendPathArg},
+    cli::{BalanceArg, NetflowVersion, RunArgs, SendPathArg},
     clock::MonotonicToUnix,
     kernel::veth::{self, MirrorVeth},
     kernel::xsk::Xsk,
@@ -305,12 +305,12 @@ fn ready_line(args: &RunArgs, targets: &[Target], follower: &Follower) -> String
         .iter()
         .map(|t| format!("{} over {}", t.label(), args.output.tunnel.name()))
         .collect();
-    remotes.extend(
-        args.output
-            .netflow
-            .iter()
-            .map(|c| format!("NetFlow v5 to {c}")),
-    );
+    remotes.extend(args.output.netflow_collectors().into_iter().map(
+        |(addr, version)| match version {
+            NetflowVersion::V5 => format!("NetFlow v5 to {addr}"),
+            NetflowVersion::Ipfix => format!("IPFIX to {addr}"),
+        },
+    ));
     let names: Vec<String> = follower
         .attachments
         .labels()
