@@ -215,8 +215,14 @@ impl IpfixExporter {
         if self.set_id != 0 {
             let len = (self.len - self.set_start) as u16;
             if let Some(field) = self.building.get_mut(self.set_start..self.set_start + 4) {
-                field[..2].copy_from_slice(&self.set_id.to_be_bytes());
-                field[2..].copy_from_slice(&len.to_be_bytes());
+                let header = self
+                    .set_id
+                    .to_be_bytes()
+                    .into_iter()
+                    .chain(len.to_be_bytes());
+                for (byte, value) in field.iter_mut().zip(header) {
+                    *byte = value;
+                }
             }
         }
         self.set_id = 0;

@@ -194,22 +194,23 @@ impl FlowMeter {
     ) -> Option<Observation> {
         match classify(frame, interfaces) {
             Classified::Flow(observation) => return Some(observation),
-            Classified::Ipv6 => match (&mut self.cache6, &mut self.ipfix) {
-                (Some(cache6), Some(ipfix)) => match classify6(frame, interfaces) {
-                    Some(observation) => {
-                        cache6.observe(&observation, now.uptime_ms, &mut |record| {
-                            if let Some(message) = ipfix.push_v6(&record, now) {
-                                send(message);
-                            }
-                        });
+            Classified::Ipv6 => {
+                if let (Some(cache6), Some(ipfix)) = (&mut self.cache6, &mut self.ipfix) {
+                    match classify6(frame, interfaces) {
+                        Some(observation) => {
+                            cache6.observe(&observation, now.uptime_ms, &mut |record| {
+                                if let Some(message) = ipfix.push_v6(&record, now) {
+                                    send(message);
+                                }
+                            });
+                        }
+                        None => self.skipped.malformed += 1,
                     }
-                    None => self.skipped.malformed += 1,
-                },
-                _ => {
+                } else {
                     self.skipped.ipv6 += 1;
                     self.ipv6.observe(frame, interfaces, now.uptime_ms);
                 }
-            },
+            }
             Classified::NotIp => self.skipped.not_ip += 1,
             Classified::Malformed(_) => self.skipped.malformed += 1,
         }
@@ -471,10 +472,7 @@ mod tests {
 
     #[test]
     fn ipfix_gets_ipv4_and_ipv6_flows_v5_only_ipv4() {
-        use crate::wire::{
-            ipfix::{self, FlowRecordRepr, TEMPLATE_SET_ID, Template},
-            netflow_v5,
-        };
+        use crate::wire::ipfix::{self, FlowRecordRepr, TEMPLATE_SET_ID, Template};
         let exporters = Exporters {
             v5: Some(ExporterConfig::default()),
             ipfix: Some(IpfixConfig {
@@ -507,7 +505,7 @@ mod tests {
         meter.flush(at(30), &mut |d| out.push(d.to_vec()));
         assert_eq!(out.len(), 2);
 
-        let v5 = netflow_v5::Packet::new_checked(&out[0][..]).unwrap();
+        let v5 = Packet::new_checked(&out[0][..]).unwrap();
         assert_eq!((v5.version(), v5.count()), (5, 1));
         let message = &out[1];
         let header = ipfix::HeaderRepr::parse(message).unwrap();

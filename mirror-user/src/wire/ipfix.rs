@@ -83,6 +83,10 @@ const COMMON_FIELDS: [(u16, u16); 12] = [
     (ie::FLOW_END_MILLISECONDS, 8),
 ];
 
+#[expect(
+    clippy::indexing_slicing,
+    reason = "evaluated at compile time only: an index out of range fails the build"
+)]
 const fn with_addresses(src: u16, dst: u16, len: u16) -> [(u16, u16); 14] {
     let mut fields = [(src, len); 14];
     fields[1] = (dst, len);
@@ -101,6 +105,10 @@ pub const FIELDS_V4: [(u16, u16); 14] =
 pub const FIELDS_V6: [(u16, u16); 14] =
     with_addresses(ie::SOURCE_IPV6_ADDRESS, ie::DESTINATION_IPV6_ADDRESS, 16);
 
+#[expect(
+    clippy::indexing_slicing,
+    reason = "evaluated at compile time only: an index out of range fails the build"
+)]
 const fn record_len(fields: &[(u16, u16)]) -> usize {
     let mut len = 0;
     let mut i = 0;
@@ -183,11 +191,17 @@ impl HeaderRepr {
     /// shorter.
     pub fn emit(&self, buffer: &mut [u8]) {
         if let Some(header) = buffer.get_mut(..HEADER_LEN) {
-            header[0..2].copy_from_slice(&VERSION.to_be_bytes());
-            header[2..4].copy_from_slice(&self.length.to_be_bytes());
-            header[4..8].copy_from_slice(&self.export_time.to_be_bytes());
-            header[8..12].copy_from_slice(&self.sequence.to_be_bytes());
-            header[12..16].copy_from_slice(&self.domain.to_be_bytes());
+            let fields = VERSION
+                .to_be_bytes()
+                .into_iter()
+                .chain(self.length.to_be_bytes());
+            let fields = fields
+                .chain(self.export_time.to_be_bytes())
+                .chain(self.sequence.to_be_bytes())
+                .chain(self.domain.to_be_bytes());
+            for (byte, value) in header.iter_mut().zip(fields) {
+                *byte = value;
+            }
         }
     }
 }
