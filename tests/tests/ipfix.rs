@@ -17,7 +17,7 @@ use std::{
     fmt::Write as _,
     net::{IpAddr, SocketAddr},
     thread,
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use anyhow::{Context as _, Result, bail, ensure};
@@ -265,14 +265,24 @@ fn live_ipv4_and_ipv6_flows_match_the_pod_capture() -> Result<()> {
         captured == frame_count && metrics.total("mirror_dropped_packets_total", &[]) == 0,
         "the agent captured {captured} packets on {NODE_POD_IF}, the pod's capture has {frame_count}"
     );
-    // A tick for the metrics to catch up, then what went out before SIGTERM.
+    // A tick for the metrics to catch up (flows ended by FIN leave at the tick), then what went
+    // out before SIGTERM: every flow expired so far, IPv4 and IPv6, sent to the collector.
     thread::sleep(Duration::from_millis(1200));
-    let before = agent.metrics()?;
-    let label = [
-        ("collector", &format!("{REMOTE_IP}:{NFCAPD_PORT}")[..]),
-        ("version", "10"),
-    ];
+    let collector = format!("{REMOTE_IP}:{NFCAPD_PORT}");
+    let label = [("collector", collector.as_str()), ("version", "10")];
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let before = loop {
+        let metrics = agent.metrics()?;
+        let sent = metrics.total("mirror_netflow_records_total", &label);
+        if sent == metrics.total("mirror_netflow_expired_flows_total", &[])
+            || Instant::now() > deadline
+        {
+            break metrics;
+        }
+        thread::sleep(Duration::from_millis(100));
+    };
     let records_before = before.total("mirror_netflow_records_total", &label);
+    let expired_before = before.total("mirror_netflow_expired_flows_total", &[]);
     let active_before = before.total("mirror_netflow_active_flows", &[]);
     println!("before SIGTERM:\n  {}", netflow_lines(&agent));
 
@@ -299,6 +309,10 @@ fn live_ipv4_and_ipv6_flows_match_the_pod_capture() -> Result<()> {
         "nfcapd counted {} sequence errors and {} bad packets",
         summary.sequence_errors,
         summary.bad_packets
+    );
+    ensure!(
+        records_before == expired_before && records_before > 0,
+        "{expired_before} flows expired before SIGTERM but {records_before} IPFIX records were sent"
     );
     ensure!(
         records_before + active_before == records.len() as u64,

@@ -265,14 +265,15 @@ impl FlowExport {
         self.metrics
             .active
             .set(i64::try_from(counters.active_flows).unwrap_or(i64::MAX));
-        let cache = counters.cache;
+        // IPv4 and IPv6 flows alike.
+        let (cache, cache6) = (counters.cache, counters.cache6);
         let expired = [
-            cache.expired_inactive,
-            cache.expired_active,
-            cache.expired_tcp_end,
-            cache.expired_emergency,
-            cache.expired_counter_full,
-            cache.flushed,
+            cache.expired_inactive + cache6.expired_inactive,
+            cache.expired_active + cache6.expired_active,
+            cache.expired_tcp_end + cache6.expired_tcp_end,
+            cache.expired_emergency + cache6.expired_emergency,
+            cache.expired_counter_full + cache6.expired_counter_full,
+            cache.flushed + cache6.flushed,
         ];
         let skipped = [
             counters.skipped.ipv6,
@@ -294,6 +295,32 @@ impl FlowExport {
         {
             metric.inc_by(now.saturating_sub(*seen));
             *seen = now;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_payload_is_the_mtu_less_the_headers() {
+        // Loopback's MTU is 65536; IPv4 reports it capped at 65535 (IP_MAX_MTU), IPv6 not.
+        for (bind, addr, mtu) in [
+            ("127.0.0.1:0", "127.0.0.1:9", 65535),
+            ("[::1]:0", "[::1]:9", 65536),
+        ] {
+            let Ok(socket) = UdpSocket::bind(bind) else {
+                continue; // no IPv6 on this host
+            };
+            let addr: SocketAddr = addr.parse().unwrap();
+            socket.connect(addr).unwrap();
+            let headers = if addr.is_ipv4() {
+                IPV4_UDP_LEN
+            } else {
+                IPV6_UDP_LEN
+            };
+            assert_eq!(path_payload(&socket, addr), Some(mtu - headers), "{addr}");
         }
     }
 }
