@@ -214,6 +214,45 @@ fn check_known_flows(records: &[FlowRecord], vethpod: u16) -> Result<()> {
     Ok(())
 }
 
+/// The records the agent must export for the pod's capture, the number of IPv6 frames in it,
+/// and vethpod's ifindex, which the records carry.
+fn expected_from_pod(world: &World, frames: &[Vec<u8>]) -> Result<(Vec<FlowRecord>, usize, u16)> {
+    let vethpod = u16::try_from(nfdump::ifindex(&world.node, NODE_POD_IF)?)?;
+    let pod_mac = parse_mac(&world.pod.mac(POD_IF)?)?;
+    let observations: Vec<_> = frames
+        .iter()
+        .map(|frame| {
+            // Sent by the pod: received by vethpod, an ingress copy.
+            let (input, output) = if frame.get(6..12) == Some(&pod_mac[..]) {
+                (vethpod, 0)
+            } else {
+                (0, vethpod)
+            };
+            observe_any(frame, input, output)
+        })
+        .collect::<Option<_>>()
+        .context("the pod's capture holds frames that are neither IPv4 nor plain IPv6")?;
+    let ipv6_frames = observations.iter().filter(|o| o.key.src.is_ipv6()).count();
+    Ok((expected_records(observations), ipv6_frames, vethpod))
+}
+
+/// The agent's metrics once a tick has passed (flows ended by FIN leave at the tick) and every
+/// flow expired so far, IPv4 and IPv6, has been sent to the collector of `label`.
+fn settled_metrics(agent: &Agent<'_>, label: &[(&str, &str)]) -> Result<Metrics> {
+    thread::sleep(Duration::from_millis(1200));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let metrics = agent.metrics()?;
+        let sent = metrics.total("mirror_netflow_records_total", label);
+        if sent == metrics.total("mirror_netflow_expired_flows_total", &[])
+            || Instant::now() > deadline
+        {
+            return Ok(metrics);
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
 #[test]
 fn live_ipv4_and_ipv6_flows_match_the_pod_capture() -> Result<()> {
     if skip_unless_root("live_ipv4_and_ipv6_flows_match_the_pod_capture") {
@@ -235,23 +274,7 @@ fn live_ipv4_and_ipv6_flows_match_the_pod_capture() -> Result<()> {
     dual_stack_traffic(&world)?;
     pod_capture.wait_until_quiet(Duration::from_millis(500), Duration::from_secs(10));
     let frames = pod_capture.finish()?;
-    let vethpod = u16::try_from(nfdump::ifindex(&world.node, NODE_POD_IF)?)?;
-    let pod_mac = parse_mac(&world.pod.mac(POD_IF)?)?;
-    let observations: Vec<_> = frames
-        .iter()
-        .map(|frame| {
-            // Sent by the pod: received by vethpod, an ingress copy.
-            let (input, output) = if frame.get(6..12) == Some(&pod_mac[..]) {
-                (vethpod, 0)
-            } else {
-                (0, vethpod)
-            };
-            observe_any(frame, input, output)
-        })
-        .collect::<Option<_>>()
-        .context("the pod's capture holds frames that are neither IPv4 nor plain IPv6")?;
-    let ipv6_frames = observations.iter().filter(|o| o.key.src.is_ipv6()).count();
-    let expected = expected_records(observations);
+    let (expected, ipv6_frames, vethpod) = expected_from_pod(&world, &frames)?;
 
     let frame_count = frames.len() as u64;
     let metrics = agent.wait_for_metric(
@@ -265,22 +288,10 @@ fn live_ipv4_and_ipv6_flows_match_the_pod_capture() -> Result<()> {
         captured == frame_count && metrics.total("mirror_dropped_packets_total", &[]) == 0,
         "the agent captured {captured} packets on {NODE_POD_IF}, the pod's capture has {frame_count}"
     );
-    // A tick for the metrics to catch up (flows ended by FIN leave at the tick), then what went
-    // out before SIGTERM: every flow expired so far, IPv4 and IPv6, sent to the collector.
-    thread::sleep(Duration::from_millis(1200));
+    // What went out before SIGTERM.
     let collector = format!("{REMOTE_IP}:{NFCAPD_PORT}");
     let label = [("collector", collector.as_str()), ("version", "10")];
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let before = loop {
-        let metrics = agent.metrics()?;
-        let sent = metrics.total("mirror_netflow_records_total", &label);
-        if sent == metrics.total("mirror_netflow_expired_flows_total", &[])
-            || Instant::now() > deadline
-        {
-            break metrics;
-        }
-        thread::sleep(Duration::from_millis(100));
-    };
+    let before = settled_metrics(&agent, &label)?;
     let records_before = before.total("mirror_netflow_records_total", &label);
     let expired_before = before.total("mirror_netflow_expired_flows_total", &[]);
     let active_before = before.total("mirror_netflow_active_flows", &[]);
