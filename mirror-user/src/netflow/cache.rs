@@ -708,7 +708,7 @@ impl<K: CacheKey> FlowCache<K> {
     /// Bytes the cache has allocated: table slots and heap capacity. Fixed from construction on,
     /// whatever the traffic.
     pub fn memory_bytes(&self) -> usize {
-        self.table.slots.len() * SLOT_BYTES + self.heap.capacity() * HEAP_ENTRY_BYTES
+        self.table.slots.len() * size_of::<Slot<K>>() + self.heap.capacity() * size_of::<Due<K>>()
     }
 
     /// The flow a heap entry due at `due` is about, if that entry is its live one.

@@ -192,6 +192,14 @@ mod tests {
     }
 
     #[test]
+    fn ipv6_cache_memory() {
+        use crate::netflow::{CacheConfig, FlowCache};
+        let cache = FlowCache::<FlowKey6>::new(CacheConfig::default()).unwrap();
+        // 131 072 slots of two cache lines, and a heap of 98 305 entries of 56 bytes.
+        assert_eq!(cache.memory_bytes(), 131_072 * 128 + 98_305 * 56);
+    }
+
+    #[test]
     fn not_ipv6_or_garbage_is_none() {
         let mut v4 = Vec::new();
         PacketBuilder::ethernet2([2; 6], [3; 6])
