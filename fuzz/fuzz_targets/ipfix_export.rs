@@ -14,8 +14,7 @@ use libfuzzer_sys::fuzz_target;
 use mirror::{
     netflow::{
         CacheConfig, Classified, ExportTime, Exporters, FlowMeter, Interfaces, IpfixConfig,
-        classify, classify6,
-        ipfix::MIN_MESSAGE_LEN,
+        classify, classify6, ipfix::MIN_MESSAGE_LEN,
     },
     wire::ipfix::{
         FlowRecordRepr, HeaderRepr, TEMPLATE_SET_ID, TEMPLATE_V4, TEMPLATE_V6, Template, sets,
@@ -108,7 +107,10 @@ fuzz_target!(|data: &[u8]| {
                 }
                 continue;
             }
-            assert!(n > 0 || !templates.is_empty(), "the first message has the templates");
+            assert!(
+                n > 0 || !templates.is_empty(),
+                "the first message has the templates"
+            );
             assert!(set.id == TEMPLATE_V4 || set.id == TEMPLATE_V6);
             let template = &templates[&set.id];
             let len = template.record_len().unwrap();
