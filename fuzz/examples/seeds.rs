@@ -434,14 +434,14 @@ fn replay_link(seeds: &Seeds) {
 /// One packet of each link type that carries IP behind a header of its own, with the
 /// `replay_link` selector of its link type.
 fn ip_links(ip: &[u8], ip6: &[u8]) -> Vec<(&'static str, u16, Vec<u8>)> {
-    let mut pflog = vec![0; 64];
+    let mut pflog = [0; 64];
     pflog[0] = 61;
     pflog[1] = 2;
-    let mut pktap = vec![0; 108];
+    let mut pktap = [0; 108];
     pktap[..4].copy_from_slice(&108_u32.to_le_bytes());
     pktap[4..8].copy_from_slice(&1_u32.to_le_bytes());
     pktap[8..12].copy_from_slice(&12_u32.to_le_bytes());
-    let mut ipnet = vec![0; 24];
+    let mut ipnet = [0; 24];
     ipnet[0] = 1;
     ipnet[1] = 26;
     // 802.11 QoS data from the AP (From DS): destination, BSSID, source; sequence and QoS

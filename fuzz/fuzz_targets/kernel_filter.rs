@@ -88,7 +88,7 @@ fuzz_target!(|data: &[u8]| {
         // Not every combination means something to libpcap (e.g. `vlan` and `ip6` tests).
         return;
     };
-    let direction = if data.len() % 2 == 0 {
+    let direction = if data.len().is_multiple_of(2) {
         Direction::Ingress
     } else {
         Direction::Egress

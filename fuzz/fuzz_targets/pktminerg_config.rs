@@ -13,7 +13,7 @@ use std::net::IpAddr;
 use clap::Parser as _;
 use libfuzzer_sys::fuzz_target;
 use mirror::{
-    cli::{Cli, Command, TunnelArg},
+    cli::{Cli, Command, NetflowVersion, TunnelArg},
     pktminerg::{
         TranslateError,
         config::{self, Plugin},
@@ -104,7 +104,14 @@ fuzz_target!(|data: &[u8]| {
     }
     assert!(output.remotes.iter().all(|r| r.port.is_none()));
     let collectors = monitor_config.map(|m| m.collectors).unwrap_or_default();
-    assert_eq!(output.netflow, collectors);
+    // libmonitor_netflow.so maps to NetFlow v5 collectors: plain IP:PORT, version 5.
+    let netflow: Vec<_> = output.netflow_collectors();
+    let v5: Vec<_> = collectors
+        .into_iter()
+        .map(|addr| (addr, NetflowVersion::V5))
+        .collect();
+    assert_eq!(netflow, v5);
+    assert!(output.netflow.iter().all(|c| c.version.is_none()));
 });
 
 /// Every refusal is one line: the binary prints it after `error: ` and exits with 2.

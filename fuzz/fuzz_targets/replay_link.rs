@@ -85,7 +85,7 @@ fn expected(linktype: u32, big_endian: bool, packet: &[u8]) -> Option<Vec<u8>> {
         }
         // pflog: header length (rounded up to 4), family.
         117 => {
-            let header = (usize::from(*packet.first()?) + 3) / 4 * 4;
+            let header = usize::from(*packet.first()?).next_multiple_of(4);
             if header < 45 {
                 return None;
             }
@@ -160,7 +160,7 @@ fn expected(linktype: u32, big_endian: bool, packet: &[u8]) -> Option<Vec<u8>> {
                     at += 4;
                 }
                 if present & 1 != 0 {
-                    at = (at + 7) / 8 * 8 + 8;
+                    at = at.next_multiple_of(8) + 8;
                 }
                 flags = *header.get(at)?;
             }
@@ -198,7 +198,7 @@ fn wifi(frame: &[u8], padded: bool) -> Option<Vec<u8>> {
         header += if fc1 & 0x80 != 0 { 6 } else { 2 };
     }
     if padded {
-        header = (header + 3) / 4 * 4;
+        header = header.next_multiple_of(4);
     }
     let llc = frame.get(header..)?;
     let snap = llc.get(..6)?;
@@ -288,7 +288,7 @@ fn nflog(big_endian: bool, packet: &[u8]) -> Option<Vec<u8>> {
         if kind == 9 {
             return behind_zero_macs(ether_type, &packet[at + 4..at + len]);
         }
-        at += (len + 3) / 4 * 4;
+        at += len.next_multiple_of(4);
     }
     None
 }

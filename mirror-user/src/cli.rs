@@ -192,9 +192,20 @@ pub struct OutputArgs {
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16383))]
     pub sample: u32,
 
-    /// Export NetFlow v5 flow records of the copied traffic to this collector (repeatable).
+    /// Export flow records of the copied traffic to this collector (repeatable): `IP:PORT` in
+    /// the version of --netflow-version, `ipfix://IP:PORT` in IPFIX whatever that says.
     #[arg(long = "netflow", value_name = "IP:PORT")]
-    pub netflow: Vec<SocketAddr>,
+    pub netflow: Vec<NetflowTarget>,
+
+    /// The version of --netflow collectors given without `ipfix://`: 5 (NetFlow v5, IPv4 flows
+    /// only) or 10 (IPFIX, IPv4 and IPv6 flows).
+    #[arg(long, value_name = "5|10", default_value_t = NetflowVersion::V5, value_parser = parse_netflow_version)]
+    pub netflow_version: NetflowVersion,
+
+    /// IPFIX: the observation domain id of the messages (tells apart agents that share a
+    /// collector, as the v5 engine ID does).
+    #[arg(long, value_name = "ID", default_value_t = 0)]
+    pub ipfix_domain: u32,
 
     /// NetFlow: export a flow this long after its last packet.
     #[arg(long, value_name = "SECONDS", default_value_t = 15, value_parser = clap::value_parser!(u32).range(1..=86400))]
@@ -341,7 +352,7 @@ impl OutputArgs {
         if let Some(collector) = self
             .netflow
             .iter()
-            .find(|c| c.port() == 0 || c.ip().is_unspecified())
+            .find(|c| c.addr.port() == 0 || c.addr.ip().is_unspecified())
         {
             return Err(format!(
                 "--netflow {collector}: needs a collector address and a non-zero port"
@@ -390,6 +401,88 @@ fn parse_mac(s: &str) -> Result<[u8; 6], String> {
         return Err(format!("'{s}' is not a MAC address like 02:00:00:00:00:01"));
     }
     Ok(mac)
+}
+
+/// A flow export format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum NetflowVersion {
+    /// NetFlow v5: IPv4 flows only.
+    V5,
+    /// IPFIX (RFC 7011), version number 10.
+    Ipfix,
+}
+
+impl NetflowVersion {
+    /// The version number in the datagram header, and in the metrics' `version` label.
+    pub const fn number(self) -> u16 {
+        match self {
+            NetflowVersion::V5 => 5,
+            NetflowVersion::Ipfix => 10,
+        }
+    }
+}
+
+impl core::fmt::Display for NetflowVersion {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{}", self.number())
+    }
+}
+
+/// One `--netflow` collector.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NetflowTarget {
+    pub addr: SocketAddr,
+    /// `Some` if the address came with a scheme (`ipfix://`); otherwise --netflow-version's.
+    pub version: Option<NetflowVersion>,
+}
+
+impl core::str::FromStr for NetflowTarget {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (version, rest) = match s.split_once("://") {
+            Some(("ipfix", rest)) => (Some(NetflowVersion::Ipfix), rest),
+            Some((scheme, _)) => {
+                return Err(format!(
+                    "unknown scheme {scheme}://: give IP:PORT, or ipfix://IP:PORT for IPFIX"
+                ));
+            }
+            None => (None, s),
+        };
+        let addr = rest
+            .parse()
+            .map_err(|_| format!("'{rest}' is not IP:PORT (an IPv6 address in brackets)"))?;
+        Ok(NetflowTarget { addr, version })
+    }
+}
+
+impl core::fmt::Display for NetflowTarget {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.version {
+            Some(NetflowVersion::Ipfix) => write!(f, "ipfix://{}", self.addr),
+            _ => write!(f, "{}", self.addr),
+        }
+    }
+}
+
+fn parse_netflow_version(s: &str) -> Result<NetflowVersion, String> {
+    match s {
+        "5" => Ok(NetflowVersion::V5),
+        "10" => Ok(NetflowVersion::Ipfix),
+        _ => Err(format!(
+            "'{s}': mirror exports NetFlow version 5 or 10 (IPFIX)"
+        )),
+    }
+}
+
+impl OutputArgs {
+    /// Every `--netflow` collector with the version it gets.
+    pub fn netflow_collectors(&self) -> Vec<(SocketAddr, NetflowVersion)> {
+        self.netflow
+            .iter()
+            .map(|c| (c.addr, c.version.unwrap_or(self.netflow_version)))
+            .collect()
+    }
 }
 
 fn parse_mark(s: &str) -> Result<u32, String> {
@@ -545,6 +638,55 @@ mod tests {
         assert!(parse(&["--iface", "a", "--netflow", "198.18.0.2"]).is_err());
         let run = run_args(parse(&["--iface", "a", "--netflow", "198.18.0.2:0"]).unwrap());
         assert!(run.output.tunnel().unwrap_err().contains("non-zero port"));
+    }
+
+    #[test]
+    fn netflow_versions_per_collector() {
+        let v5 = NetflowVersion::V5;
+        let ipfix = NetflowVersion::Ipfix;
+        let collectors = |args: &[&str]| {
+            let mut all = vec!["--iface", "a"];
+            all.extend_from_slice(args);
+            run_args(parse(&all).unwrap()).output.netflow_collectors()
+        };
+        let a: SocketAddr = "198.18.0.2:2055".parse().unwrap();
+        let b: SocketAddr = "[fd00:198:18::2]:4739".parse().unwrap();
+        assert_eq!(
+            collectors(&[
+                "--netflow",
+                "198.18.0.2:2055",
+                "--netflow",
+                "ipfix://[fd00:198:18::2]:4739"
+            ]),
+            [(a, v5), (b, ipfix)]
+        );
+        assert_eq!(
+            collectors(&["--netflow-version", "10", "--netflow", "198.18.0.2:2055"]),
+            [(a, ipfix)]
+        );
+        let run =
+            run_args(parse(&["--iface", "a", "--netflow", "ipfix://198.18.0.2:2055"]).unwrap());
+        assert_eq!(run.output.ipfix_domain, 0);
+        assert_eq!(run.output.netflow[0].to_string(), "ipfix://198.18.0.2:2055");
+        for (args, error) in [
+            (
+                &["--netflow", "v9://198.18.0.2:2055"][..],
+                "unknown scheme v9://",
+            ),
+            (
+                &["--netflow", "ipfix://198.18.0.2"][..],
+                "'198.18.0.2' is not IP:PORT",
+            ),
+            (
+                &["--netflow-version", "9"][..],
+                "'9': mirror exports NetFlow version 5 or 10",
+            ),
+        ] {
+            let mut all = vec!["--iface", "a"];
+            all.extend_from_slice(args);
+            let message = parse(&all).unwrap_err().to_string();
+            assert!(message.contains(error), "{message}");
+        }
     }
 
     #[test]

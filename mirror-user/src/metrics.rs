@@ -259,18 +259,18 @@ impl Metrics {
             },
             netflow_records: counter(
                 "mirror_netflow_records_total",
-                "NetFlow v5 flow records sent, per collector",
-                &["collector"],
+                "Flow records sent, per collector and version (5: NetFlow v5, 10: IPFIX)",
+                &["collector", "version"],
             )?,
             netflow_datagrams: counter(
                 "mirror_netflow_datagrams_total",
-                "NetFlow v5 datagrams sent, per collector",
-                &["collector"],
+                "NetFlow v5 datagrams or IPFIX messages sent, per collector and version",
+                &["collector", "version"],
             )?,
             netflow_errors: counter(
                 "mirror_netflow_export_errors_total",
-                "NetFlow v5 datagrams that could not be sent (collector unreachable, ...)",
-                &["collector"],
+                "Datagrams that could not be sent (collector unreachable, ...), per collector and version",
+                &["collector", "version"],
             )?,
             netflow_expired: counter(
                 "mirror_netflow_expired_flows_total",
@@ -279,7 +279,7 @@ impl Metrics {
             )?,
             netflow_skipped: counter(
                 "mirror_netflow_skipped_packets_total",
-                "Copies NetFlow v5 cannot describe: ipv6, not_ip, malformed",
+                "Copies counted in no flow: ipv6 (without IPFIX), not_ip, malformed",
                 &["reason"],
             )?,
             netflow_unexportable: counter(
@@ -421,12 +421,14 @@ impl Metrics {
         self.truncated.with_label_values(&[reason])
     }
 
-    /// Records, datagrams and errors of one NetFlow collector.
-    pub fn netflow(&self, collector: &str) -> (IntCounter, IntCounter, IntCounter) {
+    /// Records, datagrams and errors of one NetFlow collector, of `version` (5 or 10).
+    pub fn netflow(&self, collector: &str, version: &str) -> (IntCounter, IntCounter, IntCounter) {
         (
-            self.netflow_records.with_label_values(&[collector]),
-            self.netflow_datagrams.with_label_values(&[collector]),
-            self.netflow_errors.with_label_values(&[collector]),
+            self.netflow_records
+                .with_label_values(&[collector, version]),
+            self.netflow_datagrams
+                .with_label_values(&[collector, version]),
+            self.netflow_errors.with_label_values(&[collector, version]),
         )
     }
 

@@ -86,9 +86,10 @@ pub fn flow_export(args: &OutputArgs, metrics: &Metrics) -> anyhow::Result<Optio
     if args.netflow.is_empty() {
         return Ok(None);
     }
-    let collectors = Collectors::connect(&args.netflow, args.agent_mark, metrics)
+    let collectors = Collectors::connect(&args.netflow_collectors(), args.agent_mark, metrics)
         .context("opening the NetFlow export sockets")?;
     let settings = FlowSettings {
+        ipfix_domain: args.ipfix_domain,
         inactive: Duration::from_secs(args.netflow_inactive_timeout.into()),
         active: Duration::from_secs(args.netflow_active_timeout.into()),
         max_flows: args.flow_cache_size as usize,

@@ -18,7 +18,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use crate::{
     UsageError,
     capture::{Capture, IfaceTable},
-    cli::{BalanceArg, FilterPathArg, RunArgs, SendPathArg},
+    cli::{BalanceArg, FilterPathArg, NetflowVersion, RunArgs, SendPathArg},
     clock::MonotonicToUnix,
     filter::Filter,
     kernel::veth::{self, MirrorVeth},
@@ -155,6 +155,18 @@ async fn run_async(args: &RunArgs, ifaces: Vec<Iface>, targets: Vec<Target>) -> 
     result.and(removed)
 }
 
+/// Moves the far end's receive work to a NAPI thread pinned beside the capture thread.
+fn thread_napi() {
+    match napi::thread_and_pin(veth::FAR) {
+        Ok(0) => eprintln!("mirror: no NAPI thread of {} found to pin", veth::FAR),
+        Ok(_) => {}
+        Err(err) => eprintln!(
+            "mirror: threaded NAPI on {} is not available ({err}); the pods' cores receive the copies",
+            veth::FAR
+        ),
+    }
+}
+
 async fn mirror(
     args: &RunArgs,
     sources: &mut Sources,
@@ -173,14 +185,7 @@ async fn mirror(
     veth.up().await?;
     programs.attach_xsk(veth::FAR)?;
     if args.threaded_napi {
-        match napi::thread_and_pin(veth::FAR) {
-            Ok(0) => eprintln!("mirror: no NAPI thread of {} found to pin", veth::FAR),
-            Ok(_) => {}
-            Err(err) => eprintln!(
-                "mirror: threaded NAPI on {} is not available ({err}); the pods' cores receive the copies",
-                veth::FAR
-            ),
-        }
+        thread_napi();
     }
     let mut xsk = Xsk::open(veth::FAR, 0, spares(args, targets))?;
     programs.register_socket(0, &xsk.fd())?;
@@ -311,12 +316,12 @@ fn ready_line(args: &RunArgs, targets: &[Target], follower: &Follower) -> String
         .iter()
         .map(|t| format!("{} over {}", t.label(), args.output.tunnel.name()))
         .collect();
-    remotes.extend(
-        args.output
-            .netflow
-            .iter()
-            .map(|c| format!("NetFlow v5 to {c}")),
-    );
+    remotes.extend(args.output.netflow_collectors().into_iter().map(
+        |(addr, version)| match version {
+            NetflowVersion::V5 => format!("NetFlow v5 to {addr}"),
+            NetflowVersion::Ipfix => format!("IPFIX to {addr}"),
+        },
+    ));
     let names: Vec<String> = follower
         .attachments
         .labels()

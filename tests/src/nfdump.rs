@@ -1,16 +1,17 @@
-//! NetFlow v5 on the receiving side: `nfcapd` as the collector, `nfdump` to read what it stored,
-//! and the flow records a capture says an exporter should have sent.
+//! NetFlow v5 and IPFIX on the receiving side: `nfcapd` as the collector, `nfdump` to read what
+//! it stored, and the flow records a capture says an exporter should have sent.
 //!
 //! The expected records follow the agent's documented rules (see `mirror-user/src/netflow`):
-//! a flow is keyed by source and destination IPv4 address, protocol, ports (ICMP: source port 0,
-//! destination port type * 256 + code), ToS and the input and output interface indexes; it counts
-//! packets and IPv4 total lengths; its TCP flags are the OR of its packets' flags; and a packet
-//! carrying TCP FIN or RST ends it, so the next packet with the same key starts a new record.
+//! a flow is keyed by source and destination address, protocol, ports (ICMP and ICMPv6: source
+//! port 0, destination port type * 256 + code), ToS or traffic class and the input and output
+//! interface indexes; it counts packets and layer-3 lengths (IPv4 total length, IPv6 header plus
+//! payload length); its TCP flags are the OR of its packets' flags; and a packet carrying TCP FIN
+//! or RST ends it, so the next packet with the same key starts a new record.
 
 use std::{
     collections::{BTreeMap, BTreeSet},
     fmt::{self, Write as _},
-    net::Ipv4Addr,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
     path::Path,
     time::Duration,
 };
@@ -37,12 +38,13 @@ pub const TCP_RST: u8 = 0x04;
 pub const PROTO_ICMP: u8 = 1;
 pub const PROTO_TCP: u8 = 6;
 pub const PROTO_UDP: u8 = 17;
+pub const PROTO_ICMPV6: u8 = 58;
 
-/// What tells one v5 flow from another.
+/// What tells one flow from another.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct FlowKey {
-    pub src: Ipv4Addr,
-    pub dst: Ipv4Addr,
+    pub src: IpAddr,
+    pub dst: IpAddr,
     pub proto: u8,
     pub src_port: u16,
     pub dst_port: u16,
@@ -81,8 +83,8 @@ impl fmt::Display for FlowKey {
 /// Source, destination, protocol and ports: one direction of a conversation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct FiveTuple {
-    pub src: Ipv4Addr,
-    pub dst: Ipv4Addr,
+    pub src: IpAddr,
+    pub dst: IpAddr,
     pub proto: u8,
     pub src_port: u16,
     pub dst_port: u16,
@@ -94,9 +96,10 @@ impl fmt::Display for FiveTuple {
             PROTO_ICMP => "icmp".to_owned(),
             PROTO_TCP => "tcp".to_owned(),
             PROTO_UDP => "udp".to_owned(),
+            PROTO_ICMPV6 => "icmp6".to_owned(),
             other => format!("proto {other}"),
         };
-        if self.proto == PROTO_ICMP {
+        if self.proto == PROTO_ICMP || self.proto == PROTO_ICMPV6 {
             write!(
                 f,
                 "{proto} {} > {} type {} code {}",
@@ -236,7 +239,7 @@ pub fn parse_csv(text: &str) -> Result<Vec<FlowRecord>> {
         let small = |i: usize, what: &str| -> Result<u16> {
             u16::try_from(number(i, what)?).with_context(|| format!("{what} in `{line}`"))
         };
-        let addr = |i: usize, what: &str| -> Result<Ipv4Addr> {
+        let addr = |i: usize, what: &str| -> Result<IpAddr> {
             field(i)
                 .parse()
                 .with_context(|| format!("{what} `{}` in `{line}`", field(i)))
@@ -393,19 +396,25 @@ pub fn read_dir(dir: &Path) -> Result<Vec<FlowRecord>> {
         .with_context(|| format!("parsing nfdump's CSV output for {}:\n{text}", dir.display()))
 }
 
-/// One packet as a v5 exporter counts it.
+/// One packet as the agent counts it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Observation {
     pub key: FlowKey,
-    /// The IPv4 total length.
+    /// The IPv4 total length, or the IPv6 header and payload length.
     pub octets: u64,
     pub tcp_flags: u8,
 }
 
-/// Reads an Ethernet frame (up to three VLAN tags) far enough to key it; `None` for anything
-/// but IPv4 and for frames cut before the fields the key needs. `input` and `output` are the
-/// interface indexes the caller knows the packet was seen on.
+/// Reads an Ethernet frame (up to three VLAN tags) far enough to key it as NetFlow v5 does;
+/// `None` for anything but IPv4 and for frames cut before the fields the key needs. `input` and
+/// `output` are the interface indexes the caller knows the packet was seen on.
 pub fn observe(frame: &[u8], input: u16, output: u16) -> Option<Observation> {
+    observe_any(frame, input, output).filter(|o| o.key.src.is_ipv4())
+}
+
+/// [`observe`] for IPv4 and IPv6, as the agent keys flows for IPFIX. IPv6 packets with
+/// extension headers are not read (`None`): the tests send none.
+pub fn observe_any(frame: &[u8], input: u16, output: u16) -> Option<Observation> {
     let be16 = |b: &[u8], at: usize| -> Option<u16> {
         Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]))
     };
@@ -417,6 +426,9 @@ pub fn observe(frame: &[u8], input: u16, output: u16) -> Option<Observation> {
         }
         offset += 4;
         ether_type = be16(frame, offset)?;
+    }
+    if ether_type == 0x86dd {
+        return observe_ipv6(frame.get(offset + 2..)?, input, output);
     }
     if ether_type != 0x0800 {
         return None;
@@ -447,7 +459,7 @@ pub fn observe(frame: &[u8], input: u16, output: u16) -> Option<Observation> {
         PROTO_UDP | 33 | 132 | 136 => (be16(transport, 0)?, be16(transport, 2)?, 0),
         _ => (0, 0, 0),
     };
-    let addr = |at: usize| Ipv4Addr::new(ip[at], ip[at + 1], ip[at + 2], ip[at + 3]);
+    let addr = |at: usize| IpAddr::V4(Ipv4Addr::new(ip[at], ip[at + 1], ip[at + 2], ip[at + 3]));
     Some(Observation {
         key: FlowKey {
             src: addr(12),
@@ -460,6 +472,49 @@ pub fn observe(frame: &[u8], input: u16, output: u16) -> Option<Observation> {
             output,
         },
         octets,
+        tcp_flags,
+    })
+}
+
+fn observe_ipv6(ip: &[u8], input: u16, output: u16) -> Option<Observation> {
+    let header = ip.get(..40)?;
+    if header[0] >> 4 != 6 {
+        return None;
+    }
+    let be16 = |b: &[u8], at: usize| -> Option<u16> {
+        Some(u16::from_be_bytes([*b.get(at)?, *b.get(at + 1)?]))
+    };
+    let tclass = (header[0] << 4) | (header[1] >> 4);
+    let payload_len = be16(header, 4)?;
+    let proto = header[6];
+    let transport = &ip[40..];
+    let (src_port, dst_port, tcp_flags) = match proto {
+        PROTO_ICMPV6 => (0, be16(transport, 0)?, 0),
+        PROTO_TCP => (
+            be16(transport, 0)?,
+            be16(transport, 2)?,
+            *transport.get(13)?,
+        ),
+        PROTO_UDP | 33 | 132 | 136 => (be16(transport, 0)?, be16(transport, 2)?, 0),
+        0 | 43 | 44 | 50 | 51 | 60 | 135 | 139 | 140 => return None,
+        _ => (0, 0, 0),
+    };
+    let addr = |at: usize| -> Option<IpAddr> {
+        let bytes: [u8; 16] = header.get(at..at + 16)?.try_into().ok()?;
+        Some(IpAddr::V6(Ipv6Addr::from(bytes)))
+    };
+    Some(Observation {
+        key: FlowKey {
+            src: addr(8)?,
+            dst: addr(24)?,
+            proto,
+            src_port,
+            dst_port,
+            tos: tclass,
+            input,
+            output,
+        },
+        octets: 40 + u64::from(payload_len),
         tcp_flags,
     })
 }
@@ -692,8 +747,8 @@ mod tests {
     fn diffs_records() {
         let a = FlowRecord {
             key: FlowKey {
-                src: Ipv4Addr::new(10, 0, 0, 1),
-                dst: Ipv4Addr::new(10, 0, 0, 2),
+                src: Ipv4Addr::new(10, 0, 0, 1).into(),
+                dst: Ipv4Addr::new(10, 0, 0, 2).into(),
                 proto: 17,
                 src_port: 1,
                 dst_port: 2,

@@ -45,6 +45,11 @@ pub const NODE_UPLINK_IP6: &str = "fd00:198:18::1";
 /// Remote address with [`WorldConfig::ipv6_uplink`] (unique-local).
 pub const REMOTE_IP6: &str = "fd00:198:18::2";
 
+/// Pod address on the pod link with [`World::wire_pod_ipv6`] (unique-local).
+pub const POD_IP6: &str = "fd00:198:18:1::2";
+/// Node address on the pod link with [`World::wire_pod_ipv6`] (unique-local).
+pub const NODE_POD_IP6: &str = "fd00:198:18:1::1";
+
 /// What varies between worlds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct WorldConfig {
@@ -242,6 +247,36 @@ impl World {
         }
         static_neighbour(node, REMOTE_IP6, NODE_UPLINK_IF, remote, REMOTE_IF)?;
         static_neighbour(remote, NODE_UPLINK_IP6, REMOTE_IF, node, NODE_UPLINK_IF)
+    }
+
+    /// IPv6 on the pod link too: [`POD_IP6`] and [`NODE_POD_IP6`], as the uplink gets them (no
+    /// link-local addresses, no DAD, static neighbours). Joining the addresses' multicast
+    /// groups sends a few MLD reports, with an unspecified source, over about two seconds:
+    /// this waits until the link has been quiet for a while, so a test's captures miss none.
+    pub fn wire_pod_ipv6(&self) -> Result<()> {
+        let (node, pod) = (&self.node, &self.pod);
+        let mut watch = Capture::start(pod, POD_IF, Direction::InOut, None)?;
+        for (ns, dev, ip) in [(node, NODE_POD_IF, NODE_POD_IP6), (pod, POD_IF, POD_IP6)] {
+            ns.enable_ipv6(dev)?;
+            ns.ip([
+                "-6",
+                "addr",
+                "add",
+                &format!("{ip}/64"),
+                "dev",
+                dev,
+                "nodad",
+            ])
+            .with_context(|| format!("adding {ip} to {dev} in {}", ns.name()))?;
+        }
+        static_neighbour(node, POD_IP6, NODE_POD_IF, pod, POD_IF)?;
+        static_neighbour(pod, NODE_POD_IP6, POD_IF, node, NODE_POD_IF)?;
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        watch.wait_until_quiet(
+            std::time::Duration::from_millis(2500),
+            std::time::Duration::from_secs(15),
+        );
+        watch.finish().map(drop)
     }
 
     /// Adds `ip` (IPv4, in 198.18.0.0/24) to the remote's `eth0` and a static neighbour entry for

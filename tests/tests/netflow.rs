@@ -24,7 +24,7 @@
 
 use std::{
     fmt::Write as _,
-    net::{Ipv4Addr, SocketAddr},
+    net::{IpAddr, SocketAddr},
     path::Path,
     thread,
     time::{Duration, Instant},
@@ -133,8 +133,8 @@ fn netflow_only(world: &World, port: u16, extra: &[&str]) -> AgentArgs {
     args
 }
 
-fn ip(text: &str) -> Ipv4Addr {
-    text.parse().expect("a constant IPv4 address")
+fn ip(text: &str) -> IpAddr {
+    text.parse().expect("a constant IP address")
 }
 
 /// The interfaces the agent records for a frame of the pod's capture: sent by the pod (its

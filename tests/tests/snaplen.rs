@@ -76,10 +76,10 @@ fn snaplen_cuts_super_frames_in_the_kernel() -> Result<()> {
 /// instead, a transfer in 64 KB super-frames would give about a tenth of that.
 #[test]
 fn sampling_weighs_a_cut_super_frame_by_its_segments() -> Result<()> {
+    const SAMPLE: u64 = 10;
     if skip_unless_root("sampling_weighs_a_cut_super_frame_by_its_segments") {
         return Ok(());
     }
-    const SAMPLE: u64 = 10;
     let world = World::new(VNI)?;
     let mut args = AgentArgs::vxlan(&world, &[NODE_POD_IF]);
     args.extra = vec![

@@ -99,8 +99,8 @@ pub fn load_tc_program(name: &str, insns: &[Insn]) -> io::Result<OwnedFd> {
         .map(|i| {
             u64::from(i.code)
                 | u64::from(i.regs) << 8
-                | u64::from(i.off as u16) << 16
-                | u64::from(i.imm as u32) << 32
+                | u64::from(i.off.cast_unsigned()) << 16
+                | u64::from(i.imm.cast_unsigned()) << 32
         })
         .collect();
     let license = c"GPL";
@@ -124,18 +124,17 @@ pub fn load_tc_program(name: &str, insns: &[Insn]) -> io::Result<OwnedFd> {
             attr.log_size = LOG_SIZE as u32;
             attr.log_buf = log.as_mut_ptr() as u64;
             // SAFETY: as above; `log` outlives the call.
-            match unsafe { bpf(BPF_PROG_LOAD, &mut attr) } {
-                Ok(fd) => owned(fd),
-                Err(_) => {
-                    let text = String::from_utf8_lossy(&log);
-                    let text = text.trim_end_matches('\0').trim_end();
-                    let tail: Vec<&str> = text.lines().rev().take(3).collect();
-                    let tail: Vec<&str> = tail.into_iter().rev().collect();
-                    Err(io::Error::new(
-                        first.kind(),
-                        format!("{first}; verifier: {}", tail.join(" / ")),
-                    ))
-                }
+            if let Ok(fd) = unsafe { bpf(BPF_PROG_LOAD, &mut attr) } {
+                owned(fd)
+            } else {
+                let text = String::from_utf8_lossy(&log);
+                let text = text.trim_end_matches('\0').trim_end();
+                let tail: Vec<&str> = text.lines().rev().take(3).collect();
+                let tail: Vec<&str> = tail.into_iter().rev().collect();
+                Err(io::Error::new(
+                    first.kind(),
+                    format!("{first}; verifier: {}", tail.join(" / ")),
+                ))
             }
         }
     }
@@ -178,5 +177,5 @@ pub fn test_run(program: BorrowedFd<'_>, frame: &[u8]) -> io::Result<i32> {
     };
     // SAFETY: `frame` outlives the call; no output buffer is given.
     unsafe { bpf(BPF_PROG_TEST_RUN, &mut attr) }?;
-    Ok(attr.retval as i32)
+    Ok(attr.retval.cast_signed())
 }

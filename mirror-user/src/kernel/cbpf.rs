@@ -168,7 +168,7 @@ impl Emitter {
     }
 
     fn mov32_imm(&mut self, dst: u8, imm: u32) {
-        self.push(e::ALU | e::MOV | e::K, dst, 0, 0, imm as i32);
+        self.push(e::ALU | e::MOV | e::K, dst, 0, 0, imm.cast_signed());
     }
 
     fn mov64_reg(&mut self, dst: u8, src: u8) {
@@ -196,7 +196,13 @@ impl Emitter {
         self.jump(e::JMP | 0x50 | e::K, R0, 0, 0, Label::NoMatch); // JNE r0, 0
         self.push(e::LDX | e::MEM | width, dst, FP, LOAD_BUF, 0);
         if bytes > 1 {
-            self.push(e::ALU | e::END | e::TO_BE, dst, 0, 0, bytes as i32 * 8);
+            self.push(
+                e::ALU | e::END | e::TO_BE,
+                dst,
+                0,
+                0,
+                bytes.cast_signed() * 8,
+            );
         }
     }
 
@@ -257,7 +263,7 @@ pub fn translate(program: &[Classic], target: Target) -> Result<Vec<Insn>, Untra
             FP,
             0,
             COUNTER_KEY,
-            target.left_out_counter as i32,
+            target.left_out_counter.cast_signed(),
         );
         em.ld_map_fd(R1, target.counters_fd);
         em.mov64_reg(R2, FP);
@@ -338,7 +344,7 @@ fn translate_one(em: &mut Emitter, i: usize, insn: Classic) -> Result<(), Untran
                 c::MEM => em.push(e::LDX | e::MEM | e::W, dst, FP, Emitter::mem_slot(k)?, 0),
                 c::LEN => em.push(e::LDX | e::MEM | e::W, dst, CTX, SKB_LEN, 0),
                 c::ABS if dst == A => {
-                    em.mov32_imm(R2, packet_offset(k)? as u32);
+                    em.mov32_imm(R2, packet_offset(k)?.cast_unsigned());
                     em.load_packet(A, size);
                 }
                 c::IND if dst == A => {
@@ -348,7 +354,7 @@ fn translate_one(em: &mut Emitter, i: usize, insn: Classic) -> Result<(), Untran
                 }
                 c::MSH if dst == X && size == c::B => {
                     // X = 4 * (P[k] & 0xf): the IPv4 header length.
-                    em.mov32_imm(R2, packet_offset(k)? as u32);
+                    em.mov32_imm(R2, packet_offset(k)?.cast_unsigned());
                     em.load_packet(X, c::B);
                     em.push(e::ALU | e::AND | e::K, X, 0, 0, 0xf);
                     em.push(e::ALU | e::LSH | e::K, X, 0, 0, 2);
@@ -374,7 +380,7 @@ fn translate_one(em: &mut Emitter, i: usize, insn: Classic) -> Result<(), Untran
                 if bad_divisor || bad_shift || op > 0xa0 {
                     return Err(unsupported());
                 }
-                em.push(e::ALU | op | e::K, A, 0, 0, k as i32);
+                em.push(e::ALU | op | e::K, A, 0, 0, k.cast_signed());
             }
         }
         c::JMP => {
@@ -390,7 +396,13 @@ fn translate_one(em: &mut Emitter, i: usize, insn: Classic) -> Result<(), Untran
             if code & c::X != 0 {
                 em.jump(e::JMP32 | op | e::X, A, X, 0, next(u32::from(jt)));
             } else {
-                em.jump(e::JMP32 | op | e::K, A, 0, k as i32, next(u32::from(jt)));
+                em.jump(
+                    e::JMP32 | op | e::K,
+                    A,
+                    0,
+                    k.cast_signed(),
+                    next(u32::from(jt)),
+                );
             }
             if jf != 0 {
                 em.jump(e::JMP | e::JA, 0, 0, 0, next(u32::from(jf)));
@@ -471,7 +483,10 @@ mod tests {
             .unwrap();
         assert_eq!(out[jeq].imm, 0x800);
         // jt = 0 falls into the next classic instruction: the jump after the "jf" jump.
-        let to = |at: usize| (at as i64 + 1 + i64::from(out[at].off)) as usize;
+        let to = |at: usize| {
+            at.wrapping_add(1)
+                .wrapping_add_signed(isize::from(out[at].off))
+        };
         assert_eq!(to(jeq), jeq + 2);
         assert_eq!(out[jeq + 1].code, e::JMP | e::JA);
         assert_eq!(to(jeq + 1), jeq + 3, "jf lands on `ret #0`");

@@ -160,7 +160,7 @@ fn frame(rng: &mut Rng) -> Vec<u8> {
             // Sometimes a fragment: MF set or an offset.
             let frag: u16 = match rng.below(6) {
                 0 => 0x2000,
-                1 => 0x0010 | rng.below(2) as u16 * 0x2000,
+                1 => 0x0010 | (rng.below(2) as u16 * 0x2000),
                 _ => 0x4000,
             };
             f.extend(frag.to_be_bytes());

@@ -54,7 +54,12 @@
 //! default 65 536 flows: 131 072 slots (8 MiB) and a 3 MiB heap, 11 MiB in all, 176 bytes per
 //! flow; [`FlowCache::memory_bytes`] reports it.
 
-use core::{cmp::Reverse, fmt, hash::BuildHasher, time::Duration};
+use core::{
+    cmp::Reverse,
+    fmt,
+    hash::{BuildHasher, Hash},
+    time::Duration,
+};
 use std::collections::BinaryHeap;
 
 use foldhash::fast::RandomState;
@@ -232,7 +237,57 @@ impl Entry {
         }
     }
 
-    fn record(&self, key: &FlowKey) -> RecordRepr {
+    fn record<K>(&self, key: K, reason: ExpiryReason) -> FlowRecord<K> {
+        FlowRecord {
+            key,
+            packets: self.packets,
+            octets: self.octets,
+            first_ms: self.first,
+            last_ms: self.last,
+            tcp_flags: self.tcp_flags,
+            reason,
+        }
+    }
+}
+
+/// What a cache key must offer: hashing, ordering for the expiry heap, and a value for empty
+/// table slots (never compared: an empty slot is marked by its packet count).
+pub trait CacheKey: Copy + Eq + Hash + Ord + fmt::Debug {
+    const EMPTY: Self;
+}
+
+impl CacheKey for FlowKey {
+    const EMPTY: FlowKey = FlowKey {
+        src: core::net::Ipv4Addr::UNSPECIFIED,
+        dst: core::net::Ipv4Addr::UNSPECIFIED,
+        proto: 0,
+        src_port: 0,
+        dst_port: 0,
+        tos: 0,
+        input: 0,
+        output: 0,
+    };
+}
+
+/// One ended flow, as the cache hands it out: the exporters turn it into a v5 or IPFIX record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowRecord<K> {
+    pub key: K,
+    pub packets: u32,
+    /// Layer-3 bytes.
+    pub octets: u32,
+    /// Uptime (ms) of the first and the latest packet.
+    pub first_ms: u64,
+    pub last_ms: u64,
+    /// OR of the TCP flags of every packet.
+    pub tcp_flags: u8,
+    pub reason: ExpiryReason,
+}
+
+impl FlowRecord<FlowKey> {
+    /// The NetFlow v5 record of an IPv4 flow.
+    pub fn v5(&self) -> RecordRepr {
+        let key = &self.key;
         RecordRepr {
             src_addr: key.src,
             dst_addr: key.dst,
@@ -241,8 +296,8 @@ impl Entry {
             packets: self.packets,
             octets: self.octets,
             // sysUptime is a 32-bit millisecond clock: it wraps every 49.7 days.
-            first: self.first as u32,
-            last: self.last as u32,
+            first: self.first_ms as u32,
+            last: self.last_ms as u32,
             src_port: key.src_port,
             dst_port: key.dst_port,
             tcp_flags: self.tcp_flags,
@@ -256,46 +311,37 @@ impl Entry {
 /// One table slot: a whole cache line, so a lookup that hits its home slot reads one line.
 #[derive(Debug, Clone, Copy)]
 #[repr(C, align(64))]
-struct Slot {
+struct Slot<K> {
     entry: Entry,
     hash: u64,
-    key: FlowKey,
+    key: K,
 }
 
 /// Bytes of one table slot.
-pub const SLOT_BYTES: usize = size_of::<Slot>();
+pub const SLOT_BYTES: usize = size_of::<Slot<FlowKey>>();
 
 /// One heap entry: when a flow must be looked at, and which flow.
-type Due = Reverse<(u64, FlowKey)>;
+type Due<K> = Reverse<(u64, K)>;
 
 /// Bytes of one heap entry.
-pub const HEAP_ENTRY_BYTES: usize = size_of::<Due>();
+pub const HEAP_ENTRY_BYTES: usize = size_of::<Due<FlowKey>>();
 
 /// Open addressing with linear probing over a power-of-two array of slots, kept at most half
 /// full by its user, with backward-shift deletion.
-struct Table {
-    slots: Box<[Slot]>,
+struct Table<K> {
+    slots: Box<[Slot<K>]>,
     mask: usize,
     len: usize,
     hasher: RandomState,
 }
 
-impl Table {
+impl<K: CacheKey> Table<K> {
     /// A table of `slots` empty slots; `slots` must be a power of two.
-    fn new(slots: usize) -> Table {
+    fn new(slots: usize) -> Table<K> {
         let empty = Slot {
             entry: Entry::default(),
             hash: 0,
-            key: FlowKey {
-                src: core::net::Ipv4Addr::UNSPECIFIED,
-                dst: core::net::Ipv4Addr::UNSPECIFIED,
-                proto: 0,
-                src_port: 0,
-                dst_port: 0,
-                tos: 0,
-                input: 0,
-                output: 0,
-            },
+            key: K::EMPTY,
         };
         Table {
             slots: vec![empty; slots].into_boxed_slice(),
@@ -306,7 +352,7 @@ impl Table {
     }
 
     #[inline]
-    fn hash(&self, key: &FlowKey) -> u64 {
+    fn hash(&self, key: &K) -> u64 {
         self.hasher.hash_one(key)
     }
 
@@ -334,7 +380,7 @@ impl Table {
 
     /// The index of the slot holding `key`.
     #[inline]
-    fn find(&self, hash: u64, key: &FlowKey) -> Option<usize> {
+    fn find(&self, hash: u64, key: &K) -> Option<usize> {
         let mut index = self.home(hash);
         // The table always has an empty slot, which ends the probe; the bound is for form.
         for _ in 0..=self.mask {
@@ -351,13 +397,13 @@ impl Table {
     }
 
     #[inline]
-    fn get_mut(&mut self, index: usize) -> Option<&mut Slot> {
+    fn get_mut(&mut self, index: usize) -> Option<&mut Slot<K>> {
         self.slots.get_mut(index)
     }
 
     /// Put a flow that is not in the table into it. The caller keeps the table at most half
     /// full, so there is an empty slot.
-    fn insert(&mut self, hash: u64, key: FlowKey, entry: Entry) {
+    fn insert(&mut self, hash: u64, key: K, entry: Entry) {
         let mut index = self.home(hash);
         for _ in 0..=self.mask {
             let Some(slot) = self.slots.get_mut(index) else {
@@ -403,7 +449,7 @@ impl Table {
     }
 
     /// Hand every flow to `f` and empty the table.
-    fn drain(&mut self, mut f: impl FnMut(&FlowKey, &Entry)) {
+    fn drain(&mut self, mut f: impl FnMut(&K, &Entry)) {
         for slot in &mut self.slots {
             if slot.entry.packets != 0 {
                 f(&slot.key, &slot.entry);
@@ -421,10 +467,10 @@ struct Timeouts {
 }
 
 /// The flow cache. See the module documentation for the rules and the cost.
-pub struct FlowCache {
-    table: Table,
+pub struct FlowCache<K = FlowKey> {
+    table: Table<K>,
     /// Min-heap of when to look at which flow; see [`Entry::scheduled`].
-    heap: BinaryHeap<Due>,
+    heap: BinaryHeap<Due<K>>,
     /// The heap is compacted rather than grown past this.
     heap_limit: usize,
     max_flows: usize,
@@ -432,7 +478,7 @@ pub struct FlowCache {
     counters: CacheCounters,
 }
 
-impl fmt::Debug for FlowCache {
+impl<K> fmt::Debug for FlowCache<K> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("FlowCache")
             .field("flows", &self.table.len)
@@ -444,9 +490,9 @@ impl fmt::Debug for FlowCache {
     }
 }
 
-impl FlowCache {
+impl<K: CacheKey> FlowCache<K> {
     /// Make an empty cache, allocating all it will ever need.
-    pub fn new(config: CacheConfig) -> Result<FlowCache, ConfigError> {
+    pub fn new(config: CacheConfig) -> Result<FlowCache<K>, ConfigError> {
         let max_flows = config.max_flows;
         if max_flows == 0 {
             return Err(ConfigError::NoFlows);
@@ -480,11 +526,11 @@ impl FlowCache {
     #[inline]
     pub fn update(
         &mut self,
-        key: FlowKey,
+        key: K,
         octets: u32,
         tcp_flags: u8,
         now_ms: u64,
-        out: &mut impl FnMut(RecordRepr),
+        out: &mut impl FnMut(FlowRecord<K>),
     ) {
         let hash = self.table.hash(&key);
         self.update_hashed(hash, key, octets, tcp_flags, now_ms, out);
@@ -494,9 +540,9 @@ impl FlowCache {
     #[inline]
     pub fn observe(
         &mut self,
-        observation: &Observation,
+        observation: &Observation<K>,
         now_ms: u64,
-        out: &mut impl FnMut(RecordRepr),
+        out: &mut impl FnMut(FlowRecord<K>),
     ) {
         self.update(
             observation.key,
@@ -511,9 +557,9 @@ impl FlowCache {
     /// same results, faster: the flows of several packets are fetched from memory together.
     pub fn observe_batch(
         &mut self,
-        batch: &[Observation],
+        batch: &[Observation<K>],
         now_ms: u64,
-        out: &mut impl FnMut(RecordRepr),
+        out: &mut impl FnMut(FlowRecord<K>),
     ) {
         let mut hashes = [0_u64; PREFETCH_BATCH];
         for chunk in batch.chunks(PREFETCH_BATCH) {
@@ -538,11 +584,11 @@ impl FlowCache {
     fn update_hashed(
         &mut self,
         hash: u64,
-        key: FlowKey,
+        key: K,
         octets: u32,
         tcp_flags: u8,
         now_ms: u64,
-        out: &mut impl FnMut(RecordRepr),
+        out: &mut impl FnMut(FlowRecord<K>),
     ) {
         self.counters.packets += 1;
         self.counters.octets += u64::from(octets);
@@ -562,7 +608,7 @@ impl FlowCache {
                 None
             };
             if let Some(reason) = restart {
-                out(entry.record(&key));
+                out(entry.record(key, reason));
                 self.counters.count(reason);
                 self.counters.flows += 1;
                 *entry = Entry::start(octets, tcp_flags, now_ms);
@@ -574,7 +620,7 @@ impl FlowCache {
                 entry.tcp_flags |= tcp_flags;
             }
             if ends {
-                let record = entry.record(&key);
+                let record = entry.record(key, ExpiryReason::TcpEnd);
                 self.table.remove(index);
                 self.counters.count(ExpiryReason::TcpEnd);
                 out(record);
@@ -592,7 +638,7 @@ impl FlowCache {
         if ends {
             // A flow of one packet that ends it (a lone RST, say): no need to store it.
             self.counters.count(ExpiryReason::TcpEnd);
-            out(entry.record(&key));
+            out(entry.record(key, ExpiryReason::TcpEnd));
             return;
         }
         if self.table.len >= self.max_flows {
@@ -607,7 +653,7 @@ impl FlowCache {
     /// Export every flow whose inactive or active timeout has passed at `now_ms`. Costs a heap
     /// pop per flow due, not a scan: call it as often as convenient (every second, or after
     /// every batch of packets).
-    pub fn expire(&mut self, now_ms: u64, out: &mut impl FnMut(RecordRepr)) {
+    pub fn expire(&mut self, now_ms: u64, out: &mut impl FnMut(FlowRecord<K>)) {
         while let Some(&Reverse((due, key))) = self.heap.peek() {
             if due > now_ms {
                 break;
@@ -623,18 +669,19 @@ impl FlowCache {
                 continue;
             }
             self.table.remove(index);
-            self.counters.count(entry.reason(now_ms, self.timeouts));
-            out(entry.record(&key));
+            let reason = entry.reason(now_ms, self.timeouts);
+            self.counters.count(reason);
+            out(entry.record(key, reason));
         }
     }
 
     /// Export every flow, whatever its age: at shutdown, or at the end of a replay.
-    pub fn flush_all(&mut self, out: &mut impl FnMut(RecordRepr)) {
+    pub fn flush_all(&mut self, out: &mut impl FnMut(FlowRecord<K>)) {
         self.heap.clear();
         let counters = &mut self.counters;
         self.table.drain(|key, entry| {
             counters.flushed += 1;
-            out(entry.record(key));
+            out(entry.record(*key, ExpiryReason::Flushed));
         });
     }
 
@@ -661,18 +708,18 @@ impl FlowCache {
     /// Bytes the cache has allocated: table slots and heap capacity. Fixed from construction on,
     /// whatever the traffic.
     pub fn memory_bytes(&self) -> usize {
-        self.table.slots.len() * SLOT_BYTES + self.heap.capacity() * HEAP_ENTRY_BYTES
+        self.table.slots.len() * size_of::<Slot<K>>() + self.heap.capacity() * size_of::<Due<K>>()
     }
 
     /// The flow a heap entry due at `due` is about, if that entry is its live one.
-    fn live(&self, due: u64, key: &FlowKey) -> Option<(usize, Entry)> {
+    fn live(&self, due: u64, key: &K) -> Option<(usize, Entry)> {
         let index = self.table.find(self.table.hash(key), key)?;
         let entry = self.table.slots.get(index)?.entry;
         // Otherwise the flow ended another way, or this is a later flow with the same key.
         (entry.scheduled() == due).then_some((index, entry))
     }
 
-    fn reschedule(&mut self, index: usize, due: u64, key: FlowKey) {
+    fn reschedule(&mut self, index: usize, due: u64, key: K) {
         if let Some(slot) = self.table.get_mut(index) {
             slot.entry.set_scheduled(due);
         }
@@ -681,7 +728,7 @@ impl FlowCache {
 
     /// Put `key` in the heap at `due`, first sweeping out stale entries if the heap is at its
     /// limit, so it never reallocates.
-    fn schedule(&mut self, due: u64, key: FlowKey) {
+    fn schedule(&mut self, due: u64, key: K) {
         if self.heap.len() >= self.heap_limit {
             let table = &self.table;
             self.heap.retain(|Reverse((due, key))| {
@@ -700,7 +747,7 @@ impl FlowCache {
     /// flow's expiry later), so the first live entry popped whose flow is really due then is the
     /// flow due soonest of all. Entries whose flow was refreshed are moved to their real time on
     /// the way, at most once each.
-    fn evict_oldest(&mut self, out: &mut impl FnMut(RecordRepr)) {
+    fn evict_oldest(&mut self, out: &mut impl FnMut(FlowRecord<K>)) {
         while let Some(Reverse((due, key))) = self.heap.pop() {
             let Some((index, entry)) = self.live(due, &key) else {
                 continue;
@@ -712,7 +759,7 @@ impl FlowCache {
             }
             self.table.remove(index);
             self.counters.count(ExpiryReason::Emergency);
-            out(entry.record(&key));
+            out(entry.record(key, ExpiryReason::Emergency));
             return;
         }
     }
@@ -739,7 +786,7 @@ mod tests {
         }
     }
 
-    fn cache(max_flows: usize) -> FlowCache {
+    fn cache(max_flows: usize) -> FlowCache<FlowKey> {
         FlowCache::new(CacheConfig {
             max_flows,
             ..CacheConfig::default()
@@ -755,11 +802,11 @@ mod tests {
     }
 
     fn update(c: &mut FlowCache, n: u32, octets: u32, flags: u8, now: u64) -> Vec<RecordRepr> {
-        collect(|out| c.update(key(n), octets, flags, now, &mut |r| out(r)))
+        collect(|out| c.update(key(n), octets, flags, now, &mut |r| out(r.v5())))
     }
 
     fn expire(c: &mut FlowCache, now: u64) -> Vec<RecordRepr> {
-        collect(|out| c.expire(now, &mut |r| out(r)))
+        collect(|out| c.expire(now, &mut |r| out(r.v5())))
     }
 
     #[test]
@@ -769,7 +816,7 @@ mod tests {
         assert!(update(&mut c, 1, 1500, 0x10, 1_500).is_empty());
         assert!(update(&mut c, 1, 52, 0x18, 2_250).is_empty());
         assert_eq!(c.len(), 1);
-        let records = collect(|out| c.flush_all(&mut |r| out(r)));
+        let records = collect(|out| c.flush_all(&mut |r| out(r.v5())));
         let expected = RecordRepr {
             src_addr: key(1).src,
             dst_addr: key(1).dst,
@@ -912,7 +959,7 @@ mod tests {
         assert_eq!(records.len(), 1);
         assert_eq!((records[0].packets, records[0].octets), (2, u32::MAX));
         assert_eq!(c.counters().expired_counter_full, 1);
-        let records = collect(|out| c.flush_all(&mut |r| out(r)));
+        let records = collect(|out| c.flush_all(&mut |r| out(r.v5())));
         assert_eq!((records[0].packets, records[0].octets), (1, 1));
         assert_eq!((records[0].first, records[0].last), (2, 2));
     }
@@ -934,7 +981,7 @@ mod tests {
         let start = u64::from(u32::MAX) - 500;
         update(&mut c, 1, 1, 0, start);
         update(&mut c, 1, 1, 0, start + 1000);
-        let records = collect(|out| c.flush_all(&mut |r| out(r)));
+        let records = collect(|out| c.flush_all(&mut |r| out(r.v5())));
         assert_eq!((records[0].first, records[0].last), (u32::MAX - 500, 499));
     }
 
@@ -974,7 +1021,7 @@ mod tests {
             state
         };
         let (mut packets, mut octets) = (0_u64, 0_u64);
-        let mut sink = |r: RecordRepr| {
+        let mut sink = |r: FlowRecord<FlowKey>| {
             packets += u64::from(r.packets);
             octets += u64::from(r.octets);
         };
@@ -1007,7 +1054,7 @@ mod tests {
     #[test]
     fn config_is_checked() {
         let with = |max_flows, inactive, active| {
-            FlowCache::new(CacheConfig {
+            FlowCache::<FlowKey>::new(CacheConfig {
                 inactive_timeout: Duration::from_millis(inactive),
                 active_timeout: Duration::from_millis(active),
                 max_flows,
@@ -1119,12 +1166,12 @@ mod tests {
         for (t, chunk) in observations.chunks(64).enumerate() {
             let now = t as u64 * 2 * SECOND;
             for observation in chunk {
-                one.observe(observation, now, &mut |r| a.push(r));
+                one.observe(observation, now, &mut |r| a.push(r.v5()));
             }
-            batched.observe_batch(chunk, now, &mut |r| b.push(r));
+            batched.observe_batch(chunk, now, &mut |r| b.push(r.v5()));
         }
-        one.flush_all(&mut |r| a.push(r));
-        batched.flush_all(&mut |r| b.push(r));
+        one.flush_all(&mut |r| a.push(r.v5()));
+        batched.flush_all(&mut |r| b.push(r.v5()));
         // The hasher seeds differ, and so does the order of the final flush.
         let sort = |v: &mut Vec<RecordRepr>| v.sort_by_key(|r| (r.first, r.src_addr, r.octets));
         sort(&mut a);

@@ -9,31 +9,47 @@ use std::{
 
 use prometheus::{IntCounter, IntGauge};
 
-use super::{CacheConfig, ExportTime, ExporterConfig, FlowMeter, Interfaces};
+use super::{
+    CacheConfig, ExportTime, ExporterConfig, Exporters, FlowMeter, Interfaces, IpfixConfig,
+    ipfix::data_records,
+};
 use crate::{
+    cli::NetflowVersion,
     metrics::Metrics,
     wire::netflow_v5::{Packet, SamplingMode},
 };
 
+/// Bytes of IPv4 and UDP headers, and of IPv6 and UDP headers, in front of a datagram.
+const IPV4_UDP_LEN: usize = 28;
+const IPV6_UDP_LEN: usize = 48;
+
 /// One collector: a connected UDP socket (so that an ICMP port unreachable comes back as
-/// `ECONNREFUSED` on a later send) and its counters.
+/// `ECONNREFUSED` on a later send), the version it gets and its counters.
 struct Collector {
     socket: UdpSocket,
+    version: NetflowVersion,
     records: IntCounter,
     datagrams: IntCounter,
     errors: IntCounter,
 }
 
-/// Every collector; each datagram goes to all of them.
+/// Every collector; each datagram goes to all of them that take its version.
 pub struct Collectors {
     collectors: Vec<Collector>,
+    /// The largest IPFIX message every IPFIX collector's path carries unfragmented.
+    ipfix_max_message_len: usize,
 }
 
 impl Collectors {
     /// Sockets towards `addrs`, carrying `mark` like every packet of the agent.
-    pub fn connect(addrs: &[SocketAddr], mark: u32, metrics: &Metrics) -> io::Result<Self> {
+    pub fn connect(
+        addrs: &[(SocketAddr, NetflowVersion)],
+        mark: u32,
+        metrics: &Metrics,
+    ) -> io::Result<Self> {
         let mut collectors = Vec::new();
-        for addr in addrs {
+        let mut ipfix_max_message_len = IpfixConfig::default().max_message_len;
+        for &(addr, version) in addrs {
             let unspecified = match addr.ip() {
                 IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
                 IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
@@ -42,27 +58,49 @@ impl Collectors {
             crate::sockopt::set_mark(socket.as_fd(), mark)?;
             socket.connect(addr)?;
             socket.set_nonblocking(true)?;
+            if version == NetflowVersion::Ipfix
+                && let Some(len) = path_payload(&socket, addr)
+            {
+                ipfix_max_message_len = ipfix_max_message_len.min(len);
+            }
             let label = addr.to_string();
-            let (records, datagrams, errors) = metrics.netflow(&label);
+            let (records, datagrams, errors) =
+                metrics.netflow(&label, &version.number().to_string());
             collectors.push(Collector {
                 socket,
+                version,
                 records,
                 datagrams,
                 errors,
             });
         }
-        Ok(Self { collectors })
+        Ok(Self {
+            collectors,
+            ipfix_max_message_len,
+        })
+    }
+
+    fn has(&self, version: NetflowVersion) -> bool {
+        self.collectors.iter().any(|c| c.version == version)
     }
 
     pub fn sockets(&self) -> impl Iterator<Item = BorrowedFd<'_>> {
         self.collectors.iter().map(|c| c.socket.as_fd())
     }
 
-    /// Sends one datagram to every collector; a failure (collector unreachable, buffer full) is
-    /// counted and the next datagram tried as usual.
+    /// Sends one datagram, v5 or IPFIX by its version field, to every collector of that
+    /// version; a failure (collector unreachable, buffer full) is counted and the next
+    /// datagram tried as usual.
     fn send(&self, datagram: &[u8]) {
-        let records = u64::from(Packet::new_unchecked(datagram).count());
-        for collector in &self.collectors {
+        let (version, records) = match datagram.first_chunk::<2>().map(|v| u16::from_be_bytes(*v)) {
+            Some(5) => (
+                NetflowVersion::V5,
+                u64::from(Packet::new_unchecked(datagram).count()),
+            ),
+            Some(10) => (NetflowVersion::Ipfix, data_records(datagram)),
+            _ => return,
+        };
+        for collector in self.collectors.iter().filter(|c| c.version == version) {
             match collector.socket.send(datagram) {
                 Ok(_) => {
                     collector.datagrams.inc();
@@ -72,6 +110,17 @@ impl Collectors {
             }
         }
     }
+}
+
+/// The UDP payload the path of a connected socket carries unfragmented: its path MTU less
+/// the IP and UDP headers, if the kernel knows the MTU.
+fn path_payload(socket: &UdpSocket, addr: SocketAddr) -> Option<usize> {
+    let (level, name, headers) = match addr {
+        SocketAddr::V4(_) => (libc::IPPROTO_IP, libc::IP_MTU, IPV4_UDP_LEN),
+        SocketAddr::V6(_) => (libc::IPPROTO_IPV6, libc::IPV6_MTU, IPV6_UDP_LEN),
+    };
+    let mtu: libc::c_int = crate::sockopt::get(socket.as_fd(), level, name).ok()?;
+    usize::try_from(mtu).ok()?.checked_sub(headers)
 }
 
 /// NetFlow settings taken from the command line.
@@ -84,6 +133,8 @@ pub struct FlowSettings {
     pub engine_id: u8,
     /// 1-in-N sampling of the copies (1: none).
     pub sample: u32,
+    /// IPFIX observation domain id.
+    pub ipfix_domain: u32,
 }
 
 /// The flow meter with its collectors, clock and metrics. All times are Unix-epoch nanoseconds;
@@ -127,7 +178,18 @@ impl FlowExport {
             active_timeout: settings.active,
             max_flows: settings.max_flows,
         };
-        let meter = FlowMeter::new(cache, exporter).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let exporters = Exporters {
+            v5: collectors.has(NetflowVersion::V5).then_some(exporter),
+            ipfix: collectors
+                .has(NetflowVersion::Ipfix)
+                .then_some(IpfixConfig {
+                    domain: settings.ipfix_domain,
+                    max_message_len: collectors.ipfix_max_message_len,
+                    ..IpfixConfig::default()
+                }),
+        };
+        let meter =
+            FlowMeter::with_exporters(cache, exporters).map_err(|e| anyhow::anyhow!("{e}"))?;
         let expired = [
             "inactive",
             "active",
@@ -203,14 +265,15 @@ impl FlowExport {
         self.metrics
             .active
             .set(i64::try_from(counters.active_flows).unwrap_or(i64::MAX));
-        let cache = counters.cache;
+        // IPv4 and IPv6 flows alike.
+        let (cache, cache6) = (counters.cache, counters.cache6);
         let expired = [
-            cache.expired_inactive,
-            cache.expired_active,
-            cache.expired_tcp_end,
-            cache.expired_emergency,
-            cache.expired_counter_full,
-            cache.flushed,
+            cache.expired_inactive + cache6.expired_inactive,
+            cache.expired_active + cache6.expired_active,
+            cache.expired_tcp_end + cache6.expired_tcp_end,
+            cache.expired_emergency + cache6.expired_emergency,
+            cache.expired_counter_full + cache6.expired_counter_full,
+            cache.flushed + cache6.flushed,
         ];
         let skipped = [
             counters.skipped.ipv6,
@@ -232,6 +295,32 @@ impl FlowExport {
         {
             metric.inc_by(now.saturating_sub(*seen));
             *seen = now;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_payload_is_the_mtu_less_the_headers() {
+        // Loopback's MTU is 65536; IPv4 reports it capped at 65535 (IP_MAX_MTU), IPv6 not.
+        for (bind, addr, mtu) in [
+            ("127.0.0.1:0", "127.0.0.1:9", 65535),
+            ("[::1]:0", "[::1]:9", 65536),
+        ] {
+            let Ok(socket) = UdpSocket::bind(bind) else {
+                continue; // no IPv6 on this host
+            };
+            let addr: SocketAddr = addr.parse().unwrap();
+            socket.connect(addr).unwrap();
+            let headers = if addr.is_ipv4() {
+                IPV4_UDP_LEN
+            } else {
+                IPV6_UDP_LEN
+            };
+            assert_eq!(path_payload(&socket, addr), Some(mtu - headers), "{addr}");
         }
     }
 }

@@ -102,8 +102,8 @@ impl Hash for FlowKey {
 
 /// One packet as the flow cache counts it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Observation {
-    pub key: FlowKey,
+pub struct Observation<K = FlowKey> {
+    pub key: K,
     /// Layer-3 bytes: the IPv4 total length, so a frame cut by the snap length still counts
     /// whole (see [`classify`]).
     pub octets: u32,

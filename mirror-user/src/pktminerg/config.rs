@@ -372,7 +372,9 @@ pub fn monitor(text: &str) -> Result<MonitorConfig, TranslateError> {
     {
         return Err(TranslateError::unsupported(
             params.what("netflow_version"),
-            format!("{version}: mirror exports NetFlow version 5 only"),
+            format!(
+                "{version}: libmonitor_netflow.so maps to NetFlow version 5 only (IPFIX is --netflow ipfix://IP:PORT)"
+            ),
         ));
     }
     // `interface` only labelled the plugin's log: it never reached the exporter.
@@ -984,7 +986,7 @@ mod tests {
             ),
             (
                 r#"{"collectors_ipport": [{"ip": "198.18.0.2", "port": 2055}], "netflow_version": 9}"#,
-                "ext_params.netflow_version: 9: mirror exports NetFlow version 5 only",
+                "ext_params.netflow_version: 9: libmonitor_netflow.so maps to NetFlow version 5 only (IPFIX is --netflow ipfix://IP:PORT)",
             ),
             (
                 r#"{"collectors_ipport": [{"ip": "198.18.0.2", "port": 2055}], "sampling": 1}"#,

@@ -3,6 +3,7 @@
 
 pub mod erspan;
 pub mod gre;
+pub mod ipfix;
 pub mod netflow_v5;
 pub mod vxlan;
 
