@@ -35,9 +35,15 @@ pub const TAG_SELECTED: u8 = 2;
 /// Bytes the tag adds in front of each copied frame.
 pub const TAG_LEN: usize = size_of::<Tag>();
 
-/// Largest frame (without the tag) that the mirror veth pair carries. The pair's MTU is set from
-/// this; an XDP program without multi-buffer support caps a veth near one page.
-pub const MAX_FRAME: u32 = 3_072;
+/// Largest frame (without the tag) that the mirror veth pair carries whole: a 9000-byte-MTU
+/// jumbo frame with VLAN tags to spare. The pair's MTU is set from this; the far end's XDP
+/// program takes multi-buffer frames, which reach the AF_XDP socket in several chunks.
+pub const MAX_FRAME: u32 = 9_216;
+
+/// Largest frame copied when the AF_XDP socket cannot take a frame in several chunks
+/// (`XDP_USE_SG`, Linux 6.6+): one 4096-byte chunk holds it with the tag behind the kernel's
+/// headroom.
+pub const ONE_CHUNK_FRAME: u32 = 3_072;
 
 /// Direction of a copy, as the mirrored interface saw the packet (tc's point of view).
 #[repr(u8)]
@@ -172,6 +178,11 @@ pub struct Config {
     /// Cut every copy to this many bytes before it crosses the mirror veth (0: whole copies).
     /// A GSO super-frame becomes one copy of its first bytes.
     pub snaplen: u32,
+    /// Frames longer than this (without the tag) are not copied: [`MAX_FRAME`], or
+    /// [`ONE_CHUNK_FRAME`] where the socket takes no multi-buffer frames.
+    pub max_frame: u32,
+    /// Keeps the struct free of padding (aya's `Pod`).
+    pub reserved: u32,
 }
 
 /// Sockets of the agent that [`Config::own_sockets`] can name.

@@ -5,7 +5,7 @@ use aya_ebpf::{
     macros::classifier,
     programs::TcContext,
 };
-use mirror_common::{Config, Direction, KernelCounter, MAX_FRAME, mark_for};
+use mirror_common::{Config, Direction, KernelCounter, mark_for};
 
 use crate::{config::CONFIG, counters::count, filter::FILTERS};
 
@@ -91,7 +91,7 @@ fn clone(ctx: &TcContext, direction: Direction, selected: bool) -> i32 {
     }
     // A GSO packet is cut into MTU-sized frames when it leaves the mirror veth, and with a snap
     // length every copy is cut to it before it crosses (the tagging program).
-    let cut = config.snaplen > 0 && config.snaplen <= MAX_FRAME;
+    let cut = config.snaplen > 0 && config.snaplen <= config.max_frame;
     if config.sample > 1 {
         // 1 in N of the packets on the wire: a GSO super-frame carries `gso_segs` of them.
         // Whole, it becomes that many copies, so it is kept 1 time in N like any packet; cut
@@ -108,7 +108,7 @@ fn clone(ctx: &TcContext, direction: Direction, selected: bool) -> i32 {
             return TC_ACT_UNSPEC;
         }
     }
-    if gso_size == 0 && !cut && ctx.len() > MAX_FRAME {
+    if gso_size == 0 && !cut && ctx.len() > config.max_frame {
         count(KernelCounter::TooBig);
         return TC_ACT_UNSPEC;
     }

@@ -20,7 +20,9 @@ use prometheus::IntCounter;
 use crate::{
     clock::{self, MonotonicToUnix},
     filter::Filter,
+    gather::{Gather, Piece},
     kernel::umem::Umem,
+    kernel::xdp_socket::XDP_PKT_CONTD,
     kernel::xsk::Xsk,
     metrics::CopyCounters,
     netflow::{Interfaces, collector::FlowExport},
@@ -139,6 +141,7 @@ impl Capture {
         // Chunks to give back to the fill ring, and the round's copies for the flow meter.
         let mut recycle: Vec<u64> = Vec::with_capacity(4 * BATCH);
         let mut flows: Vec<Observed> = Vec::with_capacity(BATCH);
+        let mut gather = Gather::default();
         let mut ring_full_seen = 0;
         let mut next_stats = Instant::now() + STATS_EVERY;
         loop {
@@ -170,22 +173,49 @@ impl Capture {
                 let (mut filtered, mut kept, mut cut) = (0, 0, 0);
                 for desc in descs.iter().take(received) {
                     let (at, len) = (desc.addr, desc.len as usize);
-                    let chunk = Umem::chunk_of(at);
+                    // A frame larger than a chunk comes in pieces: put together in `gather`,
+                    // its chunks back to the kernel at once. `chunk` is the copy's own chunk,
+                    // for a frame that came in one.
+                    let (chunk, gathered) = if desc.options & XDP_PKT_CONTD != 0 || gather.is_open()
+                    {
+                        // SAFETY: the kernel wrote this piece and hands it to us until we
+                        // give the chunk back.
+                        let piece = unsafe { self.xsk.umem.bytes(at, len) };
+                        let last = desc.options & XDP_PKT_CONTD == 0;
+                        let done = gather.add(piece.unwrap_or_default(), last);
+                        recycle.push(Umem::chunk_of(at));
+                        match done {
+                            Piece::More => continue,
+                            Piece::Broken => {
+                                self.malformed.inc();
+                                continue;
+                            }
+                            Piece::Whole(index) => (None, Some(index)),
+                        }
+                    } else {
+                        (Some(Umem::chunk_of(at)), None)
+                    };
                     if let Some(mac) = self.inner_dst_mac {
-                        // SAFETY: the chunk is ours until it goes back to the fill ring or
-                        // leaves on an uplink, and no other slice of it lives.
-                        if let Some(dst) = unsafe { self.xsk.umem.bytes_mut(at + TAG_OFFSET, 6) }
-                            && len >= TAG_LEN + 6
-                        {
+                        let dst = match gathered {
+                            Some(index) => gather.frame_mut(index).get_mut(TAG_LEN..TAG_LEN + 6),
+                            // SAFETY: the chunk is ours until it goes back to the fill ring or
+                            // leaves on an uplink, and no other slice of it lives.
+                            None => unsafe { self.xsk.umem.bytes_mut(at + TAG_OFFSET, 6) }
+                                .filter(|_| len >= TAG_LEN + 6),
+                        };
+                        if let Some(dst) = dst {
                             dst.copy_from_slice(&mac);
                         }
                     }
-                    // SAFETY: the kernel wrote this frame and hands it to us until we give the
-                    // chunk back; only the bytes in front of it are written below.
-                    let data = unsafe { self.xsk.umem.bytes(at, len) }.unwrap_or_default();
+                    let data = match gathered {
+                        Some(index) => gather.frame(index),
+                        // SAFETY: the kernel wrote this frame and hands it to us until we give
+                        // the chunk back; only the bytes in front of it are written below.
+                        None => unsafe { self.xsk.umem.bytes(at, len) }.unwrap_or_default(),
+                    };
                     let Some((tag, frame)) = split_tag(data) else {
                         self.malformed.inc();
-                        recycle.push(chunk);
+                        recycle.extend(chunk);
                         continue;
                     };
                     let direction = usize::from(tag.direction & 1);
@@ -194,7 +224,7 @@ impl Capture {
                         slot.and_then(|s| Some((s, tallies.get_mut(s)?.get_mut(direction)?)))
                     else {
                         self.malformed.inc();
-                        recycle.push(chunk);
+                        recycle.extend(chunk);
                         continue;
                     };
                     latest = latest.max(tag.ktime_ns);
@@ -207,7 +237,7 @@ impl Capture {
                         if !filter.matches(frame) {
                             filtered += 1;
                             tally.filtered += 1;
-                            recycle.push(chunk);
+                            recycle.extend(chunk);
                             continue;
                         }
                         kept += 1;
@@ -221,24 +251,25 @@ impl Capture {
                     cut += u64::from(meta.truncated);
                     if self.netflow.is_some() {
                         flows.push(Observed {
-                            at: at + TAG_OFFSET,
+                            at: gathered.map_or(Seen::Umem(at + TAG_OFFSET), Seen::Gathered),
                             len: frame.len(),
                             ifindex: tag.ifindex,
                             direction: tag.direction(),
                         });
                     }
-                    // SAFETY: the frame stays in the UMEM, unchanged, until the flush below
-                    // has sent it (and, when sent in place, until the uplink gives it back).
-                    let in_place = unsafe {
-                        self.sender.push_chunk(
-                            frame,
-                            at + TAG_OFFSET,
-                            &meta,
-                            owner(slot, direction),
-                        )
-                    };
-                    if !in_place {
-                        recycle.push(chunk);
+                    let owner = owner(slot, direction);
+                    if let Some(chunk) = chunk {
+                        // SAFETY: the frame stays in the UMEM, unchanged, until the flush below
+                        // has sent it (and, when sent in place, until the uplink gives it back).
+                        let in_place =
+                            unsafe { self.sender.push_chunk(frame, at + TAG_OFFSET, &meta, owner) };
+                        if !in_place {
+                            recycle.push(chunk);
+                        }
+                    } else {
+                        // SAFETY: gathered frames stay unchanged until `next_round` below, after
+                        // the flush.
+                        unsafe { self.sender.push(frame, &meta, owner) };
                     }
                 }
                 // Captured counted before the flush: a scrape sees at most one batch captured
@@ -250,8 +281,9 @@ impl Capture {
                 self.filter_kept.inc_by(kept);
                 self.filter_left_out.inc_by(filtered);
                 self.truncated_snaplen.inc_by(cut);
-                self.observe_flows(&flows, latest);
+                self.observe_flows(&flows, &gather, latest);
                 flows.clear();
+                gather.next_round();
                 self.give_back(&mut recycle)?;
                 if received < BATCH {
                     // Software interrupt coalescing: a short nap lets the ring fill, so a wakeup,
@@ -292,14 +324,18 @@ impl Capture {
     }
 
     /// Hands the round's copies to the flow meter, at kernel time `latest`.
-    fn observe_flows(&mut self, flows: &[Observed], latest: u64) {
+    fn observe_flows(&mut self, flows: &[Observed], gather: &Gather, latest: u64) {
         let Some(netflow) = &mut self.netflow else {
             return;
         };
         let umem = &self.xsk.umem;
         let frames = flows.iter().filter_map(|o| {
-            // SAFETY: the frames are ours (or only read by an uplink) until given back below.
-            let frame = unsafe { umem.bytes(o.at, o.len) }?;
+            let frame = match o.at {
+                // SAFETY: the frames are ours (or only read by an uplink) until given back
+                // below.
+                Seen::Umem(at) => unsafe { umem.bytes(at, o.len) }?,
+                Seen::Gathered(index) => gather.frame(index).get(TAG_LEN..)?,
+            };
             Some((frame, Interfaces::mirrored(o.ifindex, o.direction)))
         });
         netflow.observe(frames, self.clock.unix_ns(latest));
@@ -330,11 +366,20 @@ impl Capture {
 
 /// A copy of the round, for the flow meter once the round is sent.
 struct Observed {
-    /// UMEM address and length of the frame (tag stripped).
-    at: u64,
+    /// Where the frame is (tag stripped), and its length.
+    at: Seen,
     len: usize,
     ifindex: u32,
     direction: Direction,
+}
+
+/// Where a copy of the round lies.
+#[derive(Clone, Copy)]
+enum Seen {
+    /// At this UMEM address.
+    Umem(u64),
+    /// In the round's gathered frame of this index, behind the tag.
+    Gathered(usize),
 }
 
 /// Where the frame starts behind the tag.

@@ -6,6 +6,7 @@ pub mod clock;
 pub mod config;
 pub mod filter;
 pub mod flow_hash;
+pub mod gather;
 pub mod kernel;
 pub mod metrics;
 pub mod netflow;

@@ -12,7 +12,7 @@ use std::{
 };
 
 use anyhow::Context as _;
-use mirror_common::{Config, KernelCounter, MAX_FRAME, OWN_SOCKETS, TAG_LEN};
+use mirror_common::{Config, KernelCounter, MAX_FRAME, ONE_CHUNK_FRAME, OWN_SOCKETS, TAG_LEN};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::{
@@ -155,6 +155,18 @@ async fn run_async(args: &RunArgs, ifaces: Vec<Iface>, targets: Vec<Target>) -> 
     result.and(removed)
 }
 
+/// Lets the classifiers copy jumbo frames whole where the socket takes frames in several chunks.
+fn size_copies(programs: &mut Programs, xsk: &Xsk) -> anyhow::Result<()> {
+    if xsk.multi_buffer() {
+        programs.set_max_frame(MAX_FRAME)?;
+    } else {
+        eprintln!(
+            "mirror: this kernel's AF_XDP takes no frame larger than a chunk (XDP_USE_SG, Linux 6.6+): frames over {ONE_CHUNK_FRAME} bytes are not copied (too_big)"
+        );
+    }
+    Ok(())
+}
+
 /// Moves the far end's receive work to a NAPI thread pinned beside the capture thread.
 fn thread_napi() {
     match napi::thread_and_pin(veth::FAR) {
@@ -180,6 +192,7 @@ async fn mirror(
         agent_mark: args.output.agent_mark,
         sample: args.output.sample,
         snaplen: args.output.snaplen.unwrap_or(0),
+        max_frame: ONE_CHUNK_FRAME,
         ..Config::default()
     })?;
     veth.up().await?;
@@ -189,6 +202,7 @@ async fn mirror(
     }
     let mut xsk = Xsk::open(veth::FAR, 0, spares(args, targets))?;
     programs.register_socket(0, &xsk.fd())?;
+    size_copies(&mut programs, &xsk)?;
     programs.attach_tagger(veth::NEAR)?;
 
     let mut sender = sender(&args.output, targets, metrics)?;

@@ -107,10 +107,19 @@ impl Programs {
     /// Stops all cloning at once (the classifiers see no mirror to clone into); used before
     /// the ring is drained at shutdown.
     pub fn pause(&mut self) -> anyhow::Result<()> {
+        self.change_config(|config| config.mirror_ifindex = 0)
+    }
+
+    /// Sets the largest frame the classifiers copy (what the AF_XDP socket can take).
+    pub fn set_max_frame(&mut self, max_frame: u32) -> anyhow::Result<()> {
+        self.change_config(|config| config.max_frame = max_frame)
+    }
+
+    fn change_config(&mut self, change: impl FnOnce(&mut Config)) -> anyhow::Result<()> {
         let mut cfg: Array<_, Config> =
             Array::try_from(self.ebpf.map_mut("CONFIG").context("map CONFIG missing")?)?;
         let mut config = cfg.get(&0, 0).context("reading map CONFIG")?;
-        config.mirror_ifindex = 0;
+        change(&mut config);
         cfg.set(0, config, 0).context("writing map CONFIG")?;
         Ok(())
     }

@@ -16,6 +16,12 @@ use super::{
 };
 use crate::sockopt;
 
+/// `XDP_USE_SG` (Linux 6.6+): a frame larger than a chunk arrives in several descriptors, all but
+/// the last flagged [`XDP_PKT_CONTD`].
+const XDP_USE_SG: u16 = 1 << 4;
+/// Descriptor option: the frame goes on in the next descriptor.
+pub const XDP_PKT_CONTD: u32 = 1;
+
 /// `XDP_MAX_TX_SKB_BUDGET` (Linux 6.17+): descriptors one `sendto` may send in copy mode
 /// (default 32).
 const XDP_MAX_TX_SKB_BUDGET: libc::c_int = 9;
@@ -30,6 +36,8 @@ pub struct RingSizes {
 }
 
 pub struct XdpSocket {
+    /// Whether the UMEM takes frames in several chunks (`XDP_USE_SG`).
+    pub multi_buffer: bool,
     pub rx: Option<Consumer<libc::xdp_desc>>,
     pub tx: Option<Producer<libc::xdp_desc>>,
     pub fill: Option<Producer<u64>>,
@@ -51,13 +59,17 @@ impl XdpSocket {
             tx_metadata_len: 0,
         };
         sockopt::set(fd.as_fd(), libc::SOL_XDP, libc::XDP_UMEM_REG, &reg)?;
-        let socket = Self::with_rings(fd, sizes)?;
-        socket.bind(
-            ifindex,
-            queue,
-            libc::XDP_COPY | libc::XDP_USE_NEED_WAKEUP,
-            0,
-        )?;
+        let mut socket = Self::with_rings(fd, sizes)?;
+        let flags = libc::XDP_COPY | libc::XDP_USE_NEED_WAKEUP;
+        // Multi-buffer where the kernel has it; an older one refuses the flag (EINVAL) and the
+        // bind is tried again without it (a failed bind leaves the socket unbound).
+        match socket.bind(ifindex, queue, flags | XDP_USE_SG, 0) {
+            Ok(()) => socket.multi_buffer = true,
+            Err(err) if err.raw_os_error() == Some(libc::EINVAL) => {
+                socket.bind(ifindex, queue, flags, 0)?;
+            }
+            Err(err) => return Err(err),
+        }
         Ok(socket)
     }
 
@@ -198,6 +210,7 @@ impl XdpSocket {
             )),
         };
         Ok(Self {
+            multi_buffer: false,
             rx,
             tx,
             fill,

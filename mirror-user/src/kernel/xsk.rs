@@ -61,6 +61,11 @@ impl Xsk {
         std::mem::take(&mut self.spares)
     }
 
+    /// Whether frames larger than a chunk arrive (in several chunks) at all.
+    pub fn multi_buffer(&self) -> bool {
+        self.socket.multi_buffer
+    }
+
     pub fn fd(&self) -> BorrowedFd<'_> {
         self.socket.fd()
     }

@@ -1,0 +1,137 @@
+//! Frames larger than a UMEM chunk (jumbo frames): the AF_XDP socket hands them over in several
+//! descriptors (`XDP_USE_SG`), all but the last flagged "continued". The capture thread copies
+//! their pieces together here and gives the chunks straight back; the whole frame then takes
+//! the copying path of the sender (a spare chunk cannot hold it, so the raw socket sends it,
+//! whole, cut or in fragments as `--oversize` says).
+
+/// The longest frame put together; anything longer is broken (the kernel never sends one: the
+/// mirror veth's MTU is far below), and counted as malformed.
+const MAX_GATHERED: usize = 65_536;
+
+/// What a piece did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Piece {
+    /// The frame goes on in the next descriptor.
+    More,
+    /// The frame is whole: its index for [`Gather::frame`].
+    Whole(usize),
+    /// The frame was longer than any frame can be, and is dropped.
+    Broken,
+}
+
+/// The round's gathered frames. Each keeps its buffer until [`Gather::next_round`] (after the
+/// round is sent, for the sender reads the frames in place); the buffers are reused.
+#[derive(Default)]
+pub struct Gather {
+    frames: Vec<Vec<u8>>,
+    /// Buffers in use this round, the one being gathered included.
+    used: usize,
+    /// Whether the last buffer in use is a frame still being gathered.
+    open: bool,
+    /// The frame being gathered went past [`MAX_GATHERED`].
+    broken: bool,
+}
+
+impl Gather {
+    /// Whether a frame is being gathered: the next descriptor belongs to it.
+    pub fn is_open(&self) -> bool {
+        self.open
+    }
+
+    /// Adds the bytes of one descriptor; `last` when it is not flagged "continued".
+    pub fn add(&mut self, bytes: &[u8], last: bool) -> Piece {
+        if !self.open {
+            self.open = true;
+            self.broken = false;
+            if self.used == self.frames.len() {
+                self.frames.push(Vec::new());
+            }
+            self.used += 1;
+            if let Some(frame) = self.frames.get_mut(self.used - 1) {
+                frame.clear();
+            }
+        }
+        let index = self.used - 1;
+        if let Some(frame) = self.frames.get_mut(index) {
+            if frame.len() + bytes.len() > MAX_GATHERED {
+                self.broken = true;
+            } else if !self.broken {
+                frame.extend_from_slice(bytes);
+            }
+        }
+        if !last {
+            return Piece::More;
+        }
+        self.open = false;
+        if self.broken {
+            // The buffer is free again.
+            self.used -= 1;
+            return Piece::Broken;
+        }
+        Piece::Whole(index)
+    }
+
+    /// A whole frame of this round.
+    pub fn frame(&self, index: usize) -> &[u8] {
+        self.frames.get(index).map_or(&[], Vec::as_slice)
+    }
+
+    /// Like [`Gather::frame`], writable.
+    pub fn frame_mut(&mut self, index: usize) -> &mut [u8] {
+        self.frames
+            .get_mut(index)
+            .map_or(&mut [], Vec::as_mut_slice)
+    }
+
+    /// Frees the round's whole frames (call once the round is sent). A frame still being
+    /// gathered carries over into the next round.
+    pub fn next_round(&mut self) {
+        if self.open && self.used > 0 {
+            self.frames.swap(0, self.used - 1);
+            self.used = 1;
+        } else {
+            self.used = 0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn puts_pieces_together_across_rounds() {
+        let mut gather = Gather::default();
+        assert_eq!(gather.add(b"ab", false), Piece::More);
+        assert_eq!(gather.add(b"cd", true), Piece::Whole(0));
+        assert_eq!(gather.add(b"xy", true), Piece::Whole(1));
+        assert_eq!(gather.add(b"12", false), Piece::More);
+        assert!(gather.is_open());
+        // The round's whole frames stay as they were until the round is sent.
+        assert_eq!(gather.frame(0), b"abcd");
+        assert_eq!(gather.frame(1), b"xy");
+        gather.next_round();
+        assert_eq!(gather.add(b"34", true), Piece::Whole(0));
+        assert_eq!(gather.frame(0), b"1234");
+        gather.frame_mut(0)[0] = b'9';
+        assert_eq!(gather.frame(0), b"9234");
+        gather.next_round();
+        assert!(!gather.is_open());
+        assert_eq!(gather.add(b"z", true), Piece::Whole(0));
+        assert_eq!(gather.frame(0), b"z");
+    }
+
+    #[test]
+    fn drops_a_frame_longer_than_any() {
+        let mut gather = Gather::default();
+        let piece = vec![7; 4000];
+        for _ in 0..MAX_GATHERED / piece.len() {
+            assert_eq!(gather.add(&piece, false), Piece::More);
+        }
+        assert_eq!(gather.add(&piece, false), Piece::More);
+        assert_eq!(gather.add(&piece, true), Piece::Broken);
+        assert!(!gather.is_open());
+        assert_eq!(gather.add(b"ok", true), Piece::Whole(0));
+        assert_eq!(gather.frame(0), b"ok");
+    }
+}
