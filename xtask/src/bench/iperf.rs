@@ -31,9 +31,17 @@ use super::{
     world::{delivered, settled_delivered},
 };
 
-pub fn run(bench: &Bench, world: &World, scenario: &Scenario) -> Result<Outcome> {
+pub fn run(
+    bench: &Bench,
+    world: &World,
+    scenario: &Scenario,
+    snaplen: Option<u32>,
+) -> Result<Outcome> {
     let settings = &bench.settings;
-    let extra = vec!["--oversize".to_owned(), "fragment".to_owned()];
+    let mut extra = vec!["--oversize".to_owned(), "fragment".to_owned()];
+    if let Some(snaplen) = snaplen {
+        extra.extend(["--snaplen".to_owned(), snaplen.to_string()]);
+    }
     let peer = settings.peer.is_some();
     let mut runs = SubjectRuns::all(peer);
     for round in 0..settings.iperf_rounds {
@@ -69,7 +77,13 @@ pub fn run(bench: &Bench, world: &World, scenario: &Scenario) -> Result<Outcome>
         ),
         ("rounds", Json::Int(settings.iperf_rounds as u64)),
     ];
-    let columns = Columns::iperf(peer);
+    // Cut copies stand for whole super-frames: neither loss nor CPU per copy compares with
+    // segments.
+    let columns = if snaplen.is_some() {
+        Columns::iperf_cut()
+    } else {
+        Columns::iperf(peer)
+    };
     Ok(Outcome::new(
         title(scenario, settings, settings.iperf_rounds),
         details,

@@ -13,7 +13,8 @@
 //! - `flows-64k`: 64-byte frames at 100k pps whose source ports cycle through 65,536 values,
 //!   with the agent also exporting NetFlow (its flow cache holding 64k flows): peak RSS.
 //! - `iperf` and `iperf-mtu1500`: an iperf3 bulk transfer from the pod to the node, with no
-//!   mirror, the kernel's and the agent, in rounds of three next to each other (see `iperf.rs`).
+//!   mirror, the kernel's and the agent, in rounds of three next to each other (see `iperf.rs`);
+//!   `iperf-snaplen128` the same with the agent's `--snaplen 128`.
 //!
 //! With `--peer 'CMD'` another mirror is a fourth subject of the live and TCP scenarios (see
 //! `peer.rs`). Each live scenario runs once per remote kind (`--remote-kind`, see `remote.rs`):
@@ -235,7 +236,7 @@ fn run_scenarios<'s>(
         let outcome = match scenario.kind {
             Kind::Replay => replay::run(bench, world, scenario),
             Kind::Live(traffic) => live::run(bench, world, scenario, traffic),
-            Kind::Iperf => iperf::run(bench, world, scenario),
+            Kind::Iperf { snaplen } => iperf::run(bench, world, scenario, snaplen),
         }
         .with_context(|| format!("scenario {}", scenario.name))?;
         println!();

@@ -249,6 +249,30 @@ impl Columns {
         columns
     }
 
+    /// The TCP scenario with cut copies: throughput kept and the machine's CPU per segment.
+    pub fn iperf_cut() -> Vec<Column> {
+        vec![
+            Column {
+                header: "Gbit/s",
+                cell: |f| opt(f.gbps, 2),
+            },
+            Column {
+                header: "kept %",
+                cell: |f| opt(f.iperf_retained_pct, 1),
+            },
+            Column {
+                header: "segments/s",
+                cell: |f| format!("{:.0}", f.offered_pps),
+            },
+            Column {
+                header: "copies/s",
+                cell: |f| format!("{:.0}", f.delivered_pps),
+            },
+            RSS,
+            DROPPED,
+        ]
+    }
+
     fn common(peer: bool) -> Vec<Column> {
         let mut columns = vec![
             LOSS,

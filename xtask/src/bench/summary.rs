@@ -109,7 +109,7 @@ pub fn check(bench: &Bench, results: &[(&Scenario, Outcome)]) -> Result<()> {
 pub fn scenario_json(bench: &Bench, scenario: &Scenario, outcome: &Outcome) -> Json {
     let settings = &bench.settings;
     let runs = match scenario.kind {
-        Kind::Iperf => settings.iperf_rounds,
+        Kind::Iperf { .. } => settings.iperf_rounds,
         Kind::Replay | Kind::Live(_) => settings.runs,
     };
     let mut pairs: Vec<(String, Json)> = vec![
