@@ -144,10 +144,14 @@ pub enum KernelCounter {
     FilterLeftOut = 7,
     /// Selected by the kernel's copy of `--filter` (then sampled and cloned as any other).
     FilterKept = 8,
+    /// Cut copies written into the `CUTS` ring buffer.
+    CutCopied = 9,
+    /// Cut copies lost: the `CUTS` ring buffer was full (the agent did not keep up).
+    CutRingFull = 10,
 }
 
 /// Number of [`KernelCounter`] slots.
-pub const KERNEL_COUNTERS: u32 = 9;
+pub const KERNEL_COUNTERS: u32 = 11;
 
 /// Slots of the `FILTERS` program array: the generated filter program of each direction
 /// (empty when `--filter` runs in user space only) and where a selected packet continues.
@@ -181,8 +185,31 @@ pub struct Config {
     /// Frames longer than this (without the tag) are not copied: [`MAX_FRAME`], or
     /// [`ONE_CHUNK_FRAME`] where the socket takes no multi-buffer frames.
     pub max_frame: u32,
-    /// Keeps the struct free of padding (aya's `Pod`).
-    pub reserved: u32,
+    /// 1: copies cut to `snaplen` (at most [`CUT_MAX`]) go through the `CUTS` ring buffer
+    /// instead of a clone (see [`Cut`]); 0: every copy is a clone.
+    pub cut_ring: u32,
+}
+
+/// Largest snap length served by the `CUTS` ring buffer.
+pub const CUT_MAX: usize = 256;
+
+/// A copy cut to the snap length, written by the classifier straight into the `CUTS` ring
+/// buffer: no clone, no trim of a 64 KB super-frame (`bpf_skb_change_tail` would pull all of it
+/// into one buffer first), no veth crossing. A VLAN tag the kernel holds out of band is not in
+/// `data`; the agent puts it back.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct Cut {
+    pub tag: Tag,
+    /// Bytes of `data` that hold the frame's start.
+    pub len: u16,
+    /// Whether `vlan_proto` and `vlan_tci` hold a tag to put back after the MAC addresses.
+    pub has_vlan: u16,
+    /// The TPID as it is in memory (network order), as `skb->vlan_proto` holds it.
+    pub vlan_proto: u16,
+    /// The TCI in host order, as `skb->vlan_tci` holds it.
+    pub vlan_tci: u16,
+    pub data: [u8; CUT_MAX],
 }
 
 /// Sockets of the agent that [`Config::own_sockets`] can name.

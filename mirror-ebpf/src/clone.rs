@@ -1,13 +1,22 @@
 //! TC classifiers on the mirrored interfaces: copy each packet into the mirror veth pair.
 use aya_ebpf::{
     bindings::TC_ACT_UNSPEC,
-    helpers::generated::{bpf_get_prandom_u32, bpf_get_socket_cookie},
-    macros::classifier,
+    helpers::{
+        bpf_ktime_get_ns,
+        generated::{bpf_get_prandom_u32, bpf_get_socket_cookie, bpf_skb_load_bytes},
+    },
+    macros::{classifier, map},
+    maps::RingBuf,
     programs::TcContext,
 };
-use mirror_common::{Config, Direction, KernelCounter, mark_for};
+use mirror_common::{CUT_MAX, Config, Cut, Direction, KernelCounter, TAG_TRUNCATED, Tag, mark_for};
 
 use crate::{config::CONFIG, counters::count, filter::FILTERS};
+
+/// Copies cut to the snap length ([`Cut`]), read by the agent's capture thread. 4 MiB: about
+/// 15,000 copies, 60 ms at 250,000 copies a second.
+#[map]
+static CUTS: RingBuf = RingBuf::with_byte_size(16 << 20, 0);
 
 #[classifier]
 pub fn mirror_ingress(ctx: TcContext) -> i32 {
@@ -108,6 +117,10 @@ fn clone(ctx: &TcContext, direction: Direction, selected: bool) -> i32 {
             return TC_ACT_UNSPEC;
         }
     }
+    if cut && config.cut_ring != 0 {
+        cut_copy(ctx, config, mark_for(ifindex, direction, selected));
+        return TC_ACT_UNSPEC;
+    }
     if gso_size == 0 && !cut && ctx.len() > config.max_frame {
         count(KernelCounter::TooBig);
         return TC_ACT_UNSPEC;
@@ -121,4 +134,52 @@ fn clone(ctx: &TcContext, direction: Direction, selected: bool) -> i32 {
         Err(_) => KernelCounter::CloneFailed,
     });
     TC_ACT_UNSPEC
+}
+
+/// Writes the first `snaplen` bytes of the packet, with its tag, into the `CUTS` ring buffer.
+#[inline(always)]
+fn cut_copy(ctx: &TcContext, config: &Config, mark: u32) {
+    // SAFETY: the context pointer is valid for the whole program run.
+    let vlan_present = unsafe { (*ctx.skb.skb).vlan_present } != 0;
+    // The agent puts an out-of-band VLAN tag back into the frame: leave room for it within
+    // the snap length.
+    let room = if vlan_present { 4 } else { 0 };
+    let whole = ctx.len();
+    let len = whole.min(config.snaplen.saturating_sub(room));
+    if len == 0 || len as usize > CUT_MAX {
+        return;
+    }
+    // The same value, in a form whose bounds the verifier sees: 1..=CUT_MAX.
+    let len = ((len - 1) & (CUT_MAX as u32 - 1)) + 1;
+    // SAFETY: no preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
+    let Some(mut tag) = Tag::from_mark(mark, now) else {
+        return;
+    };
+    if whole > len {
+        tag.flags |= TAG_TRUNCATED;
+    }
+    let Some(mut entry) = CUTS.reserve::<Cut>(0) else {
+        count(KernelCounter::CutRingFull);
+        return;
+    };
+    let cut = entry.as_mut_ptr();
+    // SAFETY: the context pointer is valid for the whole program run; `cut` points to a
+    // reserved record of the ring buffer, ours until submitted or discarded.
+    let loaded = unsafe {
+        let skb = &*ctx.skb.skb;
+        (*cut).tag = tag;
+        (*cut).len = len as u16;
+        (*cut).has_vlan = u16::from(vlan_present);
+        (*cut).vlan_proto = skb.vlan_proto as u16;
+        (*cut).vlan_tci = skb.vlan_tci as u16;
+        bpf_skb_load_bytes(ctx.skb.skb.cast(), 0, (*cut).data.as_mut_ptr().cast(), len)
+    };
+    if loaded == 0 {
+        entry.submit(0);
+        count(KernelCounter::CutCopied);
+    } else {
+        entry.discard(0);
+        count(KernelCounter::CloneFailed);
+    }
 }

@@ -6,6 +6,7 @@
 )]
 
 use std::{
+    os::fd::AsFd as _,
     sync::{
         Arc, Mutex, PoisonError,
         atomic::{AtomicBool, AtomicU64, Ordering},
@@ -14,7 +15,8 @@ use std::{
 };
 
 use anyhow::Context as _;
-use mirror_common::{Direction, TAG_LEN, TAG_MAGIC, TAG_SELECTED, TAG_TRUNCATED, Tag};
+use aya::maps::{MapData, RingBuf};
+use mirror_common::{Cut, Direction, TAG_LEN, TAG_MAGIC, TAG_SELECTED, TAG_TRUNCATED, Tag};
 use prometheus::IntCounter;
 
 use crate::{
@@ -105,6 +107,8 @@ impl IfaceTable {
 
 pub struct Capture {
     pub xsk: Xsk,
+    /// Copies the classifiers cut to `--snaplen` and wrote into their ring buffer.
+    pub cuts: RingBuf<MapData>,
     pub sender: Sender,
     pub ifaces: Arc<IfaceTable>,
     pub clock: MonotonicToUnix,
@@ -142,6 +146,8 @@ impl Capture {
         let mut recycle: Vec<u64> = Vec::with_capacity(4 * BATCH);
         let mut flows: Vec<Observed> = Vec::with_capacity(BATCH);
         let mut gather = Gather::default();
+        // The round's copies from the ring buffer, as frames in `gather`.
+        let mut cut_frames: Vec<usize> = Vec::with_capacity(BATCH);
         let mut ring_full_seen = 0;
         let mut next_stats = Instant::now() + STATS_EVERY;
         loop {
@@ -150,13 +156,14 @@ impl Capture {
             self.give_back(&mut recycle)?;
             let rx = self.xsk.socket.rx.as_mut().context("no RX ring")?;
             let received = rx.consume(&mut descs);
-            if received == 0 {
+            read_cuts(&mut self.cuts, &mut gather, &mut cut_frames);
+            if received == 0 && cut_frames.is_empty() {
                 if stop.load(Ordering::Relaxed) {
                     break;
                 }
                 self.xsk
                     .socket
-                    .poll_rx(IDLE_POLL_MS)
+                    .poll_rx(IDLE_POLL_MS, self.cuts.as_fd())
                     .context("polling the AF_XDP socket")?;
             } else {
                 if self.ifaces.version() != version {
@@ -171,13 +178,27 @@ impl Capture {
                 // Kernel time of the batch's newest copy: the flow meter's clock.
                 let mut latest = 0;
                 let (mut filtered, mut kept, mut cut) = (0, 0, 0);
-                for desc in descs.iter().take(received) {
+                let copies = descs
+                    .iter()
+                    .take(received)
+                    .copied()
+                    .map(Some)
+                    .chain(cut_frames.iter().map(|_| None));
+                let mut cut_frame = cut_frames.iter().copied();
+                for desc in copies {
+                    let from_ring = desc.is_none();
+                    let desc = desc.unwrap_or(EMPTY_DESC);
                     let (at, len) = (desc.addr, desc.len as usize);
                     // A frame larger than a chunk comes in pieces: put together in `gather`,
                     // its chunks back to the kernel at once. `chunk` is the copy's own chunk,
-                    // for a frame that came in one.
-                    let (chunk, gathered) = if desc.options & XDP_PKT_CONTD != 0 || gather.is_open()
-                    {
+                    // for a frame that came in one. A copy from the ring buffer (no
+                    // descriptor) is in `gather` already.
+                    let (chunk, gathered) = if from_ring {
+                        match cut_frame.next() {
+                            Some(index) => (None, Some(index)),
+                            None => continue,
+                        }
+                    } else if desc.options & XDP_PKT_CONTD != 0 || gather.is_open() {
                         // SAFETY: the kernel wrote this piece and hands it to us until we
                         // give the chunk back.
                         let piece = unsafe { self.xsk.umem.bytes(at, len) };
@@ -284,8 +305,9 @@ impl Capture {
                 self.observe_flows(&flows, &gather, latest);
                 flows.clear();
                 gather.next_round();
+                cut_frames.clear();
                 self.give_back(&mut recycle)?;
-                if received < BATCH {
+                if received < BATCH && cut_frames.len() < BATCH {
                     // Software interrupt coalescing: a short nap lets the ring fill, so a wakeup,
                     // a `poll` and a send serve a batch of copies instead of each one.
                     std::thread::sleep(COALESCE);
@@ -391,6 +413,36 @@ const EMPTY_DESC: libc::xdp_desc = libc::xdp_desc {
     options: 0,
 };
 
+/// Takes up to a batch of copies from the classifiers' ring buffer into `gather`, as frames
+/// behind their tags (the VLAN tag the kernel held out of band put back), their indices into
+/// `frames`.
+fn read_cuts(ring: &mut RingBuf<MapData>, gather: &mut Gather, frames: &mut Vec<usize>) {
+    while frames.len() < BATCH
+        && let Some(record) = ring.next()
+    {
+        if let Some(index) = cut_frame(&record, gather) {
+            frames.push(index);
+        }
+    }
+}
+
+/// Puts a [`Cut`] record's tag and frame into `gather`; `None` if the record is short.
+fn cut_frame(record: &[u8], gather: &mut Gather) -> Option<usize> {
+    const DATA: usize = std::mem::offset_of!(Cut, data);
+    let tag = record.get(..TAG_LEN)?;
+    let field = |at: usize| Some([*record.get(at)?, *record.get(at + 1)?]);
+    let len = usize::from(u16::from_ne_bytes(field(std::mem::offset_of!(Cut, len))?));
+    let frame = record.get(DATA..DATA + len)?;
+    if u16::from_ne_bytes(field(std::mem::offset_of!(Cut, has_vlan))?) == 0 {
+        return Some(gather.put(&[tag, frame]));
+    }
+    // The TPID as it was in memory (network order); the TCI in host order.
+    let proto = field(std::mem::offset_of!(Cut, vlan_proto))?;
+    let tci = u16::from_ne_bytes(field(std::mem::offset_of!(Cut, vlan_tci))?).to_be_bytes();
+    let (macs, rest) = frame.split_at_checked(12)?;
+    Some(gather.put(&[tag, macs, &proto, &tci, rest]))
+}
+
 /// Adds a round's captured copies and bytes to the interfaces' counters and clears them.
 fn add_captured(ifaces: &[IfaceCounters], tallies: &mut [[Tally; 2]]) {
     for (iface, tally) in ifaces.iter().zip(tallies) {
@@ -484,6 +536,45 @@ mod tests {
         table.remove(9);
         table.snapshot(&mut copy);
         assert_eq!(copy.iter().map(|e| e.ifindex).collect::<Vec<_>>(), [7]);
+    }
+
+    /// A [`Cut`] record as the classifier writes it.
+    fn cut_record(tag: &Tag, frame: &[u8], vlan: Option<(u16, u16)>) -> Vec<u8> {
+        let mut data = [0; mirror_common::CUT_MAX];
+        data[..frame.len()].copy_from_slice(frame);
+        let cut = Cut {
+            tag: *tag,
+            len: u16::try_from(frame.len()).unwrap(),
+            has_vlan: u16::from(vlan.is_some()),
+            vlan_proto: vlan.map_or(0, |(proto, _)| proto.to_be()),
+            vlan_tci: vlan.map_or(0, |(_, tci)| tci),
+            data,
+        };
+        // SAFETY: `Cut` is plain `repr(C)` data without padding.
+        unsafe {
+            std::slice::from_raw_parts((&raw const cut).cast::<u8>(), size_of::<Cut>()).to_vec()
+        }
+    }
+
+    #[test]
+    fn cut_records_become_tagged_frames() {
+        let tag = Tag::from_mark(mark_for(7, Direction::Egress, false), 99).unwrap();
+        let frame: Vec<u8> = (0..40).collect();
+        let mut gather = Gather::default();
+        let plain = cut_frame(&cut_record(&tag, &frame, None), &mut gather).unwrap();
+        assert_eq!(split_tag(gather.frame(plain)), Some((tag, &frame[..])));
+        // The out-of-band VLAN tag goes back in after the MAC addresses, in network order.
+        let tagged = cut_frame(
+            &cut_record(&tag, &frame, Some((0x8100, 0x2064))),
+            &mut gather,
+        )
+        .unwrap();
+        let mut expected = frame[..12].to_vec();
+        expected.extend_from_slice(&[0x81, 0x00, 0x20, 0x64]);
+        expected.extend_from_slice(&frame[12..]);
+        assert_eq!(split_tag(gather.frame(tagged)), Some((tag, &expected[..])));
+        let record = cut_record(&tag, &frame, None);
+        assert_eq!(cut_frame(&record[..30], &mut gather), None, "short record");
     }
 
     #[test]

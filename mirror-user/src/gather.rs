@@ -26,8 +26,8 @@ pub struct Gather {
     frames: Vec<Vec<u8>>,
     /// Buffers in use this round, the one being gathered included.
     used: usize,
-    /// Whether the last buffer in use is a frame still being gathered.
-    open: bool,
+    /// The buffer of a frame still being gathered.
+    open: Option<usize>,
     /// The frame being gathered went past [`MAX_GATHERED`].
     broken: bool,
 }
@@ -35,23 +35,19 @@ pub struct Gather {
 impl Gather {
     /// Whether a frame is being gathered: the next descriptor belongs to it.
     pub fn is_open(&self) -> bool {
-        self.open
+        self.open.is_some()
     }
 
     /// Adds the bytes of one descriptor; `last` when it is not flagged "continued".
     pub fn add(&mut self, bytes: &[u8], last: bool) -> Piece {
-        if !self.open {
-            self.open = true;
+        let index = if let Some(index) = self.open {
+            index
+        } else {
             self.broken = false;
-            if self.used == self.frames.len() {
-                self.frames.push(Vec::new());
-            }
-            self.used += 1;
-            if let Some(frame) = self.frames.get_mut(self.used - 1) {
-                frame.clear();
-            }
-        }
-        let index = self.used - 1;
+            let index = self.take_buffer();
+            self.open = Some(index);
+            index
+        };
         if let Some(frame) = self.frames.get_mut(index) {
             if frame.len() + bytes.len() > MAX_GATHERED {
                 self.broken = true;
@@ -62,13 +58,22 @@ impl Gather {
         if !last {
             return Piece::More;
         }
-        self.open = false;
+        self.open = None;
         if self.broken {
-            // The buffer is free again.
-            self.used -= 1;
             return Piece::Broken;
         }
         Piece::Whole(index)
+    }
+
+    /// A whole frame made of `parts`, beside any frame being gathered; its index.
+    pub fn put(&mut self, parts: &[&[u8]]) -> usize {
+        let index = self.take_buffer();
+        if let Some(frame) = self.frames.get_mut(index) {
+            for part in parts {
+                frame.extend_from_slice(part);
+            }
+        }
+        index
     }
 
     /// A whole frame of this round.
@@ -86,12 +91,26 @@ impl Gather {
     /// Frees the round's whole frames (call once the round is sent). A frame still being
     /// gathered carries over into the next round.
     pub fn next_round(&mut self) {
-        if self.open && self.used > 0 {
-            self.frames.swap(0, self.used - 1);
+        if let Some(open) = self.open {
+            self.frames.swap(0, open);
+            self.open = Some(0);
             self.used = 1;
         } else {
             self.used = 0;
         }
+    }
+
+    /// An empty buffer of this round.
+    fn take_buffer(&mut self) -> usize {
+        if self.used == self.frames.len() {
+            self.frames.push(Vec::new());
+        }
+        self.used += 1;
+        let index = self.used - 1;
+        if let Some(frame) = self.frames.get_mut(index) {
+            frame.clear();
+        }
+        index
     }
 }
 
@@ -131,7 +150,21 @@ mod tests {
         assert_eq!(gather.add(&piece, false), Piece::More);
         assert_eq!(gather.add(&piece, true), Piece::Broken);
         assert!(!gather.is_open());
-        assert_eq!(gather.add(b"ok", true), Piece::Whole(0));
-        assert_eq!(gather.frame(0), b"ok");
+        let Piece::Whole(ok) = gather.add(b"ok", true) else {
+            panic!("not whole");
+        };
+        assert_eq!(gather.frame(ok), b"ok");
+    }
+
+    #[test]
+    fn whole_frames_go_beside_an_open_one() {
+        let mut gather = Gather::default();
+        assert_eq!(gather.add(b"ab", false), Piece::More);
+        let cut = gather.put(&[b"x", b"yz"]);
+        assert_eq!(gather.add(b"cd", false), Piece::More);
+        assert_eq!(gather.frame(cut), b"xyz");
+        gather.next_round();
+        assert_eq!(gather.add(b"ef", true), Piece::Whole(0));
+        assert_eq!(gather.frame(0), b"abcdef");
     }
 }

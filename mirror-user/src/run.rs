@@ -12,7 +12,9 @@ use std::{
 };
 
 use anyhow::Context as _;
-use mirror_common::{Config, KernelCounter, MAX_FRAME, ONE_CHUNK_FRAME, OWN_SOCKETS, TAG_LEN};
+use mirror_common::{
+    CUT_MAX, Config, KernelCounter, MAX_FRAME, ONE_CHUNK_FRAME, OWN_SOCKETS, TAG_LEN,
+};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::{
@@ -37,7 +39,8 @@ use crate::{
     transmit::{self, next_hop},
 };
 
-/// Chunks kept for the copies to all remotes but the last (`--balance replicate`).
+/// Chunks kept for the copies to all remotes but the last (`--balance replicate`), and for the
+/// copies of the classifiers' ring buffer.
 const SPARE_CHUNKS: usize = 512;
 
 /// A mirrored interface, checked to exist.
@@ -155,6 +158,25 @@ async fn run_async(args: &RunArgs, ifaces: Vec<Iface>, targets: Vec<Target>) -> 
     result.and(removed)
 }
 
+/// The kernel programs, configured for `args` (the largest frame is raised once the capture
+/// socket says it takes multi-buffer frames).
+fn load_programs(args: &RunArgs, veth: &MirrorVeth) -> anyhow::Result<Programs> {
+    Programs::load(Config {
+        mirror_ifindex: veth.near_ifindex,
+        agent_mark: args.output.agent_mark,
+        sample: args.output.sample,
+        snaplen: args.output.snaplen.unwrap_or(0),
+        max_frame: ONE_CHUNK_FRAME,
+        cut_ring: u32::from(cut_in_ring(args.output.snaplen)),
+        ..Config::default()
+    })
+}
+
+/// Whether copies cut to `snaplen` go through the classifiers' ring buffer instead of clones.
+fn cut_in_ring(snaplen: Option<u32>) -> bool {
+    snaplen.is_some_and(|n| n > 0 && n as usize <= CUT_MAX)
+}
+
 /// Lets the classifiers copy jumbo frames whole where the socket takes frames in several chunks.
 fn size_copies(programs: &mut Programs, xsk: &Xsk) -> anyhow::Result<()> {
     if xsk.multi_buffer() {
@@ -187,14 +209,8 @@ async fn mirror(
     veth: &MirrorVeth,
     hops: Option<next_hop::Follower>,
 ) -> anyhow::Result<()> {
-    let mut programs = Programs::load(Config {
-        mirror_ifindex: veth.near_ifindex,
-        agent_mark: args.output.agent_mark,
-        sample: args.output.sample,
-        snaplen: args.output.snaplen.unwrap_or(0),
-        max_frame: ONE_CHUNK_FRAME,
-        ..Config::default()
-    })?;
+    let mut programs = load_programs(args, veth)?;
+    let cuts = programs.take_cuts()?;
     veth.up().await?;
     programs.attach_xsk(veth::FAR)?;
     if args.threaded_napi {
@@ -223,6 +239,7 @@ async fn mirror(
     let table = Arc::new(IfaceTable::default());
     let capture = Capture {
         xsk,
+        cuts,
         sender,
         ifaces: Arc::clone(&table),
         clock: MonotonicToUnix::now(),
@@ -292,9 +309,13 @@ async fn mirror(
     outcome.and(finished)
 }
 
-/// Spare chunks for the copies of all but the last remote, when every remote gets each copy.
+/// Spare chunks for the copies of all but the last remote, when every remote gets each copy,
+/// and for the copies cut in the classifiers.
 fn spares(args: &RunArgs, targets: &[Target]) -> usize {
-    if args.output.balance == BalanceArg::Replicate && targets.len() > 1 {
+    // Copies from the classifiers' ring buffer are not in the UMEM: each leaves in a spare.
+    if (args.output.balance == BalanceArg::Replicate && targets.len() > 1)
+        || cut_in_ring(args.output.snaplen)
+    {
         SPARE_CHUNKS
     } else {
         0
@@ -459,6 +480,7 @@ impl KernelCounters {
             (KernelCounter::CloneFailed, DropReason::CloneFailed),
             (KernelCounter::TagFailed, DropReason::CloneFailed),
             (KernelCounter::TooBig, DropReason::TooBig),
+            (KernelCounter::CutRingFull, DropReason::RingFull),
         ]
         .map(|(k, r)| (k, metrics.dropped(r)));
         let filter = [

@@ -37,6 +37,9 @@ fn snaplen_cuts_super_frames_in_the_kernel() -> Result<()> {
         Duration::from_secs(10),
         Duration::from_millis(500),
     );
+    // The copies still on their way when the counters first agreed have arrived by now.
+    remote.wait_until_quiet(Duration::from_millis(500), Duration::from_secs(10));
+    let metrics = agent.metrics()?;
     drop(agent);
     let mut remote = remote;
     let frames = remote.finish()?;

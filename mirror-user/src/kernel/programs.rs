@@ -4,7 +4,7 @@ use std::os::fd::{AsFd as _, AsRawFd, BorrowedFd};
 use anyhow::{Context as _, bail};
 use aya::{
     Ebpf,
-    maps::{Array, Map, MapData, PerCpuArray, ProgramArray, XskMap},
+    maps::{Array, Map, MapData, PerCpuArray, ProgramArray, RingBuf, XskMap},
     programs::{
         LinkOrder, SchedClassifier, TcAttachType, Xdp, XdpMode,
         tc::{SchedClassifierLinkId, TcAttachOptions},
@@ -108,6 +108,12 @@ impl Programs {
     /// the ring is drained at shutdown.
     pub fn pause(&mut self) -> anyhow::Result<()> {
         self.change_config(|config| config.mirror_ifindex = 0)
+    }
+
+    /// The ring buffer of copies cut in the classifiers (`CUTS`), for the capture thread.
+    pub fn take_cuts(&mut self) -> anyhow::Result<RingBuf<MapData>> {
+        let map = self.ebpf.take_map("CUTS").context("map CUTS missing")?;
+        RingBuf::try_from(map).context("map CUTS is not a ring buffer")
     }
 
     /// Sets the largest frame the classifiers copy (what the AF_XDP socket can take).

@@ -122,15 +122,16 @@ impl XdpSocket {
         }
     }
 
-    /// Waits up to `timeout_ms` for the RX ring to have something.
-    pub fn poll_rx(&self, timeout_ms: i32) -> io::Result<()> {
-        let mut pollfd = libc::pollfd {
-            fd: self.fd.as_raw_fd(),
+    /// Waits up to `timeout_ms` for the RX ring, or `also` (another source of copies), to have
+    /// something.
+    pub fn poll_rx(&self, timeout_ms: i32, also: BorrowedFd<'_>) -> io::Result<()> {
+        let mut pollfds = [self.fd.as_raw_fd(), also.as_raw_fd()].map(|fd| libc::pollfd {
+            fd,
             events: libc::POLLIN,
             revents: 0,
-        };
-        // SAFETY: one valid pollfd.
-        let rc = unsafe { libc::poll(&raw mut pollfd, 1, timeout_ms) };
+        });
+        // SAFETY: two valid pollfds.
+        let rc = unsafe { libc::poll(pollfds.as_mut_ptr(), 2, timeout_ms) };
         if rc < 0 {
             let err = io::Error::last_os_error();
             if err.kind() != io::ErrorKind::Interrupted {
