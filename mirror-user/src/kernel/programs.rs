@@ -3,7 +3,7 @@ use std::os::fd::{AsFd as _, AsRawFd, BorrowedFd};
 
 use anyhow::{Context as _, bail};
 use aya::{
-    Ebpf,
+    Ebpf, EbpfLoader,
     maps::{Array, Map, MapData, PerCpuArray, ProgramArray, RingBuf, XskMap},
     programs::{
         LinkOrder, SchedClassifier, TcAttachType, Xdp, XdpMode,
@@ -15,6 +15,13 @@ use mirror_common::{Config, Direction, KERNEL_COUNTERS, KernelCounter, OWN_SOCKE
 
 use super::filter_prog::{self, KernelFilter};
 use crate::filter::Filter;
+
+/// Bytes of the `CUTS` ring buffer when `--snaplen` copies go through it: about 58,000 copies,
+/// enough to ride out an agent that shares its core with a busy pod (4 MiB lost copies under
+/// unpaced TCP on the bench).
+const CUTS_BYTES: u32 = 16 << 20;
+/// Its size otherwise (a ring buffer is at least a page).
+const CUTS_UNUSED: u32 = 4096;
 
 /// The programs, built by `build.rs` (empty when the build had no bpf-linker).
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/mirror-ebpf"));
@@ -52,7 +59,16 @@ impl Programs {
                 "kernel {kernel:?} lacks TCX (bpf_mprog links for tc, Linux 6.6); the mirror needs it"
             );
         }
-        let mut ebpf = Ebpf::load(OBJECT)
+        // The ring buffer of cut copies is mapped (and resident) whole: full size only when
+        // the classifiers use it, one page otherwise.
+        let cuts = if config.cut_ring == 0 {
+            CUTS_UNUSED
+        } else {
+            CUTS_BYTES
+        };
+        let mut ebpf = EbpfLoader::new()
+            .map_max_entries("CUTS", cuts)
+            .load(OBJECT)
             .context("loading the eBPF programs (needs root or CAP_BPF+CAP_NET_ADMIN)")?;
         let mut cfg: Array<_, Config> =
             Array::try_from(ebpf.map_mut("CONFIG").context("map CONFIG missing")?)?;
