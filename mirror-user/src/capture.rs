@@ -23,9 +23,7 @@ use crate::{
     clock::{self, MonotonicToUnix},
     filter::Filter,
     gather::{Gather, Piece},
-    kernel::umem::Umem,
-    kernel::xdp_socket::XDP_PKT_CONTD,
-    kernel::xsk::Xsk,
+    kernel::{umem::Umem, xdp_socket::XDP_PKT_CONTD, xsk::Xsk},
     metrics::CopyCounters,
     netflow::{Interfaces, collector::FlowExport},
     send::{Outcome, Sender},
@@ -55,7 +53,7 @@ pub struct IfaceCounters {
 
 /// A round's counts of one interface and direction, added to its counters once a round.
 #[derive(Clone, Copy, Default)]
-struct Tally {
+struct RoundCounts {
     packets: u64,
     bytes: u64,
     filtered: u64,
@@ -140,7 +138,7 @@ impl Capture {
         let mut version = self.ifaces.snapshot(&mut ifaces);
         // Per-round tallies per interface and direction, added to the shared counters once a
         // round; the sender's outcomes are indexed by [`owner`].
-        let mut tallies = vec![[Tally::default(); 2]; ifaces.len()];
+        let mut tallies = vec![[RoundCounts::default(); 2]; ifaces.len()];
         let mut outcomes = vec![Outcome::default(); ifaces.len() * 2];
         // Chunks to give back to the fill ring, and the round's copies for the flow meter.
         let mut recycle: Vec<u64> = Vec::with_capacity(4 * BATCH);
@@ -170,7 +168,7 @@ impl Capture {
                     // The tallies are all zero here: the last round added them to the counters.
                     version = self.ifaces.snapshot(&mut ifaces);
                     tallies.clear();
-                    tallies.resize(ifaces.len(), [Tally::default(); 2]);
+                    tallies.resize(ifaces.len(), [RoundCounts::default(); 2]);
                     outcomes.clear();
                     outcomes.resize(ifaces.len() * 2, Outcome::default());
                 }
@@ -444,7 +442,7 @@ fn cut_frame(record: &[u8], gather: &mut Gather) -> Option<usize> {
 }
 
 /// Adds a round's captured copies and bytes to the interfaces' counters and clears them.
-fn add_captured(ifaces: &[IfaceCounters], tallies: &mut [[Tally; 2]]) {
+fn add_captured(ifaces: &[IfaceCounters], tallies: &mut [[RoundCounts; 2]]) {
     for (iface, tally) in ifaces.iter().zip(tallies) {
         for (dir, tally) in tally.iter_mut().enumerate() {
             if tally.packets > 0
@@ -460,7 +458,11 @@ fn add_captured(ifaces: &[IfaceCounters], tallies: &mut [[Tally; 2]]) {
 
 /// Adds what became of a round's copies (sent, filtered, dropped by the sender) to the
 /// interfaces' counters and clears the tallies.
-fn add_outcomes(ifaces: &[IfaceCounters], tallies: &mut [[Tally; 2]], outcomes: &mut [Outcome]) {
+fn add_outcomes(
+    ifaces: &[IfaceCounters],
+    tallies: &mut [[RoundCounts; 2]],
+    outcomes: &mut [Outcome],
+) {
     for (slot, (iface, tally)) in ifaces.iter().zip(tallies).enumerate() {
         for (dir, tally) in tally.iter_mut().enumerate() {
             let outcome = outcomes

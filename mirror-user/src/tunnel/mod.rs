@@ -27,6 +27,7 @@
 mod erspan;
 pub mod fragment;
 mod gre;
+mod kind;
 mod outer;
 mod vxlan;
 
@@ -34,6 +35,7 @@ use core::net::IpAddr;
 
 use etherparse::IpNumber;
 
+pub use self::kind::TunnelKind;
 use self::outer::OuterIp;
 pub use crate::wire::erspan::Granularity;
 use crate::{
