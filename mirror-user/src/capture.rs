@@ -1,9 +1,5 @@
 //! The capture thread: batches from the AF_XDP ring, tag checked and stripped, copies handed to
 //! the sender, frames returned to the fill ring. No allocation and no syscall per packet.
-#![cfg_attr(
-    not(test),
-    deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
-)]
 
 use std::{
     os::fd::AsFd as _,
@@ -16,7 +12,7 @@ use std::{
 
 use anyhow::Context as _;
 use aya::maps::{MapData, RingBuf};
-use mirror_common::{Cut, Direction, TAG_LEN, TAG_MAGIC, TAG_SELECTED, TAG_TRUNCATED, Tag};
+use mirror_common::{Cut, Direction, TAG_LEN, TAG_SELECTED, TAG_TRUNCATED, Tag};
 use prometheus::IntCounter;
 
 use crate::{
@@ -479,21 +475,11 @@ fn add_outcomes(
 
 /// Splits a frame from the AF_XDP ring into the mirror's tag and the original frame.
 pub fn split_tag(data: &[u8]) -> Option<(Tag, &[u8])> {
-    let (tag, frame) = data.split_at_checked(TAG_LEN)?;
-    let magic = u16::from_ne_bytes(tag.get(0..2)?.try_into().ok()?);
-    if magic != TAG_MAGIC || frame.is_empty() {
+    let (tag, frame) = data.split_first_chunk::<TAG_LEN>()?;
+    if frame.is_empty() {
         return None;
     }
-    Some((
-        Tag {
-            magic,
-            direction: *tag.get(2)?,
-            flags: *tag.get(3)?,
-            ifindex: u32::from_ne_bytes(tag.get(4..8)?.try_into().ok()?),
-            ktime_ns: u64::from_ne_bytes(tag.get(8..16)?.try_into().ok()?),
-        },
-        frame,
-    ))
+    Some((Tag::from_bytes(*tag)?, frame))
 }
 
 #[cfg(test)]
@@ -503,13 +489,7 @@ mod tests {
     use super::*;
 
     fn tagged(tag: &Tag, frame: &[u8]) -> Vec<u8> {
-        let mut out = Vec::new();
-        out.extend_from_slice(&tag.magic.to_ne_bytes());
-        out.extend_from_slice(&[tag.direction, tag.flags]);
-        out.extend_from_slice(&tag.ifindex.to_ne_bytes());
-        out.extend_from_slice(&tag.ktime_ns.to_ne_bytes());
-        out.extend_from_slice(frame);
-        out
+        [&tag.to_bytes()[..], frame].concat()
     }
 
     #[test]
