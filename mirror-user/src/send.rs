@@ -5,10 +5,6 @@
 //! Each copy is pushed on behalf of an owner (the capture thread's interface and direction) and
 //! the flush tells every owner what became of its copies, so that per interface copies captured
 //! equal copies sent plus copies dropped.
-#![cfg_attr(
-    not(test),
-    deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
-)]
 
 use std::{
     io,

@@ -1,12 +1,3 @@
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::indexing_slicing,
-        clippy::panic
-    )
-)]
 //! Decapsulation: from what a socket delivers (the outer IP payload) to the inner Ethernet
 //! frame, with the wire parsers of [`crate::wire`]. Pure functions, no I/O.
 //!

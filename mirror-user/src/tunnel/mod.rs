@@ -1,12 +1,3 @@
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::indexing_slicing,
-        clippy::panic
-    )
-)]
 //! Outer headers of the tunnels that carry the copies to remote analysers.
 //!
 //! One [`Encap`] per remote writes, per copy, every header in front of the inner Ethernet
