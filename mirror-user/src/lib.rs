@@ -10,6 +10,7 @@ pub mod config;
 pub mod filter;
 #[deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 pub mod flow_hash;
+#[deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 pub mod gather;
 pub mod kernel;
 pub mod metrics;
