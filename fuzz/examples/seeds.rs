@@ -363,13 +363,7 @@ fn erspan(seeds: &Seeds) {
 /// What the AF_XDP ring holds for `frame`: the kernel's tag, then the frame.
 fn tagged(ifindex: u32, direction: Direction, ktime_ns: u64, frame: &[u8]) -> Vec<u8> {
     let tag = Tag::from_mark(mark_for(ifindex, direction, false), ktime_ns).unwrap();
-    let mut out = Vec::new();
-    out.extend_from_slice(&tag.magic.to_ne_bytes());
-    out.extend_from_slice(&[tag.direction, tag.flags]);
-    out.extend_from_slice(&tag.ifindex.to_ne_bytes());
-    out.extend_from_slice(&tag.ktime_ns.to_ne_bytes());
-    out.extend_from_slice(frame);
-    out
+    [&tag.to_bytes()[..], frame].concat()
 }
 
 fn inner_classify(seeds: &Seeds) {

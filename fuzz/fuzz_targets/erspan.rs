@@ -13,7 +13,7 @@ use etherparse::IpNumber;
 use libfuzzer_sys::fuzz_target;
 use mirror::{
     receive::{
-        decap::{Accept, DropReason, ETHERNET_HEADER_LEN, Header, decap},
+        decap::{Accept, Reject, ETHERNET_HEADER_LEN, Header, decap},
         frame_time_ns,
     },
     tunnel::{CopyMeta, Encap, Error, Granularity, MAX_HEADER_LEN, Tunnel},
@@ -73,7 +73,7 @@ fn decap_agrees(accept: Accept, payload: &[u8], received_ns: u64) {
     let Ok(outer) =
         gre::Packet::new_checked(payload).and_then(|p| gre::Repr::parse(&p).map(|r| (p, r)))
     else {
-        assert_eq!(result, Err(DropReason::BadHeader));
+        assert_eq!(result, Err(Reject::BadHeader));
         return;
     };
     let (gre_packet, gre_repr) = outer;
@@ -81,7 +81,7 @@ fn decap_agrees(accept: Accept, payload: &[u8], received_ns: u64) {
     let expected = match accept {
         Accept::Erspan2 => {
             if gre_repr.protocol != gre::ERSPAN_I_II || gre_repr.sequence.is_none() {
-                Err(DropReason::WrongProtocol)
+                Err(Reject::WrongProtocol)
             } else {
                 match TypeIIPacket::new_checked(after_gre).and_then(|p| TypeIIRepr::parse(&p)) {
                     Ok(erspan) => {
@@ -91,13 +91,13 @@ fn decap_agrees(accept: Accept, payload: &[u8], received_ns: u64) {
                             &after_gre[TYPE_II_HEADER_LEN..],
                         ))
                     }
-                    Err(_) => Err(DropReason::BadHeader),
+                    Err(_) => Err(Reject::BadHeader),
                 }
             }
         }
         _ => {
             if gre_repr.protocol != gre::ERSPAN_III {
-                Err(DropReason::WrongProtocol)
+                Err(Reject::WrongProtocol)
             } else {
                 match TypeIIIPacket::new_checked(after_gre).and_then(|p| TypeIIIRepr::parse(&p)) {
                     Ok(erspan) => {
@@ -105,17 +105,17 @@ fn decap_agrees(accept: Accept, payload: &[u8], received_ns: u64) {
                         if erspan.frame_type == FRAME_TYPE_ETHERNET {
                             Ok((Header::Erspan3(gre_repr, erspan), &after_gre[len..]))
                         } else {
-                            Err(DropReason::WrongProtocol)
+                            Err(Reject::WrongProtocol)
                         }
                     }
-                    Err(_) => Err(DropReason::BadHeader),
+                    Err(_) => Err(Reject::BadHeader),
                 }
             }
         }
     };
     let expected = expected.and_then(|(header, inner)| {
         if inner.len() < ETHERNET_HEADER_LEN {
-            Err(DropReason::BadHeader)
+            Err(Reject::BadHeader)
         } else {
             Ok((header, inner))
         }
@@ -339,7 +339,7 @@ fn send(mut bytes: Bytes<'_>) {
                 check_frame_time(&decapped.header, meta.timestamp_ns);
             }
             Err(reason) => {
-                assert_eq!(reason, DropReason::BadHeader);
+                assert_eq!(reason, Reject::BadHeader);
                 assert!(inner.len() < ETHERNET_HEADER_LEN, "a whole frame refused");
             }
         }

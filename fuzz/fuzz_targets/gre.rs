@@ -12,7 +12,7 @@
 use etherparse::IpNumber;
 use libfuzzer_sys::fuzz_target;
 use mirror::{
-    receive::decap::{Accept, DropReason, ETHERNET_HEADER_LEN, Header, decap, ipv4_payload},
+    receive::decap::{Accept, Reject, ETHERNET_HEADER_LEN, Header, decap, ipv4_payload},
     tunnel::{CopyMeta, Encap, MAX_HEADER_LEN, Tunnel},
     wire::gre::{ERSPAN_I_II, ETHERTYPE_TEB, FLAG_CHECKSUM, FLAG_KEY, FLAG_SEQUENCE, Packet, Repr},
 };
@@ -54,7 +54,7 @@ fn receive(mut bytes: Bytes<'_>) {
     let parsed = Packet::new_checked(payload).and_then(|p| Repr::parse(&p).map(|r| (p, r)));
     let result = decap(accept, payload);
     let Ok((packet, repr)) = parsed else {
-        assert_eq!(result, Err(DropReason::BadHeader));
+        assert_eq!(result, Err(Reject::BadHeader));
         return;
     };
     round_trip(&packet, repr);
@@ -62,21 +62,21 @@ fn receive(mut bytes: Bytes<'_>) {
     let expected = match accept {
         Accept::Gre { key } => {
             if repr.protocol != ETHERTYPE_TEB {
-                Err(DropReason::WrongProtocol)
+                Err(Reject::WrongProtocol)
             } else if key.is_some_and(|key| repr.key != Some(key)) {
-                Err(DropReason::WrongKey)
+                Err(Reject::WrongKey)
             } else {
                 Ok(Header::Gre(repr))
             }
         }
         _ if repr.protocol != ERSPAN_I_II || repr.sequence.is_some() => {
-            Err(DropReason::WrongProtocol)
+            Err(Reject::WrongProtocol)
         }
         _ => Ok(Header::Erspan1(repr)),
     };
     let expected = expected.and_then(|header| {
         if inner.len() < ETHERNET_HEADER_LEN {
-            Err(DropReason::BadHeader)
+            Err(Reject::BadHeader)
         } else {
             Ok(header)
         }
@@ -164,7 +164,7 @@ fn send(mut bytes: Bytes<'_>) {
                 assert_eq!(decapped.inner, inner);
             }
             Err(reason) => {
-                assert_eq!(reason, DropReason::BadHeader);
+                assert_eq!(reason, Reject::BadHeader);
                 assert!(inner.len() < ETHERNET_HEADER_LEN, "a whole frame refused");
             }
         }

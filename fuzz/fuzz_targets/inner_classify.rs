@@ -21,7 +21,7 @@ use mirror::{
     },
     wire::netflow_v5::{self, HeaderRepr, RecordRepr},
 };
-use mirror_common::{TAG_LEN, TAG_MAGIC};
+use mirror_common::{TAG_LEN, TAG_MAGIC, Tag};
 use mirror_fuzz::Bytes;
 
 /// EtherTypes of the VLAN tags `classify` skips.
@@ -46,15 +46,14 @@ fuzz_target!(|data: &[u8]| {
             break;
         }
         let Some((tag, frame)) = split_tag(copy) else {
-            let magic = copy.get(..2).map(|m| u16::from_ne_bytes([m[0], m[1]]));
-            assert!(copy.len() <= TAG_LEN || magic != Some(TAG_MAGIC));
+            let tag = copy.first_chunk::<TAG_LEN>().copied().and_then(Tag::from_bytes);
+            assert!(copy.len() <= TAG_LEN || tag.is_none());
             continue;
         };
         assert_eq!(frame, &copy[TAG_LEN..]);
         assert!(!frame.is_empty());
         assert_eq!(tag.magic, TAG_MAGIC);
-        assert_eq!(tag.ifindex.to_ne_bytes(), copy[4..8]);
-        assert_eq!(tag.ktime_ns.to_ne_bytes(), copy[8..16]);
+        assert_eq!(tag.to_bytes(), copy[..TAG_LEN]);
         let interfaces = Interfaces::mirrored(tag.ifindex, tag.direction());
 
         let classified = classify(frame, interfaces);

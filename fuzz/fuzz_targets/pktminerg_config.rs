@@ -13,7 +13,9 @@ use std::net::IpAddr;
 use clap::Parser as _;
 use libfuzzer_sys::fuzz_target;
 use mirror::{
-    cli::{Cli, Command, NetflowVersion, TunnelArg},
+    cli::{Cli, Command},
+    netflow::collector::NetflowVersion,
+    tunnel::TunnelKind,
     pktminerg::{
         TranslateError,
         config::{self, Plugin},
@@ -89,11 +91,11 @@ fuzz_target!(|data: &[u8]| {
         .tunnel()
         .unwrap_or_else(|e| panic!("mirror refuses the tunnel of {native:?}: {e}"));
     let expected = match proto_config.plugin {
-        Plugin::Gre => TunnelArg::Gre,
-        Plugin::Vxlan => TunnelArg::Vxlan,
-        Plugin::Erspan1 => TunnelArg::Erspan1,
-        Plugin::Erspan2 => TunnelArg::Erspan2,
-        Plugin::Erspan3 => TunnelArg::Erspan3,
+        Plugin::Gre => TunnelKind::Gre,
+        Plugin::Vxlan => TunnelKind::Vxlan,
+        Plugin::Erspan1 => TunnelKind::Erspan1,
+        Plugin::Erspan2 => TunnelKind::Erspan2,
+        Plugin::Erspan3 => TunnelKind::Erspan3,
     };
     assert_eq!(output.tunnel, expected);
     let remotes: Vec<IpAddr> = output.remotes.iter().map(|r| r.ip).collect();

@@ -12,7 +12,7 @@ use etherparse::IpNumber;
 use libfuzzer_sys::fuzz_target;
 use mirror::{
     flow_hash::{flow_hash, vxlan_source_port},
-    receive::decap::{Accept, DropReason, ETHERNET_HEADER_LEN, Header, decap},
+    receive::decap::{Accept, Reject, ETHERNET_HEADER_LEN, Header, decap},
     tunnel::{CopyMeta, Encap, MAX_HEADER_LEN, Tunnel},
     wire::vxlan::{FLAG_VNI, HEADER_LEN, Packet, Repr, Vni},
 };
@@ -50,13 +50,13 @@ fn receive(mut bytes: Bytes<'_>) {
                 let wrong_vni = vni.is_some_and(|vni| vni != repr.vni);
                 let short = payload.len() < HEADER_LEN + ETHERNET_HEADER_LEN;
                 assert!(
-                    (reason == DropReason::WrongVni && wrong_vni)
-                        || (reason == DropReason::BadHeader && short && !wrong_vni),
+                    (reason == Reject::WrongVni && wrong_vni)
+                        || (reason == Reject::BadHeader && short && !wrong_vni),
                     "{reason:?} for a header that parses ({repr:?}), {} bytes",
                     payload.len()
                 );
             }
-            Err(_) => assert_eq!(reason, DropReason::BadHeader),
+            Err(_) => assert_eq!(reason, Reject::BadHeader),
         },
     }
 }
@@ -101,7 +101,7 @@ fn send(mut bytes: Bytes<'_>) {
             assert_eq!(decapped.inner, inner);
         }
         Err(reason) => {
-            assert_eq!(reason, DropReason::BadHeader);
+            assert_eq!(reason, Reject::BadHeader);
             assert!(inner.len() < ETHERNET_HEADER_LEN, "a whole frame refused");
         }
     }

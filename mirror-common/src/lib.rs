@@ -120,12 +120,104 @@ impl Tag {
             ktime_ns,
         })
     }
+
+    /// The tag as it lies in front of a copy: the kernel stores the `#[repr(C)]` struct itself,
+    /// these are its bytes (checked against the struct's layout below).
+    #[must_use]
+    pub const fn to_bytes(&self) -> [u8; TAG_LEN] {
+        let [m0, m1] = self.magic.to_ne_bytes();
+        let [i0, i1, i2, i3] = self.ifindex.to_ne_bytes();
+        let [k0, k1, k2, k3, k4, k5, k6, k7] = self.ktime_ns.to_ne_bytes();
+        [
+            m0,
+            m1,
+            self.direction,
+            self.flags,
+            i0,
+            i1,
+            i2,
+            i3,
+            k0,
+            k1,
+            k2,
+            k3,
+            k4,
+            k5,
+            k6,
+            k7,
+        ]
+    }
+
+    /// Reads the tag in front of a copy; `None` without [`TAG_MAGIC`] (not a mirror copy).
+    #[must_use]
+    pub const fn from_bytes(bytes: [u8; TAG_LEN]) -> Option<Self> {
+        let [
+            m0,
+            m1,
+            direction,
+            flags,
+            i0,
+            i1,
+            i2,
+            i3,
+            k0,
+            k1,
+            k2,
+            k3,
+            k4,
+            k5,
+            k6,
+            k7,
+        ] = bytes;
+        let magic = u16::from_ne_bytes([m0, m1]);
+        if magic != TAG_MAGIC {
+            return None;
+        }
+        Some(Self {
+            magic,
+            direction,
+            flags,
+            ifindex: u32::from_ne_bytes([i0, i1, i2, i3]),
+            ktime_ns: u64::from_ne_bytes([k0, k1, k2, k3, k4, k5, k6, k7]),
+        })
+    }
 }
 
-/// Counters the kernel programs keep in a per-CPU array, indexed by these values.
-#[repr(u32)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum KernelCounter {
+// `to_bytes` and `from_bytes` follow the struct's own layout, which the kernel writes.
+const _: () = assert!(
+    core::mem::offset_of!(Tag, magic) == 0
+        && core::mem::offset_of!(Tag, direction) == 2
+        && core::mem::offset_of!(Tag, flags) == 3
+        && core::mem::offset_of!(Tag, ifindex) == 4
+        && core::mem::offset_of!(Tag, ktime_ns) == 8
+        && TAG_LEN == 16
+);
+
+/// Declares [`KernelCounter`] and derives [`KERNEL_COUNTERS`] from the same list.
+macro_rules! kernel_counters {
+    ($($(#[$doc:meta])* $name:ident = $slot:literal,)*) => {
+        /// Counters the kernel programs keep in a per-CPU array, indexed by these values.
+        #[repr(u32)]
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum KernelCounter {
+            $($(#[$doc])* $name = $slot,)*
+        }
+
+        impl KernelCounter {
+            /// Every counter, in slot order.
+            pub const ALL: [Self; KERNEL_COUNTERS as usize] = [$(Self::$name,)*];
+        }
+
+        /// Number of [`KernelCounter`] slots.
+        #[expect(
+            clippy::cast_possible_truncation,
+            reason = "a handful of counters"
+        )]
+        pub const KERNEL_COUNTERS: u32 = [$($slot),*].len() as u32;
+    };
+}
+
+kernel_counters! {
     /// Packets cloned into the mirror veth.
     Cloned = 0,
     /// `bpf_clone_redirect` failed.
@@ -150,8 +242,14 @@ pub enum KernelCounter {
     CutRingFull = 10,
 }
 
-/// Number of [`KernelCounter`] slots.
-pub const KERNEL_COUNTERS: u32 = 11;
+// The slots are 0, 1, 2, ...: each counter indexes the array of KERNEL_COUNTERS entries.
+const _: () = {
+    let mut slot = 0;
+    while slot < KernelCounter::ALL.len() {
+        assert!(KernelCounter::ALL[slot] as usize == slot);
+        slot += 1;
+    }
+};
 
 /// Slots of the `FILTERS` program array: the generated filter program of each direction
 /// (empty when `--filter` runs in user space only) and where a selected packet continues.
@@ -249,5 +347,16 @@ mod tests {
     #[test]
     fn tag_is_sixteen_bytes() {
         assert_eq!(TAG_LEN, 16);
+    }
+
+    #[test]
+    fn tag_bytes_round_trip() {
+        let tag =
+            Tag::from_mark(mark_for(0x0123_4567, Direction::Egress, true), u64::MAX - 1).unwrap();
+        let bytes = tag.to_bytes();
+        assert_eq!(bytes[..2], TAG_MAGIC.to_ne_bytes());
+        assert_eq!(bytes[4..8], 0x0123_4567u32.to_ne_bytes());
+        assert_eq!(Tag::from_bytes(bytes), Some(tag));
+        assert_eq!(Tag::from_bytes([0; TAG_LEN]), None);
     }
 }

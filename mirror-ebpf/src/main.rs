@@ -1,6 +1,21 @@
 //! The mirror's kernel side. See `mirror-common` for how a copy carries its origin.
 #![cfg_attr(target_arch = "bpf", no_std)]
 #![cfg_attr(target_arch = "bpf", no_main)]
+// The workspace lints hold here too, but for two that the kernel side has good cause to break.
+#![cfg_attr(
+    target_arch = "bpf",
+    expect(
+        clippy::needless_pass_by_value,
+        reason = "aya's program macros hand each program its context by value"
+    )
+)]
+#![cfg_attr(
+    target_arch = "bpf",
+    expect(
+        clippy::inline_always,
+        reason = "each program stays one function: eBPF programs must not call out"
+    )
+)]
 
 #[cfg(target_arch = "bpf")]
 mod clone;

@@ -1,9 +1,5 @@
 //! The capture thread: batches from the AF_XDP ring, tag checked and stripped, copies handed to
 //! the sender, frames returned to the fill ring. No allocation and no syscall per packet.
-#![cfg_attr(
-    not(test),
-    deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
-)]
 
 use std::{
     os::fd::AsFd as _,
@@ -16,16 +12,14 @@ use std::{
 
 use anyhow::Context as _;
 use aya::maps::{MapData, RingBuf};
-use mirror_common::{Cut, Direction, TAG_LEN, TAG_MAGIC, TAG_SELECTED, TAG_TRUNCATED, Tag};
+use mirror_common::{Cut, Direction, TAG_LEN, TAG_SELECTED, TAG_TRUNCATED, Tag};
 use prometheus::IntCounter;
 
 use crate::{
     clock::{self, MonotonicToUnix},
     filter::Filter,
     gather::{Gather, Piece},
-    kernel::umem::Umem,
-    kernel::xdp_socket::XDP_PKT_CONTD,
-    kernel::xsk::Xsk,
+    kernel::{umem::Umem, xdp_socket::XDP_PKT_CONTD, xsk::Xsk},
     metrics::CopyCounters,
     netflow::{Interfaces, collector::FlowExport},
     send::{Outcome, Sender},
@@ -55,7 +49,7 @@ pub struct IfaceCounters {
 
 /// A round's counts of one interface and direction, added to its counters once a round.
 #[derive(Clone, Copy, Default)]
-struct Tally {
+struct RoundCounts {
     packets: u64,
     bytes: u64,
     filtered: u64,
@@ -140,7 +134,7 @@ impl Capture {
         let mut version = self.ifaces.snapshot(&mut ifaces);
         // Per-round tallies per interface and direction, added to the shared counters once a
         // round; the sender's outcomes are indexed by [`owner`].
-        let mut tallies = vec![[Tally::default(); 2]; ifaces.len()];
+        let mut tallies = vec![[RoundCounts::default(); 2]; ifaces.len()];
         let mut outcomes = vec![Outcome::default(); ifaces.len() * 2];
         // Chunks to give back to the fill ring, and the round's copies for the flow meter.
         let mut recycle: Vec<u64> = Vec::with_capacity(4 * BATCH);
@@ -170,7 +164,7 @@ impl Capture {
                     // The tallies are all zero here: the last round added them to the counters.
                     version = self.ifaces.snapshot(&mut ifaces);
                     tallies.clear();
-                    tallies.resize(ifaces.len(), [Tally::default(); 2]);
+                    tallies.resize(ifaces.len(), [RoundCounts::default(); 2]);
                     outcomes.clear();
                     outcomes.resize(ifaces.len() * 2, Outcome::default());
                 }
@@ -444,7 +438,7 @@ fn cut_frame(record: &[u8], gather: &mut Gather) -> Option<usize> {
 }
 
 /// Adds a round's captured copies and bytes to the interfaces' counters and clears them.
-fn add_captured(ifaces: &[IfaceCounters], tallies: &mut [[Tally; 2]]) {
+fn add_captured(ifaces: &[IfaceCounters], tallies: &mut [[RoundCounts; 2]]) {
     for (iface, tally) in ifaces.iter().zip(tallies) {
         for (dir, tally) in tally.iter_mut().enumerate() {
             if tally.packets > 0
@@ -460,7 +454,11 @@ fn add_captured(ifaces: &[IfaceCounters], tallies: &mut [[Tally; 2]]) {
 
 /// Adds what became of a round's copies (sent, filtered, dropped by the sender) to the
 /// interfaces' counters and clears the tallies.
-fn add_outcomes(ifaces: &[IfaceCounters], tallies: &mut [[Tally; 2]], outcomes: &mut [Outcome]) {
+fn add_outcomes(
+    ifaces: &[IfaceCounters],
+    tallies: &mut [[RoundCounts; 2]],
+    outcomes: &mut [Outcome],
+) {
     for (slot, (iface, tally)) in ifaces.iter().zip(tallies).enumerate() {
         for (dir, tally) in tally.iter_mut().enumerate() {
             let outcome = outcomes
@@ -477,21 +475,11 @@ fn add_outcomes(ifaces: &[IfaceCounters], tallies: &mut [[Tally; 2]], outcomes: 
 
 /// Splits a frame from the AF_XDP ring into the mirror's tag and the original frame.
 pub fn split_tag(data: &[u8]) -> Option<(Tag, &[u8])> {
-    let (tag, frame) = data.split_at_checked(TAG_LEN)?;
-    let magic = u16::from_ne_bytes(tag.get(0..2)?.try_into().ok()?);
-    if magic != TAG_MAGIC || frame.is_empty() {
+    let (tag, frame) = data.split_first_chunk::<TAG_LEN>()?;
+    if frame.is_empty() {
         return None;
     }
-    Some((
-        Tag {
-            magic,
-            direction: *tag.get(2)?,
-            flags: *tag.get(3)?,
-            ifindex: u32::from_ne_bytes(tag.get(4..8)?.try_into().ok()?),
-            ktime_ns: u64::from_ne_bytes(tag.get(8..16)?.try_into().ok()?),
-        },
-        frame,
-    ))
+    Some((Tag::from_bytes(*tag)?, frame))
 }
 
 #[cfg(test)]
@@ -501,13 +489,7 @@ mod tests {
     use super::*;
 
     fn tagged(tag: &Tag, frame: &[u8]) -> Vec<u8> {
-        let mut out = Vec::new();
-        out.extend_from_slice(&tag.magic.to_ne_bytes());
-        out.extend_from_slice(&[tag.direction, tag.flags]);
-        out.extend_from_slice(&tag.ifindex.to_ne_bytes());
-        out.extend_from_slice(&tag.ktime_ns.to_ne_bytes());
-        out.extend_from_slice(frame);
-        out
+        [&tag.to_bytes()[..], frame].concat()
     }
 
     #[test]

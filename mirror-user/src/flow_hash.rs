@@ -1,12 +1,3 @@
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::indexing_slicing,
-        clippy::panic
-    )
-)]
 //! A symmetric hash of the flow a frame belongs to: it picks the VXLAN source port (RFC 7348
 //! §5, so underlay ECMP spreads flows without reordering one) and keeps both directions of a flow
 //! together.

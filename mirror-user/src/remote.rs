@@ -1,49 +1,28 @@
-//! Where copies go: a remote tunnel endpoint, and what the kernel's routes say about it.
+//! Where copies go: a remote tunnel endpoint, its tunnel, and what the kernel's routes say
+//! about it. A `--remote` is a [`RemoteArg`](crate::output::args::RemoteArg) as given, a
+//! [`Remote`] once resolved, and the sender's [`RemoteEncap`](crate::send::RemoteEncap) with its
+//! headers and counters.
 use std::{
-    fmt, io,
+    io,
     net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket},
     os::fd::AsFd as _,
-    str::FromStr,
 };
 
-/// `IP` or `IP:PORT` (`[IPv6]:PORT` for IPv6) as given on the command line.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+use crate::tunnel::Tunnel;
+
+/// A remote with its tunnel and what the kernel's routes say about it.
 pub struct Remote {
-    pub ip: IpAddr,
-    pub port: Option<u16>,
+    pub addr: SocketAddr,
+    pub tunnel: Tunnel,
+    pub route: Route,
 }
 
-impl FromStr for Remote {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        if let Ok(ip) = s.parse::<IpAddr>() {
-            return Ok(Self { ip, port: None });
-        }
-        if let Some(ip) = s.strip_prefix('[').and_then(|r| r.strip_suffix(']'))
-            && let Ok(ip) = ip.parse::<Ipv6Addr>()
-        {
-            return Ok(Self {
-                ip: IpAddr::V6(ip),
-                port: None,
-            });
-        }
-        if let Ok(addr) = s.parse::<SocketAddr>() {
-            return Ok(Self {
-                ip: addr.ip(),
-                port: Some(addr.port()),
-            });
-        }
-        Err(format!("'{s}' is not an IP address or IP:PORT"))
-    }
-}
-
-impl fmt::Display for Remote {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (self.ip, self.port) {
-            (ip, None) => write!(f, "{ip}"),
-            (IpAddr::V4(ip), Some(port)) => write!(f, "{ip}:{port}"),
-            (IpAddr::V6(ip), Some(port)) => write!(f, "[{ip}]:{port}"),
+impl Remote {
+    /// The `remote` label: `IP:PORT` for VxLAN, `IP` for the GRE family (no ports).
+    pub fn label(&self) -> String {
+        match self.tunnel {
+            Tunnel::Vxlan { .. } => self.addr.to_string(),
+            _ => self.addr.ip().to_string(),
         }
     }
 }
@@ -85,33 +64,6 @@ pub fn route_to(dst: SocketAddr) -> io::Result<Route> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn parses_forms() {
-        assert_eq!(
-            "198.18.0.2".parse(),
-            Ok(Remote {
-                ip: [198, 18, 0, 2].into(),
-                port: None
-            })
-        );
-        assert_eq!(
-            "198.18.0.2:8472".parse(),
-            Ok(Remote {
-                ip: [198, 18, 0, 2].into(),
-                port: Some(8472)
-            })
-        );
-        let v6: Remote = "[2001:db8::1]:4789".parse().unwrap();
-        assert_eq!(
-            (v6.port, v6.to_string()),
-            (Some(4789), "[2001:db8::1]:4789".into())
-        );
-        assert_eq!("[2001:db8::1]".parse::<Remote>().map(|r| r.port), Ok(None));
-        assert!("[198.18.0.2]".parse::<Remote>().is_err());
-        assert!("198.18.0.256".parse::<Remote>().is_err());
-        assert!("198.18.0.2:".parse::<Remote>().is_err());
-    }
 
     #[test]
     fn loopback_route() {

@@ -1,5 +1,8 @@
 //! `mirror run`: sets the data path up, runs it until a signal, and takes it all down again.
+pub mod args;
 mod features;
+mod follow;
+mod links;
 mod pods;
 
 use std::{
@@ -17,25 +20,31 @@ use mirror_common::{
 };
 use tokio::signal::unix::{SignalKind, signal};
 
+use self::{
+    args::{FilterPathArg, RunArgs},
+    follow::{Attachments, Follower, Labels},
+    links::{LinkEvent, LinkEvents},
+};
 use crate::{
     UsageError,
     capture::{Capture, IfaceTable},
-    cli::{BalanceArg, FilterPathArg, NetflowVersion, RunArgs, SendPathArg},
     clock::MonotonicToUnix,
     filter::Filter,
-    kernel::veth::{self, MirrorVeth},
-    kernel::xsk::Xsk,
-    kernel::{napi, programs::Programs},
-    metrics::{DropReason, Metrics},
-    netflow::collector::FlowExport,
-    output::{self, Target, flow_export, resolve_remotes, sender},
-    pod::{
-        Resolution,
-        api::PodUpdates,
-        follow::{Attachments, Follower, Labels},
-        wanted::WantedSet,
-        watch::{LinkEvent, LinkEvents},
+    kernel::{
+        napi,
+        programs::Programs,
+        veth::{self, MirrorVeth},
+        xsk::Xsk,
     },
+    metrics::{DropReason, Metrics},
+    netflow::collector::{FlowExport, NetflowVersion},
+    output::{
+        self,
+        args::{BalanceArg, SendPathArg},
+        flow_export, resolve_remotes, sender,
+    },
+    pod::{Resolution, api::PodUpdates, wanted::WantedSet},
+    remote::Remote,
     transmit::{self, next_hop},
 };
 
@@ -62,7 +71,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     }
     pods::check_usage(args)?;
     let ifaces = resolve_ifaces(&args.ifaces)?;
-    let targets = resolve_remotes(&args.output)?;
+    let remotes = resolve_remotes(&args.output)?;
     // A bad --filter is a usage error before anything is attached (compiled again below).
     output::filter(&args.output)?;
     features::check()?;
@@ -70,7 +79,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the tokio runtime")?;
-    runtime.block_on(run_async(args, ifaces, targets))
+    runtime.block_on(run_async(args, ifaces, remotes))
 }
 
 /// What `mirror run` copies: `--iface` interfaces checked at start, and `--pod`/`--pod-ip`/
@@ -126,7 +135,7 @@ fn resolve_ifaces(names: &[String]) -> anyhow::Result<Vec<Iface>> {
     Ok(ifaces)
 }
 
-async fn run_async(args: &RunArgs, ifaces: Vec<Iface>, targets: Vec<Target>) -> anyhow::Result<()> {
+async fn run_async(args: &RunArgs, ifaces: Vec<Iface>, remotes: Vec<Remote>) -> anyhow::Result<()> {
     let mut sources = Sources::find(args, ifaces).await?;
     let metrics = Metrics::new()?;
     let (connection, handle, _) =
@@ -134,9 +143,9 @@ async fn run_async(args: &RunArgs, ifaces: Vec<Iface>, targets: Vec<Target>) -> 
     tokio::spawn(connection);
     // Subscribed before the mirror veth exists: its own link events are harmless.
     let hops = match args.output.send_path {
-        SendPathArg::AfXdp if !targets.is_empty() => Some(next_hop::Follower::new(
+        SendPathArg::AfXdp if !remotes.is_empty() => Some(next_hop::Follower::new(
             handle.clone(),
-            targets.iter().map(|t| t.addr.ip()).collect(),
+            remotes.iter().map(|r| r.addr.ip()).collect(),
         )?),
         _ => None,
     };
@@ -149,7 +158,7 @@ async fn run_async(args: &RunArgs, ifaces: Vec<Iface>, targets: Vec<Target>) -> 
             Some(addr) => Some(crate::metrics::serve(addr, metrics.clone()).await?),
             None => None,
         };
-        mirror(args, &mut sources, &targets, &metrics, &veth, hops).await
+        mirror(args, &mut sources, &remotes, &metrics, &veth, hops).await
     }
     .await;
     let removed = veth.remove().await;
@@ -204,7 +213,7 @@ fn thread_napi() {
 async fn mirror(
     args: &RunArgs,
     sources: &mut Sources,
-    targets: &[Target],
+    remotes: &[Remote],
     metrics: &Metrics,
     veth: &MirrorVeth,
     hops: Option<next_hop::Follower>,
@@ -216,13 +225,13 @@ async fn mirror(
     if args.threaded_napi {
         thread_napi();
     }
-    let mut xsk = Xsk::open(veth::FAR, 0, spares(args, targets))?;
+    let mut xsk = Xsk::open(veth::FAR, 0, spares(args, remotes))?;
     programs.register_socket(0, &xsk.fd())?;
     size_copies(&mut programs, &xsk)?;
     programs.attach_tagger(veth::NEAR)?;
 
-    let mut sender = sender(&args.output, targets, metrics)?;
-    let follow = send_from_af_xdp(hops, &mut xsk, &mut sender, targets, metrics).await?;
+    let mut sender = sender(&args.output, remotes, metrics)?;
+    let follow = send_from_af_xdp(hops, &mut xsk, &mut sender, remotes, metrics).await?;
     let netflow = flow_export(&args.output, metrics)?;
     let filter = output::filter(&args.output)?;
     if let Some(filter) = &filter {
@@ -278,7 +287,7 @@ async fn mirror(
     );
     let outcome = async {
         attach_all(&mut programs, &mut follower, sources)?;
-        eprintln!("{}", ready_line(args, targets, &follower));
+        eprintln!("{}", ready_line(args, remotes, &follower));
         wait(
             &mut done_rx,
             &mut programs,
@@ -311,9 +320,9 @@ async fn mirror(
 
 /// Spare chunks for the copies of all but the last remote, when every remote gets each copy,
 /// and for the copies cut in the classifiers.
-fn spares(args: &RunArgs, targets: &[Target]) -> usize {
+fn spares(args: &RunArgs, remotes: &[Remote]) -> usize {
     // Copies from the classifiers' ring buffer are not in the UMEM: each leaves in a spare.
-    if (args.output.balance == BalanceArg::Replicate && targets.len() > 1)
+    if (args.output.balance == BalanceArg::Replicate && remotes.len() > 1)
         || cut_in_ring(args.output.snaplen)
     {
         SPARE_CHUNKS
@@ -328,10 +337,10 @@ async fn send_from_af_xdp(
     hops: Option<next_hop::Follower>,
     xsk: &mut Xsk,
     sender: &mut crate::send::Sender,
-    targets: &[Target],
+    remotes: &[Remote],
     metrics: &Metrics,
 ) -> anyhow::Result<Option<transmit::FollowTask>> {
-    let labels: Vec<String> = targets.iter().map(Target::label).collect();
+    let labels: Vec<String> = remotes.iter().map(Remote::label).collect();
     let Some(follower) = hops else {
         transmit::socket_only(&labels, metrics);
         return Ok(None);
@@ -346,8 +355,8 @@ async fn send_from_af_xdp(
 }
 
 /// `mirror: ready: copying WHAT (DIRECTION) to WHERE`.
-fn ready_line(args: &RunArgs, targets: &[Target], follower: &Follower) -> String {
-    let mut remotes: Vec<String> = targets
+fn ready_line(args: &RunArgs, remotes: &[Remote], follower: &Follower) -> String {
+    let mut remotes: Vec<String> = remotes
         .iter()
         .map(|t| format!("{} over {}", t.label(), args.output.tunnel.name()))
         .collect();

@@ -5,10 +5,6 @@
 //! Each copy is pushed on behalf of an owner (the capture thread's interface and direction) and
 //! the flush tells every owner what became of its copies, so that per interface copies captured
 //! equal copies sent plus copies dropped.
-#![cfg_attr(
-    not(test),
-    deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
-)]
 
 use std::{
     io,
@@ -21,12 +17,13 @@ use prometheus::IntCounter;
 use crate::{
     flow_hash::flow_hash,
     sockopt,
-    transmit::xdp::{DestinationView, XdpPath},
+    transmit::xdp::{RemoteView, XdpPath},
     tunnel::{CopyMeta, Encap, MAX_HEADER_LEN, fragment},
 };
 
-/// A remote endpoint with its encapsulation and counters.
-pub struct Destination {
+/// A [`Remote`](crate::remote::Remote) as the sender serves it: its encapsulation, size limits
+/// and counters.
+pub struct RemoteEncap {
     pub encap: Encap,
     pub addr: SocketAddr,
     /// Largest inner frame that fits the path MTU to this remote.
@@ -116,7 +113,7 @@ impl Pending {
 
 /// Per-flush tallies, added to the shared counters once per flush rather than per packet.
 #[derive(Clone, Copy, Default)]
-struct Tally {
+struct FlushCounts {
     packets: u64,
     bytes: u64,
 }
@@ -138,10 +135,10 @@ struct Queue {
 pub struct Sender {
     v4: Queue,
     v6: Queue,
-    destinations: Vec<Destination>,
+    destinations: Vec<RemoteEncap>,
     options: SendOptions,
     counters: SendCounters,
-    tallies: Vec<Tally>,
+    tallies: Vec<FlushCounts>,
     /// The copies pushed since the last flush, in order.
     pending: Vec<Pending>,
     /// Identification of the next fragmented packet.
@@ -155,7 +152,7 @@ pub struct Sender {
 impl Sender {
     /// A sender for up to `batch` frames between flushes; its packets carry `mark`.
     pub fn new(
-        destinations: Vec<Destination>,
+        destinations: Vec<RemoteEncap>,
         options: SendOptions,
         counters: SendCounters,
         batch: usize,
@@ -174,7 +171,7 @@ impl Sender {
         Ok(Self {
             v4: Queue::new(libc::AF_INET, slots, mark)?,
             v6: Queue::new(libc::AF_INET6, slots, mark)?,
-            tallies: vec![Tally::default(); destinations.len()],
+            tallies: vec![FlushCounts::default(); destinations.len()],
             pending: Vec::with_capacity(batch),
             destinations,
             options,
@@ -193,7 +190,7 @@ impl Sender {
     /// Takes in changed next hops (once per batch; one atomic load when nothing changed).
     pub fn refresh(&mut self) {
         if let Some(xdp) = &mut self.xdp {
-            xdp.refresh(self.destinations.iter_mut().map(|d| DestinationView {
+            xdp.refresh(self.destinations.iter_mut().map(|d| RemoteView {
                 encap: &mut d.encap,
                 addr: d.addr,
                 max_inner: &mut d.max_inner,
@@ -276,7 +273,7 @@ impl Sender {
         // How many remotes AF_XDP serves this copy: the last of them gets it in place.
         let oversize = self.options.oversize;
         let fits =
-            move |d: &Destination| frame.len() <= d.max_inner || oversize == Oversize::Truncate;
+            move |d: &RemoteEncap| frame.len() <= d.max_inner || oversize == Oversize::Truncate;
         let mut by_xdp = self.xdp.as_ref().map_or(0, |xdp| {
             (first..first + len)
                 .filter(|&i| xdp.serves(i) && self.destinations.get(i).is_some_and(fits))
@@ -406,7 +403,7 @@ impl Sender {
             if tally.packets > 0 {
                 dest.sent_packets.inc_by(tally.packets);
                 dest.sent_bytes.inc_by(tally.bytes);
-                *tally = Tally::default();
+                *tally = FlushCounts::default();
             }
         }
     }
@@ -462,7 +459,7 @@ impl Queue {
         &mut self,
         index: usize,
         copy: usize,
-        dest: &mut Destination,
+        dest: &mut RemoteEncap,
         inner: &[u8],
         (meta, hash): (&CopyMeta, u32),
     ) -> bool {
@@ -480,7 +477,7 @@ impl Queue {
         &mut self,
         index: usize,
         copy: usize,
-        dest: &mut Destination,
+        dest: &mut RemoteEncap,
         inner: &[u8],
         meta: (&CopyMeta, u32),
         id: u32,
@@ -498,7 +495,7 @@ impl Queue {
         &mut self,
         index: usize,
         copy: usize,
-        dest: &mut Destination,
+        dest: &mut RemoteEncap,
         inner: &[u8],
         (meta, hash): (&CopyMeta, u32),
         id: u32,
@@ -617,7 +614,12 @@ impl Queue {
         true
     }
 
-    fn flush(&mut self, tallies: &mut [Tally], counters: &SendCounters, copies: &mut [Pending]) {
+    fn flush(
+        &mut self,
+        tallies: &mut [FlushCounts],
+        counters: &SendCounters,
+        copies: &mut [Pending],
+    ) {
         let queued = self.queued;
         self.queued = 0;
         let mut done = 0;
@@ -753,13 +755,13 @@ mod tests {
         IntCounter::new("c", "c").unwrap()
     }
 
-    fn destination(to: Ipv4Addr, mtu: u32) -> Destination {
+    fn destination(to: Ipv4Addr, mtu: u32) -> RemoteEncap {
         let tunnel = Tunnel::Gre {
             key: None,
             sequence: false,
         };
         let encap = Encap::new(&tunnel, IpAddr::V4(LOOPBACK), IpAddr::V4(to)).unwrap();
-        Destination {
+        RemoteEncap {
             max_inner: encap.max_inner_len(mtu),
             mtu: mtu as usize,
             encap,
@@ -772,7 +774,7 @@ mod tests {
     /// A sender over `destinations`, or `None` (with the reason printed) without the
     /// privileges raw sockets and `SO_MARK` need.
     fn sender(
-        destinations: Vec<Destination>,
+        destinations: Vec<RemoteEncap>,
         oversize: Oversize,
         balance: Balance,
         batch: usize,

@@ -8,7 +8,12 @@ use std::{
 };
 
 use super::*;
-use crate::cli::{Command, DirectionArg, OutputArgs, RunArgs, TunnelArg};
+use crate::{
+    cli::Command,
+    output::args::OutputArgs,
+    run::args::{DirectionArg, RunArgs},
+    tunnel::TunnelKind,
+};
 
 fn argv(args: &[&str]) -> Vec<OsString> {
     ["mirror"].iter().chain(args).map(OsString::from).collect()
@@ -73,7 +78,7 @@ fn toml_and_yaml_set_the_same_options() {
         assert_eq!(run.direction, DirectionArg::Ingress, "{name}");
         let out = &run.output;
         assert_eq!(remotes(out), ["198.18.0.2", "198.18.0.3:8472"], "{name}");
-        assert_eq!(out.tunnel, TunnelArg::Vxlan);
+        assert_eq!(out.tunnel, TunnelKind::Vxlan);
         assert_eq!(out.vni.get(), 42);
         assert_eq!(out.vxlan_port, 8472);
         assert_eq!(out.metrics, Some("127.0.0.1:9400".parse().unwrap()));
@@ -331,7 +336,7 @@ fn the_sample_configmap_parses_as_the_daemonset_runs_it() {
     assert!(run.ifaces.is_empty() && run.pod_ips.is_empty());
     let out = &run.output;
     assert_eq!(remotes(out), ["192.0.2.10"]);
-    assert_eq!(out.tunnel, TunnelArg::Vxlan);
+    assert_eq!(out.tunnel, TunnelKind::Vxlan);
     assert_eq!(out.vni.get(), 1);
     assert_eq!(out.metrics, Some("198.18.0.1:9464".parse().unwrap()));
     let annotated = &daemonset["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"];

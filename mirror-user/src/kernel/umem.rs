@@ -8,7 +8,8 @@ use std::{io, ptr::NonNull};
 pub const CHUNK_SIZE: u32 = 4096;
 
 /// The memory area, page-aligned and zeroed; unmapped on drop. The sockets that registered or
-/// share it must be closed first (the kernel keeps its pages pinned until then anyway).
+/// share it may close before or after: the kernel holds its own pin on the pages until the last
+/// of them is closed.
 pub struct Umem {
     base: NonNull<u8>,
     chunks: u32,

@@ -14,6 +14,12 @@ const CHUNKS: u32 = 4096;
 /// RX and fill ring entries: every chunk fits on the fill ring, so giving one back never fails.
 const RING: u32 = 4096;
 
+/// The capture socket and the UMEM it registered. Which of the two goes first does not matter:
+/// fields drop in declaration order (socket, then this handle on the UMEM), but the kernel pins
+/// the UMEM's pages at `XDP_UMEM_REG` and lets go of them only when the last socket using them
+/// is closed, so it never writes into memory that was unmapped; and user space reaches the
+/// chunks only through a live [`Umem`], which the `Arc` keeps mapped while any holder (this
+/// socket, the AF_XDP transmit path) remains.
 pub struct Xsk {
     pub socket: XdpSocket,
     pub umem: Arc<Umem>,

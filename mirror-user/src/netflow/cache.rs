@@ -1,12 +1,3 @@
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::indexing_slicing,
-        clippy::panic
-    )
-)]
 //! The NetFlow v5 flow cache: per-flow packet and byte counters, and the rules that end a flow
 //! and turn it into a record.
 //!

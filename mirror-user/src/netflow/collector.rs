@@ -14,10 +14,34 @@ use super::{
     ipfix::data_records,
 };
 use crate::{
-    cli::NetflowVersion,
     metrics::Metrics,
     wire::netflow_v5::{Packet, SamplingMode},
 };
+
+/// A flow export format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum NetflowVersion {
+    /// NetFlow v5: IPv4 flows only.
+    V5,
+    /// IPFIX (RFC 7011), version number 10.
+    Ipfix,
+}
+
+impl NetflowVersion {
+    /// The version number in the datagram header, and in the metrics' `version` label.
+    pub const fn number(self) -> u16 {
+        match self {
+            NetflowVersion::V5 => 5,
+            NetflowVersion::Ipfix => 10,
+        }
+    }
+}
+
+impl core::fmt::Display for NetflowVersion {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{}", self.number())
+    }
+}
 
 /// Bytes of IPv4 and UDP headers, and of IPv6 and UDP headers, in front of a datagram.
 const IPV4_UDP_LEN: usize = 28;

@@ -1,12 +1,3 @@
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::indexing_slicing,
-        clippy::panic
-    )
-)]
 //! Packs flow records into IPFIX messages (RFC 7011), IPv4 and IPv6 flows alike, in two
 //! reusable buffers.
 

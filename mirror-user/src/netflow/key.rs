@@ -1,12 +1,3 @@
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::indexing_slicing,
-        clippy::panic
-    )
-)]
 //! What NetFlow v5 counts a frame under: its flow key, its layer-3 length and its TCP flags.
 
 use core::{

@@ -1,12 +1,3 @@
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::indexing_slicing,
-        clippy::panic
-    )
-)]
 //! What IPFIX counts an IPv6 frame under: the key v5 uses for IPv4 (addresses, protocol, ports,
 //! traffic class, interfaces), its layer-3 length and its TCP flags.
 //!

@@ -1,12 +1,3 @@
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::indexing_slicing,
-        clippy::panic
-    )
-)]
 //! NetFlow v5 and IPFIX: mirrored frames summarised as flow records, packed into export
 //! datagrams.
 //!

@@ -6,8 +6,11 @@ use clap::Parser as _;
 
 use super::*;
 use crate::{
-    cli::{Cli, Command, DirectionArg, OversizeArg, TunnelArg},
+    cli::{Cli, Command},
+    output::args::OversizeArg,
     replay::ReplayArgs,
+    run::args::{DirectionArg, RunArgs},
+    tunnel::TunnelKind,
 };
 
 /// Routes of a test: the remote's address to the outgoing device.
@@ -64,7 +67,7 @@ fn assert_err(args: &[&str], message: &str) {
 }
 
 /// The translation parsed by mirror's own command line (`run`), as the binary will.
-fn native_run(args: &[&str]) -> crate::cli::RunArgs {
+fn native_run(args: &[&str]) -> RunArgs {
     let native = tr(args).unwrap();
     match Cli::try_parse_from(std::iter::once("mirror".to_owned()).chain(native)) {
         Ok(Cli {
@@ -143,7 +146,7 @@ fn flannel_live_command_line() {
     assert_eq!(run.ifaces, ["veth"]);
     assert_eq!(run.direction, DirectionArg::Both);
     let out = run.output;
-    assert_eq!(out.tunnel, TunnelArg::Vxlan);
+    assert_eq!(out.tunnel, TunnelKind::Vxlan);
     assert_eq!(out.vni.to_string(), "3310");
     assert_eq!(out.vxlan_port, 4789);
     assert_eq!(out.remotes.len(), 1);
@@ -190,7 +193,7 @@ fn classic_gre_with_key_1_by_default() {
         "run --iface eth0 --tunnel gre --gre-key 1 --remote 198.18.0.2 --snaplen 2048"
     );
     let out = native_run(&["-i", "eth0", "-r", "198.18.0.2"]).output;
-    assert_eq!(out.tunnel, TunnelArg::Gre);
+    assert_eq!(out.tunnel, TunnelKind::Gre);
     assert_eq!(out.gre_key, Some(1));
     assert!(!out.gre_seq);
     out.tunnel().unwrap();
@@ -505,24 +508,24 @@ fn every_tunnel_plugin_parses_natively() {
         (
             "libproto_gre.so",
             r#"{"use_default_header": false, "enable_key": true, "key": 3, "enable_sequence": true, "sequence_begin": 0}"#,
-            TunnelArg::Gre,
+            TunnelKind::Gre,
         ),
         (
             "libproto_vxlan.so",
             r#"{"use_default_header": false, "vni": 3310}"#,
-            TunnelArg::Vxlan,
+            TunnelKind::Vxlan,
         ),
-        ("../libproto_erspan_type1.so", "{}", TunnelArg::Erspan1),
+        ("../libproto_erspan_type1.so", "{}", TunnelKind::Erspan1),
         (
             "libproto_erspan_type2.so",
             r#"{"enable_spanid": true, "spanid": 1022, "enable_sequence": true}"#,
-            TunnelArg::Erspan2,
+            TunnelKind::Erspan2,
         ),
         (
             "libproto_erspan_type3.so",
             r#"{"enable_spanid": true, "spanid": 1020, "enable_timestamp": true, "timestamp_type": 0,
             "enable_security_grp_tag": true, "security_grp_tag": 32768, "enable_hw_id": true, "hw_id": 31}"#,
-            TunnelArg::Erspan3,
+            TunnelKind::Erspan3,
         ),
     ] {
         let json = proto(params, file);

@@ -17,16 +17,15 @@
 //! one node are both mirrored. A pod whose `hostname` is set is found with `--pod-ip`. With the
 //! API ([`api`]), pods are known by namespace and name, and found here by their IPs.
 //!
-//! [`watch`] turns the node's netlink link events into re-resolutions; [`follow`] keeps the
-//! attachments in step with them and with the pods the API reports ([`wanted`]).
+//! [`wanted`] keeps the set of wanted pods in step with the API's updates. This module only
+//! finds pods: following them as they come and go, and attaching to their veths, is `mirror
+//! run`'s (`run::follow`).
 
 pub mod api;
-pub mod follow;
 pub mod name;
 pub mod netns;
 pub mod probe;
 pub mod wanted;
-pub mod watch;
 
 use std::{collections::BTreeSet, fmt, net::IpAddr, sync::Arc, time::Instant};
 
@@ -219,10 +218,7 @@ fn host_peer<'n>(inside: &Inside, node: &'n [LinkFacts]) -> Option<&'n LinkFacts
 mod tests {
     use std::path::PathBuf;
 
-    use clap::Parser as _;
-
     use super::{probe::PodLink, *};
-    use crate::cli::{Cli, Command};
 
     /// Ids as a startup gives them: in order from 0.
     fn numbered(wanted: &[Wanted]) -> Vec<(usize, Wanted)> {
@@ -374,34 +370,5 @@ mod tests {
         let mut survey = node();
         survey.inside[0].agent_nsid = None;
         assert!(matches(&wanted, &survey).is_empty());
-    }
-
-    #[test]
-    fn pod_options_replace_iface() {
-        let parse = |args: &[&str]| {
-            Cli::try_parse_from(
-                ["mirror", "run", "--remote", "198.18.0.2"]
-                    .iter()
-                    .chain(args),
-            )
-        };
-        let Command::Run(run) = parse(&["--pod", "shop/coffee", "--pod-ip", "198.19.0.2"])
-            .unwrap()
-            .command
-        else {
-            panic!("not run")
-        };
-        assert!(run.ifaces.is_empty());
-        assert_eq!(
-            run.wanted_pods(),
-            [
-                Wanted::Name("shop/coffee".parse().unwrap()),
-                Wanted::Ip("198.19.0.2".parse().unwrap())
-            ]
-        );
-        // Neither is refused by `mirror run` itself, in one line.
-        assert!(parse(&[]).is_ok());
-        assert!(parse(&["--pod", "Coffee"]).is_err());
-        assert!(parse(&["--iface", "eth0", "--pod", "coffee"]).is_ok());
     }
 }

@@ -10,7 +10,7 @@ use clap::Args;
 use super::decap::Accept;
 use crate::{
     UsageError,
-    cli::TunnelArg,
+    tunnel::TunnelKind,
     wire::{erspan::SESSION_MAX, vxlan::Vni},
 };
 
@@ -32,7 +32,7 @@ pub const DEFAULT_VXLAN_PORT: u16 = 4789;
 pub struct ReceiveArgs {
     /// Tunnel to decapsulate; packets of any other tunnel are dropped.
     #[arg(long, value_enum)]
-    pub tunnel: TunnelArg,
+    pub tunnel: TunnelKind,
 
     /// Local IPv4 or IPv6 address to receive on (0.0.0.0 or :: for all). For VxLAN also
     /// ADDR:PORT ([IPv6]:PORT), the port defaulting to --vxlan-port.
@@ -92,17 +92,18 @@ impl ReceiveArgs {
         let name = self.tunnel.name();
         let misplaced =
             |option: &str| UsageError(format!("{option} does not apply to --tunnel {name}"));
-        let vxlan = self.tunnel == TunnelArg::Vxlan;
+        let vxlan = self.tunnel == TunnelKind::Vxlan;
         if !vxlan && self.vni.is_some() {
             return Err(misplaced("--vni"));
         }
         if !vxlan && self.vxlan_port.is_some() {
             return Err(misplaced("--vxlan-port"));
         }
-        if self.tunnel != TunnelArg::Gre && self.gre_key.is_some() {
+        if self.tunnel != TunnelKind::Gre && self.gre_key.is_some() {
             return Err(misplaced("--gre-key"));
         }
-        if !matches!(self.tunnel, TunnelArg::Erspan2 | TunnelArg::Erspan3) && self.session.is_some()
+        if !matches!(self.tunnel, TunnelKind::Erspan2 | TunnelKind::Erspan3)
+            && self.session.is_some()
         {
             return Err(misplaced("--session"));
         }
@@ -140,13 +141,13 @@ impl ReceiveArgs {
             check_family(source, ip, vxlan)?;
         }
         let accept = match self.tunnel {
-            TunnelArg::Vxlan => Accept::Vxlan {
+            TunnelKind::Vxlan => Accept::Vxlan {
                 vni: self.vni.map(parse_vni).transpose()?,
             },
-            TunnelArg::Gre => Accept::Gre { key: self.gre_key },
-            TunnelArg::Erspan1 => Accept::Erspan1,
-            TunnelArg::Erspan2 => Accept::Erspan2,
-            TunnelArg::Erspan3 => Accept::Erspan3,
+            TunnelKind::Gre => Accept::Gre { key: self.gre_key },
+            TunnelKind::Erspan1 => Accept::Erspan1,
+            TunnelKind::Erspan2 => Accept::Erspan2,
+            TunnelKind::Erspan3 => Accept::Erspan3,
         };
         let mut from: Vec<IpAddr> = self.from.iter().map(IpAddr::to_canonical).collect();
         from.sort_unstable();

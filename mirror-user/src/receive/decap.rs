@@ -1,12 +1,3 @@
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::indexing_slicing,
-        clippy::panic
-    )
-)]
 //! Decapsulation: from what a socket delivers (the outer IP payload) to the inner Ethernet
 //! frame, with the wire parsers of [`crate::wire`]. Pure functions, no I/O.
 //!
@@ -72,7 +63,7 @@ impl Accept {
 
 /// Why a received packet is not written: the `reason` of the summary line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum DropReason {
+pub enum Reject {
     /// Another tunnel or protocol: a GRE protocol type, a GRE flag layout or an ERSPAN frame
     /// type that is not the one listened for.
     WrongProtocol,
@@ -89,44 +80,44 @@ pub enum DropReason {
     WrongSession,
 }
 
-impl DropReason {
+impl Reject {
     /// Every reason, in the summary's order.
-    pub const ALL: [DropReason; 6] = [
-        DropReason::WrongProtocol,
-        DropReason::BadHeader,
-        DropReason::FilteredSource,
-        DropReason::WrongVni,
-        DropReason::WrongKey,
-        DropReason::WrongSession,
+    pub const ALL: [Reject; 6] = [
+        Reject::WrongProtocol,
+        Reject::BadHeader,
+        Reject::FilteredSource,
+        Reject::WrongVni,
+        Reject::WrongKey,
+        Reject::WrongSession,
     ];
 
     /// A name for the summary line.
     pub const fn name(self) -> &'static str {
         match self {
-            DropReason::WrongProtocol => "wrong tunnel/protocol",
-            DropReason::BadHeader => "bad header",
-            DropReason::FilteredSource => "filtered source",
-            DropReason::WrongVni => "wrong VNI",
-            DropReason::WrongKey => "wrong GRE key",
-            DropReason::WrongSession => "wrong ERSPAN session",
+            Reject::WrongProtocol => "wrong tunnel/protocol",
+            Reject::BadHeader => "bad header",
+            Reject::FilteredSource => "filtered source",
+            Reject::WrongVni => "wrong VNI",
+            Reject::WrongKey => "wrong GRE key",
+            Reject::WrongSession => "wrong ERSPAN session",
         }
     }
 
-    /// The position of this reason in [`DropReason::ALL`].
+    /// The position of this reason in [`Reject::ALL`].
     pub const fn index(self) -> usize {
         self as usize
     }
 }
 
-impl fmt::Display for DropReason {
+impl fmt::Display for Reject {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
     }
 }
 
-impl From<wire::Error> for DropReason {
+impl From<wire::Error> for Reject {
     fn from(_: wire::Error) -> Self {
-        DropReason::BadHeader
+        Reject::BadHeader
     }
 }
 
@@ -149,23 +140,23 @@ pub struct Decapped<'a> {
 
 /// Decapsulate `outer_payload`, the payload of the outer IP packet (for VXLAN, of its UDP
 /// datagram), as `accept` says.
-pub fn decap(accept: Accept, outer_payload: &[u8]) -> Result<Decapped<'_>, DropReason> {
+pub fn decap(accept: Accept, outer_payload: &[u8]) -> Result<Decapped<'_>, Reject> {
     let (header, inner) = match accept {
         Accept::Vxlan { vni } => {
             let packet = vxlan::Packet::new_checked(outer_payload)?;
             let repr = vxlan::Repr::parse(&packet)?;
             if vni.is_some_and(|vni| vni != repr.vni) {
-                return Err(DropReason::WrongVni);
+                return Err(Reject::WrongVni);
             }
             (Header::Vxlan(repr), packet.payload())
         }
         Accept::Gre { key } => {
             let (repr, payload) = parse_gre(outer_payload)?;
             if repr.protocol != gre::ETHERTYPE_TEB {
-                return Err(DropReason::WrongProtocol);
+                return Err(Reject::WrongProtocol);
             }
             if key.is_some_and(|key| repr.key != Some(key)) {
-                return Err(DropReason::WrongKey);
+                return Err(Reject::WrongKey);
             }
             (Header::Gre(repr), payload)
         }
@@ -173,14 +164,14 @@ pub fn decap(accept: Accept, outer_payload: &[u8]) -> Result<Decapped<'_>, DropR
             let (repr, payload) = parse_gre(outer_payload)?;
             // Type I and II share 0x88BE: the sequence number tells Type II.
             if repr.protocol != gre::ERSPAN_I_II || repr.sequence.is_some() {
-                return Err(DropReason::WrongProtocol);
+                return Err(Reject::WrongProtocol);
             }
             (Header::Erspan1(repr), payload)
         }
         Accept::Erspan2 => {
             let (repr, payload) = parse_gre(outer_payload)?;
             if repr.protocol != gre::ERSPAN_I_II || repr.sequence.is_none() {
-                return Err(DropReason::WrongProtocol);
+                return Err(Reject::WrongProtocol);
             }
             let packet = TypeIIPacket::new_checked(payload)?;
             let erspan = TypeIIRepr::parse(&packet)?;
@@ -189,25 +180,25 @@ pub fn decap(accept: Accept, outer_payload: &[u8]) -> Result<Decapped<'_>, DropR
         Accept::Erspan3 => {
             let (repr, payload) = parse_gre(outer_payload)?;
             if repr.protocol != gre::ERSPAN_III {
-                return Err(DropReason::WrongProtocol);
+                return Err(Reject::WrongProtocol);
             }
             let packet = TypeIIIPacket::new_checked(payload)?;
             let erspan = TypeIIIRepr::parse(&packet)?;
             if erspan.frame_type != FRAME_TYPE_ETHERNET {
                 // An IP frame (FT 2) or other: not for an Ethernet pcap.
-                return Err(DropReason::WrongProtocol);
+                return Err(Reject::WrongProtocol);
             }
             (Header::Erspan3(repr, erspan), packet.payload())
         }
     };
     if inner.len() < ETHERNET_HEADER_LEN {
-        return Err(DropReason::BadHeader);
+        return Err(Reject::BadHeader);
     }
     Ok(Decapped { header, inner })
 }
 
 /// The GRE header and payload of `bytes`.
-fn parse_gre(bytes: &[u8]) -> Result<(gre::Repr, &[u8]), DropReason> {
+fn parse_gre(bytes: &[u8]) -> Result<(gre::Repr, &[u8]), Reject> {
     let packet = gre::Packet::new_checked(bytes)?;
     let repr = gre::Repr::parse(&packet)?;
     Ok((repr, packet.payload()))
@@ -216,21 +207,19 @@ fn parse_gre(bytes: &[u8]) -> Result<(gre::Repr, &[u8]), DropReason> {
 /// The payload of an IPv4 packet as an IPv4 raw socket delivers it (header included): skips
 /// IHL * 4 bytes. The kernel has checked the header and reassembled fragments already; this
 /// only guards against a length it would not deliver.
-pub fn ipv4_payload(packet: &[u8]) -> Result<&[u8], DropReason> {
-    let (&[version_ihl], _) = packet
-        .split_first_chunk::<1>()
-        .ok_or(DropReason::BadHeader)?;
+pub fn ipv4_payload(packet: &[u8]) -> Result<&[u8], Reject> {
+    let (&[version_ihl], _) = packet.split_first_chunk::<1>().ok_or(Reject::BadHeader)?;
     if version_ihl >> 4 != 4 {
-        return Err(DropReason::BadHeader);
+        return Err(Reject::BadHeader);
     }
     let header_len = usize::from(version_ihl & 0x0f) * 4;
     if header_len < 20 {
-        return Err(DropReason::BadHeader);
+        return Err(Reject::BadHeader);
     }
     if packet.get(9) != Some(&IPPROTO_GRE) {
-        return Err(DropReason::WrongProtocol);
+        return Err(Reject::WrongProtocol);
     }
-    packet.get(header_len..).ok_or(DropReason::BadHeader)
+    packet.get(header_len..).ok_or(Reject::BadHeader)
 }
 
 #[cfg(test)]
@@ -545,7 +534,7 @@ mod tests {
         bytes[last] ^= 1;
         assert_eq!(
             decap(Accept::Gre { key: None }, &bytes),
-            Err(DropReason::BadHeader)
+            Err(Reject::BadHeader)
         );
     }
 
@@ -567,9 +556,9 @@ mod tests {
                 }
                 let expected = if matches!(tunnel, Tunnel::Vxlan { .. }) {
                     // A VXLAN header read as GRE: flags 0x08 set bits 4-5, version 0.
-                    DropReason::BadHeader
+                    Reject::BadHeader
                 } else {
-                    DropReason::WrongProtocol
+                    Reject::WrongProtocol
                 };
                 assert_eq!(
                     decap(accept, &bytes),
@@ -582,17 +571,14 @@ mod tests {
         let bytes = gre_bytes(0, 0x0800, &inner);
         assert_eq!(
             decap(Accept::Gre { key: None }, &bytes),
-            Err(DropReason::WrongProtocol)
+            Err(Reject::WrongProtocol)
         );
         // ERSPAN III with FT 2 (an IP frame).
         let mut erspan = [0_u8; 12];
         erspan[0] = 0x20;
         erspan[10] = 0x08; // FT 00010
         let bytes = gre_bytes(0, gre::ERSPAN_III, &[&erspan[..], &inner].concat());
-        assert_eq!(
-            decap(Accept::Erspan3, &bytes),
-            Err(DropReason::WrongProtocol)
-        );
+        assert_eq!(decap(Accept::Erspan3, &bytes), Err(Reject::WrongProtocol));
     }
 
     #[test]
@@ -603,7 +589,7 @@ mod tests {
         bytes[0] = 0x00;
         assert_eq!(
             decap(Accept::Vxlan { vni: None }, &bytes),
-            Err(DropReason::BadHeader)
+            Err(Reject::BadHeader)
         );
         // Reserved bits are ignored (RFC 7348 §5).
         bytes[0] = 0xff;
@@ -632,7 +618,7 @@ mod tests {
                     },
                     &bytes
                 ),
-                Err(DropReason::WrongVni)
+                Err(Reject::WrongVni)
             );
         }
     }
@@ -653,13 +639,13 @@ mod tests {
         );
         assert_eq!(
             decap(Accept::Gre { key: Some(1) }, &bytes),
-            Err(DropReason::WrongKey)
+            Err(Reject::WrongKey)
         );
         let unkeyed = every_tunnel()[1];
         let bytes = outer_payload(&mut encap(&unkeyed, false), &unkeyed, false, &inner);
         assert_eq!(
             decap(Accept::Gre { key: Some(0) }, &bytes),
-            Err(DropReason::WrongKey)
+            Err(Reject::WrongKey)
         );
         assert!(decap(Accept::Gre { key: None }, &bytes).is_ok());
     }
@@ -674,11 +660,11 @@ mod tests {
             gre::ERSPAN_I_II,
             &[&[0, 0, 0, 1][..], &erspan2, &inner].concat(),
         );
-        assert_eq!(decap(Accept::Erspan2, &bytes), Err(DropReason::BadHeader));
+        assert_eq!(decap(Accept::Erspan2, &bytes), Err(Reject::BadHeader));
         let mut erspan3 = [0_u8; 12];
         erspan3[0] = 0x10; // version 1 in a Type III header
         let bytes = gre_bytes(0, gre::ERSPAN_III, &[&erspan3[..], &inner].concat());
-        assert_eq!(decap(Accept::Erspan3, &bytes), Err(DropReason::BadHeader));
+        assert_eq!(decap(Accept::Erspan3, &bytes), Err(Reject::BadHeader));
     }
 
     #[test]
@@ -691,7 +677,7 @@ mod tests {
                 let bytes = &full[..header_len + inner_len];
                 assert_eq!(
                     decap(accept_for(&tunnel), bytes),
-                    Err(DropReason::BadHeader),
+                    Err(Reject::BadHeader),
                     "{tunnel:?}, inner {inner_len}"
                 );
             }
@@ -709,7 +695,7 @@ mod tests {
                 for len in 0..bytes.len() {
                     let result = decap(accept_for(&tunnel), &bytes[..len]);
                     match result {
-                        Err(DropReason::BadHeader) => {}
+                        Err(Reject::BadHeader) => {}
                         // Cutting the inner frame is invisible to the tunnel headers.
                         Ok(decapped) => assert!(decapped.inner.len() >= ETHERNET_HEADER_LEN),
                         Err(other) => panic!("{tunnel:?} cut at {len}: {other:?}"),
@@ -790,16 +776,16 @@ mod tests {
         // Bad version, IHL below 5, IHL beyond the packet, not GRE.
         let mut bad = whole.clone();
         bad[0] = 0x65;
-        assert_eq!(ipv4_payload(&bad), Err(DropReason::BadHeader));
+        assert_eq!(ipv4_payload(&bad), Err(Reject::BadHeader));
         bad[0] = 0x44;
-        assert_eq!(ipv4_payload(&bad), Err(DropReason::BadHeader));
-        assert_eq!(ipv4_payload(&whole[..19]), Err(DropReason::BadHeader));
+        assert_eq!(ipv4_payload(&bad), Err(Reject::BadHeader));
+        assert_eq!(ipv4_payload(&whole[..19]), Err(Reject::BadHeader));
         let mut udp = whole.clone();
         udp[9] = 17;
-        assert_eq!(ipv4_payload(&udp), Err(DropReason::WrongProtocol));
+        assert_eq!(ipv4_payload(&udp), Err(Reject::WrongProtocol));
         let mut long = whole[..24].to_vec();
         long[0] = 0x4f;
-        assert_eq!(ipv4_payload(&long), Err(DropReason::BadHeader));
-        assert_eq!(ipv4_payload(&[]), Err(DropReason::BadHeader));
+        assert_eq!(ipv4_payload(&long), Err(Reject::BadHeader));
+        assert_eq!(ipv4_payload(&[]), Err(Reject::BadHeader));
     }
 }

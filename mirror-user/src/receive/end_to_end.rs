@@ -22,9 +22,8 @@ use pcap_file::{DataLink, TsResolution, pcap::PcapReader};
 use super::{socket::now_ns, *};
 use crate::{
     UsageError,
-    cli::TunnelArg,
     tunnel::{
-        CopyMeta, Encap, Granularity, Tunnel,
+        CopyMeta, Encap, Granularity, Tunnel, TunnelKind,
         testing::{inner_frame, packet, tagged_frame},
     },
     wire::vxlan::Vni,
@@ -132,9 +131,9 @@ fn vxlan_over_udp_on_loopback() {
     let after = now_ns();
     assert_eq!(stats.received, 6, "{stats}");
     assert_eq!(stats.written, 3);
-    assert_eq!(stats.dropped(DropReason::WrongVni), 1);
-    assert_eq!(stats.dropped(DropReason::BadHeader), 1);
-    assert_eq!(stats.dropped(DropReason::FilteredSource), 1);
+    assert_eq!(stats.dropped(Reject::WrongVni), 1);
+    assert_eq!(stats.dropped(Reject::BadHeader), 1);
+    assert_eq!(stats.dropped(Reject::FilteredSource), 1);
     assert_eq!(stats.dropped_total(), 3);
     let records = read_pcap(&path);
     assert_eq!(records.len(), 3);
@@ -271,8 +270,8 @@ fn gre_over_a_raw_ipv4_socket_with_a_fragmented_packet() {
     let after = now_ns();
     assert_eq!(stats.received, 5, "{stats}");
     assert_eq!(stats.written, 3);
-    assert_eq!(stats.dropped(DropReason::WrongKey), 1);
-    assert_eq!(stats.dropped(DropReason::WrongProtocol), 1);
+    assert_eq!(stats.dropped(Reject::WrongKey), 1);
+    assert_eq!(stats.dropped(Reject::WrongProtocol), 1);
     let records = read_pcap(&path);
     assert_eq!(records.len(), 3);
     for ((ns, data), frame) in records.iter().zip(&frames) {
@@ -377,7 +376,7 @@ fn sigterm_child() {
         return;
     };
     let args = ReceiveArgs {
-        tunnel: TunnelArg::Vxlan,
+        tunnel: TunnelKind::Vxlan,
         listen: "127.0.0.1:0".into(),
         vxlan_port: None,
         from: Vec::new(),
@@ -467,37 +466,44 @@ fn bad_input_is_a_usage_error() {
     let scratch_file = scratch("never.pcap");
     let write = scratch_file.to_str().unwrap();
     let cases = [
-        (args(TunnelArg::Vxlan, "nowhere", write), "--listen nowhere"),
+        (
+            args(TunnelKind::Vxlan, "nowhere", write),
+            "--listen nowhere",
+        ),
         (
             ReceiveArgs {
                 vni: Some(1 << 24),
-                ..args(TunnelArg::Vxlan, "127.0.0.1:0", write)
+                ..args(TunnelKind::Vxlan, "127.0.0.1:0", write)
             },
             "--vni 16777216",
         ),
         (
             ReceiveArgs {
                 vni: Some(1),
-                ..args(TunnelArg::Gre, "127.0.0.1", write)
+                ..args(TunnelKind::Gre, "127.0.0.1", write)
             },
             "--vni does not apply to --tunnel gre",
         ),
         (
-            args(TunnelArg::Vxlan, "192.0.2.1:0", write),
+            args(TunnelKind::Vxlan, "192.0.2.1:0", write),
             "--listen 192.0.2.1: not an address of this host",
         ),
         (
-            args(TunnelArg::Vxlan, "127.0.0.1:0", "/nonexistent-dir/x.pcap"),
+            args(TunnelKind::Vxlan, "127.0.0.1:0", "/nonexistent-dir/x.pcap"),
             "--write /nonexistent-dir/x.pcap",
         ),
         (
-            args(TunnelArg::Vxlan, "127.0.0.1:0", "/nonexistent-dir/x.pcapng"),
+            args(
+                TunnelKind::Vxlan,
+                "127.0.0.1:0",
+                "/nonexistent-dir/x.pcapng",
+            ),
             "--write /nonexistent-dir/x.pcapng",
         ),
         (
             ReceiveArgs {
                 session: Some(3),
-                ..args(TunnelArg::Erspan1, "127.0.0.1", write)
+                ..args(TunnelKind::Erspan1, "127.0.0.1", write)
             },
             "--session does not apply to --tunnel erspan1",
         ),

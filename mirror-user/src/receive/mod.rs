@@ -7,7 +7,7 @@
 //! |---|---|
 //! | `args.rs` | the options and their checking into a [`Config`] |
 //! | `socket.rs` | the UDP or raw socket, receive times, outer IP fragments (the kernel's) |
-//! | `decap.rs` | [`decap`]: outer payload to inner frame, or a [`DropReason`] |
+//! | `decap.rs` | [`decap`]: outer payload to inner frame, or a [`Reject`] |
 //! | `timestamp.rs` | the pcap time of a frame (ERSPAN III header times) |
 //! | `output.rs` | pcap or pcapng, by the file's extension |
 //! | `pcap_out.rs` | the pcap file |
@@ -36,7 +36,7 @@ use anyhow::Context as _;
 
 pub use self::{
     args::{Config, DEFAULT_VXLAN_PORT, ReceiveArgs},
-    decap::{Accept, Decapped, DropReason, Header, decap},
+    decap::{Accept, Decapped, Header, Reject, decap},
     stats::Stats,
     timestamp::frame_time_ns,
 };
@@ -129,12 +129,12 @@ struct Packet<'a> {
 
 impl<'a> Packet<'a> {
     /// Filter on the source, then decapsulate.
-    fn decap(&self, config: &Config) -> Result<Decapped<'a>, DropReason> {
+    fn decap(&self, config: &Config) -> Result<Decapped<'a>, Reject> {
         if !config.from.is_empty() && !config.from.contains(&self.source) {
-            return Err(DropReason::FilteredSource);
+            return Err(Reject::FilteredSource);
         }
         if self.truncated {
-            return Err(DropReason::BadHeader);
+            return Err(Reject::BadHeader);
         }
         let payload = if self.ip_header {
             decap::ipv4_payload(self.bytes)?
@@ -145,7 +145,7 @@ impl<'a> Packet<'a> {
         if let Some(session) = config.session
             && erspan_session(&decapped.header) != Some(session)
         {
-            return Err(DropReason::WrongSession);
+            return Err(Reject::WrongSession);
         }
         Ok(decapped)
     }

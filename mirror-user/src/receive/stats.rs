@@ -2,7 +2,7 @@
 
 use core::fmt;
 
-use super::decap::DropReason;
+use super::decap::Reject;
 
 /// Packets received, frames written and packets dropped by reason.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -11,19 +11,19 @@ pub struct Stats {
     pub received: u64,
     /// Inner frames written to the pcap file.
     pub written: u64,
-    dropped: [u64; DropReason::ALL.len()],
+    dropped: [u64; Reject::ALL.len()],
 }
 
 impl Stats {
     /// Count a packet dropped for `reason`.
-    pub fn add_drop(&mut self, reason: DropReason) {
+    pub fn add_drop(&mut self, reason: Reject) {
         if let Some(count) = self.dropped.get_mut(reason.index()) {
             *count += 1;
         }
     }
 
     /// Packets dropped for `reason`.
-    pub fn dropped(&self, reason: DropReason) -> u64 {
+    pub fn dropped(&self, reason: Reject) -> u64 {
         self.dropped.get(reason.index()).copied().unwrap_or(0)
     }
 
@@ -44,7 +44,7 @@ impl fmt::Display for Stats {
             self.written,
             self.dropped_total()
         )?;
-        let mut reasons = DropReason::ALL
+        let mut reasons = Reject::ALL
             .iter()
             .map(|&reason| (reason, self.dropped(reason)))
             .filter(|&(_, count)| count > 0)
@@ -69,7 +69,7 @@ mod tests {
 
     #[test]
     fn reasons_have_their_own_slots() {
-        for (i, reason) in DropReason::ALL.iter().enumerate() {
+        for (i, reason) in Reject::ALL.iter().enumerate() {
             assert_eq!(reason.index(), i);
         }
     }
@@ -83,13 +83,13 @@ mod tests {
         );
         stats.received = 9;
         stats.written = 4;
-        stats.add_drop(DropReason::WrongKey);
-        stats.add_drop(DropReason::BadHeader);
-        stats.add_drop(DropReason::BadHeader);
-        stats.add_drop(DropReason::FilteredSource);
-        stats.add_drop(DropReason::WrongProtocol);
-        assert_eq!(stats.dropped(DropReason::BadHeader), 2);
-        assert_eq!(stats.dropped(DropReason::WrongVni), 0);
+        stats.add_drop(Reject::WrongKey);
+        stats.add_drop(Reject::BadHeader);
+        stats.add_drop(Reject::BadHeader);
+        stats.add_drop(Reject::FilteredSource);
+        stats.add_drop(Reject::WrongProtocol);
+        assert_eq!(stats.dropped(Reject::BadHeader), 2);
+        assert_eq!(stats.dropped(Reject::WrongVni), 0);
         assert_eq!(stats.dropped_total(), 5);
         assert_eq!(
             stats.to_string(),

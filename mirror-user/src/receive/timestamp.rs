@@ -1,12 +1,3 @@
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::indexing_slicing,
-        clippy::panic
-    )
-)]
 //! The pcap timestamp of a received frame.
 //!
 //! The receive time (the kernel's, `SO_TIMESTAMPNS`), except for ERSPAN III, whose header

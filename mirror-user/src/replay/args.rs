@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::pacing::Pace;
-use crate::cli::OutputArgs;
+use crate::output::args::OutputArgs;
 
 #[derive(Debug, Args)]
 pub struct ReplayArgs {

@@ -1,12 +1,3 @@
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::indexing_slicing,
-        clippy::panic
-    )
-)]
 //! A batch of frames read from the file: one arena holds their bytes, reused from batch to
 //! batch, so once it has grown to the largest batch nothing is allocated per packet. The
 //! frames stay put while the sender holds them, until the next [`Batch::fill`].

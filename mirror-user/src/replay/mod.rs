@@ -40,9 +40,9 @@ use self::{
 };
 use crate::{
     UsageError,
-    cli::SendPathArg,
     metrics::{self, DropReason, Metrics},
-    output::{self, Target, flow_export, resolve_remotes, sender},
+    output::{self, args::SendPathArg, flow_export, resolve_remotes, sender},
+    remote::Remote,
     transmit,
 };
 
@@ -56,12 +56,12 @@ pub fn replay(args: &ReplayArgs) -> anyhow::Result<()> {
         )
         .into());
     }
-    let targets = resolve_remotes(&args.output)?;
+    let remotes = resolve_remotes(&args.output)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the tokio runtime")?;
-    runtime.block_on(replay_async(args, reader, len, &targets))
+    runtime.block_on(replay_async(args, reader, len, &remotes))
 }
 
 /// Opens the capture and reads its header; returns the reader and the file's length (0 when
@@ -105,7 +105,7 @@ async fn replay_async(
     args: &ReplayArgs,
     reader: Reader<File>,
     len: u64,
-    targets: &[Target],
+    remotes: &[Remote],
 ) -> anyhow::Result<()> {
     let metrics = Metrics::new()?;
     let _server = match args.output.metrics {
@@ -113,10 +113,10 @@ async fn replay_async(
         None => None,
     };
     let filter = output::filter(&args.output)?;
-    let mut sender = sender(&args.output, targets, &metrics)?;
+    let mut sender = sender(&args.output, remotes, &metrics)?;
     let af_xdp = args.output.send_path == SendPathArg::AfXdp;
-    let remotes: Vec<_> = targets.iter().map(|t| (t.addr.ip(), t.label())).collect();
-    let follow = transmit::start_own_umem(af_xdp, &mut sender, &remotes, &metrics).await?;
+    let labelled: Vec<_> = remotes.iter().map(|r| (r.addr.ip(), r.label())).collect();
+    let follow = transmit::start_own_umem(af_xdp, &mut sender, &labelled, &metrics).await?;
     let name = args.file_name();
     let (packets, bytes) = metrics.captured(&args.iface_label(), "ingress");
     let mut player = Player {

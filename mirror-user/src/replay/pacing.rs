@@ -1,12 +1,3 @@
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::indexing_slicing,
-        clippy::panic
-    )
-)]
 //! When each packet of a replay is due, and waiting for it.
 //!
 //! Due times are nanoseconds after the replay started, pure arithmetic on the packets'

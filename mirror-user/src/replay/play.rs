@@ -1,12 +1,3 @@
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::indexing_slicing,
-        clippy::panic
-    )
-)]
 //! The replay loop: batches of frames from the file into the sender, paced, pass after pass.
 //! Like the capture thread: a batch of up to [`BATCH`] frames is pushed, then flushed with one
 //! `sendmmsg`, and the counters are updated once per batch.

@@ -1,12 +1,3 @@
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::indexing_slicing,
-        clippy::panic
-    )
-)]
 //! Capture files into Ethernet frames: pcap (micro- or nanosecond timestamps, either byte
 //! order) and pcapng (any number of sections and interfaces, each interface's timestamp
 //! resolution and offset), told apart by their magic number.

@@ -5,9 +5,9 @@
 //! scanned once for the veths.
 use anyhow::Context as _;
 
+use super::args::RunArgs;
 use crate::{
     UsageError,
-    cli::RunArgs,
     pod::{
         self, Resolution, Wanted,
         api::{

@@ -71,7 +71,7 @@ pub struct XdpPath {
 }
 
 /// The destination fields the next hop decides.
-pub struct DestinationView<'a> {
+pub struct RemoteView<'a> {
     pub encap: &'a mut Encap,
     pub addr: SocketAddr,
     pub max_inner: &'a mut usize,
@@ -108,7 +108,7 @@ impl XdpPath {
     }
 
     /// Takes the next hops in when the table changed: one atomic load otherwise.
-    pub fn refresh<'a>(&mut self, destinations: impl Iterator<Item = DestinationView<'a>>) {
+    pub fn refresh<'a>(&mut self, destinations: impl Iterator<Item = RemoteView<'a>>) {
         let version = self.table.version();
         if version == self.version {
             return;

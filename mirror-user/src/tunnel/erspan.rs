@@ -1,12 +1,3 @@
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::indexing_slicing,
-        clippy::panic
-    )
-)]
 //! The ERSPAN Type II and III headers, after a GRE header with a sequence number.
 //!
 //! Per packet, from the inner frame: VLAN and COS are its own 802.1Q tag's VID and priority

@@ -1,12 +1,3 @@
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::indexing_slicing,
-        clippy::panic
-    )
-)]
 //! The GRE header of the GRE (Transparent Ethernet Bridging) and ERSPAN tunnels: written once
 //! into the template; per packet only the sequence number changes. The checksum (C) is never
 //! used: it would cost a pass over every inner frame, and neither Linux's `gretap`/`erspan`

@@ -1,12 +1,3 @@
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::indexing_slicing,
-        clippy::panic
-    )
-)]
 //! Outer headers of the tunnels that carry the copies to remote analysers.
 //!
 //! One [`Encap`] per remote writes, per copy, every header in front of the inner Ethernet
@@ -27,6 +18,7 @@
 mod erspan;
 pub mod fragment;
 mod gre;
+mod kind;
 mod outer;
 mod vxlan;
 
@@ -34,6 +26,7 @@ use core::net::IpAddr;
 
 use etherparse::IpNumber;
 
+pub use self::kind::TunnelKind;
 use self::outer::OuterIp;
 pub use crate::wire::erspan::Granularity;
 use crate::{

@@ -1,12 +1,3 @@
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::indexing_slicing,
-        clippy::panic
-    )
-)]
 //! The outer IP header of every tunnel, IPv4 (RFC 791) or IPv6 (RFC 8200): a template written
 //! once per remote, then patched per packet with the lengths, the IPv4 checksum or the IPv6
 //! flow label.

@@ -1,12 +1,3 @@
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::indexing_slicing,
-        clippy::panic
-    )
-)]
 //! The VXLAN part of a copy's outer headers: UDP (8) + VXLAN (8) after the outer IP header, in
 //! front of the inner Ethernet frame.
 //!

@@ -1,12 +1,3 @@
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::indexing_slicing,
-        clippy::panic
-    )
-)]
 //! ERSPAN headers: Type II (version 1) and Type III (version 2), after a GRE header.
 //!
 //! Bit layouts as in Linux's `include/net/erspan.h` (which draws them from
@@ -132,12 +123,9 @@ mod field {
 }
 
 /// Accessors of the first word, which both versions share. Callers guarantee 4 bytes.
-#[cfg_attr(
-    not(test),
-    expect(
-        clippy::indexing_slicing,
-        reason = "both views' check_len guarantee at least the first word"
-    )
+#[expect(
+    clippy::indexing_slicing,
+    reason = "both views' check_len guarantee at least the first word"
 )]
 mod base {
     use core::ops::Range;
@@ -337,12 +325,9 @@ pub struct TypeIIPacket<T: AsRef<[u8]>> {
     buffer: T,
 }
 
-#[cfg_attr(
-    not(test),
-    expect(
-        clippy::indexing_slicing,
-        reason = "smoltcp contract: every field lies within the 8 bytes check_len guarantees"
-    )
+#[expect(
+    clippy::indexing_slicing,
+    reason = "smoltcp contract: every field lies within the 8 bytes check_len guarantees"
 )]
 impl<T: AsRef<[u8]>> TypeIIPacket<T> {
     /// Imbue a raw octet buffer with Type II header structure, without checking its length.
@@ -419,12 +404,9 @@ impl<T: AsRef<[u8]>> TypeIIPacket<T> {
     }
 }
 
-#[cfg_attr(
-    not(test),
-    expect(
-        clippy::indexing_slicing,
-        reason = "smoltcp contract: the payload starts at 8, which check_len guarantees"
-    )
+#[expect(
+    clippy::indexing_slicing,
+    reason = "smoltcp contract: the payload starts at 8, which check_len guarantees"
 )]
 impl<'a, T: AsRef<[u8]> + ?Sized> TypeIIPacket<&'a T> {
     /// Return the payload: the mirrored Ethernet frame.
@@ -434,12 +416,9 @@ impl<'a, T: AsRef<[u8]> + ?Sized> TypeIIPacket<&'a T> {
     }
 }
 
-#[cfg_attr(
-    not(test),
-    expect(
-        clippy::indexing_slicing,
-        reason = "smoltcp contract: every field lies within the 8 bytes check_len guarantees"
-    )
+#[expect(
+    clippy::indexing_slicing,
+    reason = "smoltcp contract: every field lies within the 8 bytes check_len guarantees"
 )]
 impl<T: AsRef<[u8]> + AsMut<[u8]>> TypeIIPacket<T> {
     /// Set the version (4 bits).
@@ -505,12 +484,9 @@ pub struct TypeIIIPacket<T: AsRef<[u8]>> {
     buffer: T,
 }
 
-#[cfg_attr(
-    not(test),
-    expect(
-        clippy::indexing_slicing,
-        reason = "smoltcp contract: every field lies within header_len, which check_len guarantees"
-    )
+#[expect(
+    clippy::indexing_slicing,
+    reason = "smoltcp contract: every field lies within header_len, which check_len guarantees"
 )]
 impl<T: AsRef<[u8]>> TypeIIIPacket<T> {
     /// Imbue a raw octet buffer with Type III header structure, without checking its length.
@@ -666,12 +642,9 @@ impl<T: AsRef<[u8]>> TypeIIIPacket<T> {
     }
 }
 
-#[cfg_attr(
-    not(test),
-    expect(
-        clippy::indexing_slicing,
-        reason = "smoltcp contract: the payload starts at header_len, which check_len guarantees"
-    )
+#[expect(
+    clippy::indexing_slicing,
+    reason = "smoltcp contract: the payload starts at header_len, which check_len guarantees"
 )]
 impl<'a, T: AsRef<[u8]> + ?Sized> TypeIIIPacket<&'a T> {
     /// Return the payload: the mirrored frame.
@@ -681,12 +654,9 @@ impl<'a, T: AsRef<[u8]> + ?Sized> TypeIIIPacket<&'a T> {
     }
 }
 
-#[cfg_attr(
-    not(test),
-    expect(
-        clippy::indexing_slicing,
-        reason = "smoltcp contract: every field lies within header_len, which check_len guarantees"
-    )
+#[expect(
+    clippy::indexing_slicing,
+    reason = "smoltcp contract: every field lies within header_len, which check_len guarantees"
 )]
 impl<T: AsRef<[u8]> + AsMut<[u8]>> TypeIIIPacket<T> {
     /// Set the version (4 bits).

@@ -1,12 +1,3 @@
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::indexing_slicing,
-        clippy::panic
-    )
-)]
 //! GRE header (RFC 2784), with the key and sequence number of RFC 2890.
 //!
 //! ```text
@@ -86,12 +77,9 @@ mod field {
     }
 }
 
-#[cfg_attr(
-    not(test),
-    expect(
-        clippy::indexing_slicing,
-        reason = "smoltcp contract: every field lies within header_len, which check_len guarantees"
-    )
+#[expect(
+    clippy::indexing_slicing,
+    reason = "smoltcp contract: every field lies within header_len, which check_len guarantees"
 )]
 impl<T: AsRef<[u8]>> Packet<T> {
     /// Imbue a raw octet buffer with GRE header structure, without checking its length.
@@ -217,12 +205,9 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 }
 
-#[cfg_attr(
-    not(test),
-    expect(
-        clippy::indexing_slicing,
-        reason = "smoltcp contract: the payload starts at header_len, which check_len guarantees"
-    )
+#[expect(
+    clippy::indexing_slicing,
+    reason = "smoltcp contract: the payload starts at header_len, which check_len guarantees"
 )]
 impl<'a, T: AsRef<[u8]> + ?Sized> Packet<&'a T> {
     /// Return the payload: what follows the optional words.
@@ -232,12 +217,9 @@ impl<'a, T: AsRef<[u8]> + ?Sized> Packet<&'a T> {
     }
 }
 
-#[cfg_attr(
-    not(test),
-    expect(
-        clippy::indexing_slicing,
-        reason = "smoltcp contract: every field lies within header_len, which check_len guarantees"
-    )
+#[expect(
+    clippy::indexing_slicing,
+    reason = "smoltcp contract: every field lies within header_len, which check_len guarantees"
 )]
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// Set the first 16 bits: flags, reserved bits and version. Set them before the optional

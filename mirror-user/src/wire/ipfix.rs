@@ -1,12 +1,3 @@
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::indexing_slicing,
-        clippy::panic
-    )
-)]
 //! IPFIX (RFC 7011) messages: a 16-byte header, then sets, each a 4-byte set header and
 //! records; all fields in network byte order.
 //!

@@ -26,15 +26,6 @@ pub type Result<T> = core::result::Result<T, Error>;
 /// every part but the last has an even length, so headers can be summed once into a template
 /// and only the per-packet parts summed again.
 pub mod checksum {
-    #![cfg_attr(
-        not(test),
-        deny(
-            clippy::unwrap_used,
-            clippy::expect_used,
-            clippy::indexing_slicing,
-            clippy::panic
-        )
-    )]
 
     /// Bytes summed per block before the block's sum joins the total: 2^18 32-bit words of
     /// at most 2^32 - 1 each stay below 2^50, far from overflowing the `u64` accumulator.

@@ -1,12 +1,3 @@
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::indexing_slicing,
-        clippy::panic
-    )
-)]
 //! NetFlow version 5 export datagram: a 24-byte header followed by up to 30 flow records of 48
 //! bytes each, all fields in network byte order. The layout is Cisco's published one
 //! ("NetFlow Export Datagram Format", version 5), which every collector reads.
@@ -165,12 +156,9 @@ pub struct Packet<T: AsRef<[u8]>> {
     buffer: T,
 }
 
-#[cfg_attr(
-    not(test),
-    expect(
-        clippy::indexing_slicing,
-        reason = "smoltcp contract: every header field lies within HEADER_LEN, which check_len guarantees"
-    )
+#[expect(
+    clippy::indexing_slicing,
+    reason = "smoltcp contract: every header field lies within HEADER_LEN, which check_len guarantees"
 )]
 impl<T: AsRef<[u8]>> Packet<T> {
     /// Imbue a raw octet buffer with NetFlow v5 structure, without checking its length.
@@ -269,12 +257,9 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 }
 
-#[cfg_attr(
-    not(test),
-    expect(
-        clippy::indexing_slicing,
-        reason = "smoltcp contract: the records start at HEADER_LEN, which check_len guarantees"
-    )
+#[expect(
+    clippy::indexing_slicing,
+    reason = "smoltcp contract: the records start at HEADER_LEN, which check_len guarantees"
 )]
 impl<'a, T: AsRef<[u8]> + ?Sized> Packet<&'a T> {
     /// Return the bytes after the header.
@@ -298,12 +283,9 @@ impl<'a, T: AsRef<[u8]> + ?Sized> Packet<&'a T> {
     }
 }
 
-#[cfg_attr(
-    not(test),
-    expect(
-        clippy::indexing_slicing,
-        reason = "smoltcp contract: every header field lies within HEADER_LEN, which check_len guarantees"
-    )
+#[expect(
+    clippy::indexing_slicing,
+    reason = "smoltcp contract: every header field lies within HEADER_LEN, which check_len guarantees"
 )]
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// Set the format version.
@@ -379,12 +361,9 @@ pub struct Record<T: AsRef<[u8]>> {
     buffer: T,
 }
 
-#[cfg_attr(
-    not(test),
-    expect(
-        clippy::indexing_slicing,
-        reason = "smoltcp contract: every record field lies within RECORD_LEN, which check_len guarantees"
-    )
+#[expect(
+    clippy::indexing_slicing,
+    reason = "smoltcp contract: every record field lies within RECORD_LEN, which check_len guarantees"
 )]
 impl<T: AsRef<[u8]>> Record<T> {
     /// Imbue a raw octet buffer with flow record structure, without checking its length.
@@ -538,12 +517,9 @@ impl<T: AsRef<[u8]>> Record<T> {
     }
 }
 
-#[cfg_attr(
-    not(test),
-    expect(
-        clippy::indexing_slicing,
-        reason = "smoltcp contract: every record field lies within RECORD_LEN, which check_len guarantees"
-    )
+#[expect(
+    clippy::indexing_slicing,
+    reason = "smoltcp contract: every record field lies within RECORD_LEN, which check_len guarantees"
 )]
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Record<T> {
     /// Set the source address.

@@ -1,12 +1,3 @@
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::indexing_slicing,
-        clippy::panic
-    )
-)]
 //! VXLAN header (RFC 7348 §5).
 //!
 //! ```text
@@ -45,12 +36,9 @@ pub const HEADER_LEN: usize = 8;
 /// The I flag: the VNI field is valid. The only flag RFC 7348 defines.
 pub const FLAG_VNI: u8 = 0x08;
 
-#[cfg_attr(
-    not(test),
-    expect(
-        clippy::indexing_slicing,
-        reason = "smoltcp contract: every field lies within HEADER_LEN, which check_len guarantees"
-    )
+#[expect(
+    clippy::indexing_slicing,
+    reason = "smoltcp contract: every field lies within HEADER_LEN, which check_len guarantees"
 )]
 impl<T: AsRef<[u8]>> Packet<T> {
     /// Imbue a raw octet buffer with VXLAN header structure, without checking its length.
@@ -97,12 +85,9 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 }
 
-#[cfg_attr(
-    not(test),
-    expect(
-        clippy::indexing_slicing,
-        reason = "smoltcp contract: the payload starts at HEADER_LEN, which check_len guarantees"
-    )
+#[expect(
+    clippy::indexing_slicing,
+    reason = "smoltcp contract: the payload starts at HEADER_LEN, which check_len guarantees"
 )]
 impl<'a, T: AsRef<[u8]> + ?Sized> Packet<&'a T> {
     /// Return the payload: the inner Ethernet frame.
@@ -112,12 +97,9 @@ impl<'a, T: AsRef<[u8]> + ?Sized> Packet<&'a T> {
     }
 }
 
-#[cfg_attr(
-    not(test),
-    expect(
-        clippy::indexing_slicing,
-        reason = "smoltcp contract: every field lies within HEADER_LEN, which check_len guarantees"
-    )
+#[expect(
+    clippy::indexing_slicing,
+    reason = "smoltcp contract: every field lies within HEADER_LEN, which check_len guarantees"
 )]
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// Set the flags byte.

@@ -1,12 +1,3 @@
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::indexing_slicing,
-        clippy::panic
-    )
-)]
 //! 802.11 data frames (`LINKTYPE_IEEE802_11`, and behind a radiotap header
 //! `LINKTYPE_IEEE802_11_RADIOTAP`) as Ethernet frames: the addresses the To/From DS bits name
 //! as destination and source, the EtherType of the LLC/SNAP header. Management and control

@@ -1,12 +1,3 @@
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::indexing_slicing,
-        clippy::panic
-    )
-)]
 //! The file, read in large chunks into one buffer that is reused, so that every record or
 //! block can be handed to pcap-file whole, as one slice.
 

@@ -1,12 +1,3 @@
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::indexing_slicing,
-        clippy::panic
-    )
-)]
 //! pcapng: sections and interface descriptions followed, packets read from Enhanced, Simple and
 //! (obsolete) Packet Blocks with each interface's link type, timestamp resolution
 //! (`if_tsresol`) and offset (`if_tsoffset`); other blocks skipped.

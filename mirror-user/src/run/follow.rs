@@ -18,12 +18,15 @@ use std::{
 
 use tokio::sync::oneshot;
 
-use super::{Found, Resolution, api::PodUpdate, wanted::WantedSet, watch::LinkEvent};
+use super::links::LinkEvent;
 use crate::{
     capture::{IfaceCounters, IfaceTable},
-    kernel::programs::{MirrorLinks, Programs},
-    kernel::veth,
+    kernel::{
+        programs::{MirrorLinks, Programs},
+        veth,
+    },
     metrics::{DetachReason, Metrics},
+    pod::{self, Found, Resolution, api::PodUpdate, wanted::WantedSet},
 };
 
 /// Quiet time after a link event before scanning: a CNI sets a veth up in several steps.
@@ -262,7 +265,7 @@ impl Follower {
     pub fn start_scan(&mut self) -> anyhow::Result<()> {
         self.next_scan = None;
         self.last_scan = Instant::now();
-        self.scanning = Some(super::resolve(self.wanted.snapshot())?);
+        self.scanning = Some(pod::resolve(self.wanted.snapshot())?);
         Ok(())
     }
 

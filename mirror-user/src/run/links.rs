@@ -10,7 +10,7 @@ use rtnetlink::{
 };
 use tokio::task::JoinHandle;
 
-use super::probe::LinkFacts;
+use crate::pod::probe::LinkFacts;
 
 /// A change of a link in the agent's namespace.
 #[derive(Clone, Debug, PartialEq, Eq)]

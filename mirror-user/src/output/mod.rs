@@ -1,5 +1,7 @@
 //! Where copies go: the remotes, their tunnels and routes, and the sender that serves them.
-//! Shared by `mirror run` and `mirror replay`.
+//! Shared by `mirror run` and `mirror replay`; [`args`] holds their options.
+pub mod args;
+
 use std::{
     net::{IpAddr, SocketAddr},
     time::Duration,
@@ -7,39 +9,22 @@ use std::{
 
 use anyhow::Context as _;
 
+use self::args::{BalanceArg, OutputArgs, OversizeArg};
 use crate::{
     UsageError,
     capture::BATCH,
-    cli::{BalanceArg, OutputArgs, OversizeArg},
     filter::Filter,
     metrics::{DropReason, Metrics},
     netflow::collector::{Collectors, FlowExport, FlowSettings},
-    remote::{Route, route_to},
-    send::{Balance, Destination, Oversize, SendCounters, SendOptions, Sender},
+    remote::{Remote, route_to},
+    send::{Balance, Oversize, RemoteEncap, SendCounters, SendOptions, Sender},
     tunnel::{Encap, Tunnel},
 };
 
-/// A remote with its tunnel and what the kernel's routes say about it.
-pub struct Target {
-    pub addr: SocketAddr,
-    pub tunnel: Tunnel,
-    pub route: Route,
-}
-
-impl Target {
-    /// The `remote` label: `IP:PORT` for VxLAN, `IP` for the GRE family (no ports).
-    pub fn label(&self) -> String {
-        match self.tunnel {
-            Tunnel::Vxlan { .. } => self.addr.to_string(),
-            _ => self.addr.ip().to_string(),
-        }
-    }
-}
-
 /// Checks every `--remote` and asks the kernel for its route.
-pub fn resolve_remotes(args: &OutputArgs) -> anyhow::Result<Vec<Target>> {
+pub fn resolve_remotes(args: &OutputArgs) -> anyhow::Result<Vec<Remote>> {
     let tunnel = args.tunnel().map_err(UsageError)?;
-    let mut targets = Vec::new();
+    let mut resolved = Vec::new();
     for remote in &args.remotes {
         let unicast = match remote.ip {
             IpAddr::V4(ip) => !(ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast()),
@@ -64,13 +49,13 @@ pub fn resolve_remotes(args: &OutputArgs) -> anyhow::Result<Vec<Target>> {
         let addr = SocketAddr::new(remote.ip, port);
         let route =
             route_to(addr).with_context(|| format!("finding the route to remote {remote}"))?;
-        targets.push(Target {
+        resolved.push(Remote {
             addr,
             tunnel,
             route,
         });
     }
-    Ok(targets)
+    Ok(resolved)
 }
 
 /// The compiled `--filter`, if one is given; a bad expression is a usage error.
@@ -101,18 +86,18 @@ pub fn flow_export(args: &OutputArgs, metrics: &Metrics) -> anyhow::Result<Optio
 }
 
 /// The sender for these remotes, with the size and balancing options.
-pub fn sender(args: &OutputArgs, targets: &[Target], metrics: &Metrics) -> anyhow::Result<Sender> {
+pub fn sender(args: &OutputArgs, remotes: &[Remote], metrics: &Metrics) -> anyhow::Result<Sender> {
     let tunnel = args.tunnel.name();
-    let mut destinations = Vec::new();
-    for target in targets {
-        let (sent_packets, sent_bytes) = metrics.sent(tunnel, &target.label());
-        let encap = Encap::new(&target.tunnel, target.route.source, target.addr.ip())
-            .map_err(|e| UsageError(format!("--remote {}: {e}", target.addr.ip())))?;
-        destinations.push(Destination {
-            max_inner: encap.max_inner_len(target.route.mtu),
-            mtu: target.route.mtu as usize,
+    let mut encaps = Vec::new();
+    for remote in remotes {
+        let (sent_packets, sent_bytes) = metrics.sent(tunnel, &remote.label());
+        let encap = Encap::new(&remote.tunnel, remote.route.source, remote.addr.ip())
+            .map_err(|e| UsageError(format!("--remote {}: {e}", remote.addr.ip())))?;
+        encaps.push(RemoteEncap {
+            max_inner: encap.max_inner_len(remote.route.mtu),
+            mtu: remote.route.mtu as usize,
             encap,
-            addr: target.addr,
+            addr: remote.addr,
             sent_packets,
             sent_bytes,
         });
@@ -136,6 +121,6 @@ pub fn sender(args: &OutputArgs, targets: &[Target], metrics: &Metrics) -> anyho
         truncated_mtu: metrics.truncated("mtu"),
         fragmented: metrics.fragmented.clone(),
     };
-    Sender::new(destinations, options, counters, BATCH, args.agent_mark)
+    Sender::new(encaps, options, counters, BATCH, args.agent_mark)
         .context("opening the raw send sockets")
 }
