@@ -34,9 +34,10 @@ use rtnetlink::{
 
 use super::{Found, Resolution, Wanted, probe::LinkFacts};
 
-/// How long a probe may take to bring the pod's answer: the first request leaves at once, and
-/// a pod on the bridge answers in well under a millisecond; this leaves room for one resend.
-const PROBE_WAIT: Duration = Duration::from_millis(1200);
+/// How long a probe may take to bring the pod's answer: the request leaves at once, and a pod
+/// on the bridge answers in well under a millisecond. A pod not up yet is asked again by the
+/// next scan (the follower's back-off), not by the kernel's own resends a second apart.
+const PROBE_WAIT: Duration = Duration::from_millis(250);
 /// How often the tables are read again while waiting for an answer.
 const PROBE_POLL: Duration = Duration::from_millis(10);
 
@@ -269,14 +270,16 @@ async fn on_bridge(
     if let Some(found) = port_of(handle, links, bridge, entry.as_ref()).await? {
         return Ok(found);
     }
-    // A MAC behind no port is a pod that is gone (its veth deleted); the entry would stay
-    // "usable" for minutes, so it goes, and the kernel resolves the address afresh.
-    if entry.as_ref().and_then(usable_mac).is_some() {
-        let _ = handle
-            .neighbours()
-            .del(entry.clone().unwrap_or_default())
-            .execute()
-            .await;
+    // A MAC behind no port is a pod that is gone (its veth deleted), and the kernel would keep
+    // such an entry, or an unanswered one, for seconds before asking again: it goes, so that the
+    // request below leaves at once. An operator's permanent entry stays.
+    if let Some(entry) = entry.filter(|e| {
+        !matches!(
+            e.header.state,
+            NeighbourState::Permanent | NeighbourState::Noarp
+        )
+    }) {
+        let _ = handle.neighbours().del(entry).execute().await;
     }
     let mut request = handle
         .neighbours()
