@@ -40,7 +40,17 @@ pub enum Wiring {
 
 /// A bridge like flannel's `cni0`: `name` with `gateway`/24, up.
 pub fn make_bridge(node: &Netns, name: &str, gateway: &str) -> Result<Wiring> {
-    node.ip(["link", "add", name, "type", "bridge"])?;
+    // A set address stays; otherwise the bridge takes its ports' as they come and go, and the
+    // pods' static entries for their gateway would go stale.
+    node.ip([
+        "link",
+        "add",
+        name,
+        "address",
+        "02:00:c6:13:00:01",
+        "type",
+        "bridge",
+    ])?;
     node.ip(["addr", "add", &format!("{gateway}/24"), "dev", name])?;
     node.ip(["link", "set", name, "up"])?;
     Ok(Wiring::Bridged {
