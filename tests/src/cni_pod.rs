@@ -96,19 +96,37 @@ impl CniPod {
     fn wire(&self, node: &Netns) -> Result<()> {
         let pid = self.process.pid().to_string();
         node.ip([
-            "link", "add", &self.host_if, "type", "veth", "peer", "name", "eth0", "netns", &pid,
+            "link",
+            "add",
+            &self.host_if,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            &pid,
         ])?;
         // Off on the node's end too: no router solicitations or MLD reports on the link.
         node.run(
             "sysctl",
-            ["-qw", &format!("net.ipv6.conf.{}.disable_ipv6=1", self.host_if)],
+            [
+                "-qw",
+                &format!("net.ipv6.conf.{}.disable_ipv6=1", self.host_if),
+            ],
         )?;
         let host_mac = node.mac(&self.host_if)?;
         let (prefix, gateway) = match &self.wiring {
             Wiring::Routed => (32, ROUTED_GATEWAY),
             Wiring::Bridged { gateway, .. } => (24, gateway.as_str()),
         };
-        self.ip_cmd(["addr", "add", &format!("{}/{prefix}", self.ip), "dev", "eth0"])?;
+        self.ip_cmd([
+            "addr",
+            "add",
+            &format!("{}/{prefix}", self.ip),
+            "dev",
+            "eth0",
+        ])?;
         self.ip_cmd(["link", "set", "eth0", "up"])?;
         if self.wiring == Wiring::Routed {
             self.ip_cmd(["route", "add", gateway, "dev", "eth0", "scope", "link"])?;
@@ -119,7 +137,15 @@ impl CniPod {
             Wiring::Bridged { bridge, .. } => node.mac(bridge)?,
         };
         self.ip_cmd([
-            "neigh", "replace", gateway, "lladdr", &gateway_mac, "dev", "eth0", "nud", "permanent",
+            "neigh",
+            "replace",
+            gateway,
+            "lladdr",
+            &gateway_mac,
+            "dev",
+            "eth0",
+            "nud",
+            "permanent",
         ])?;
         match &self.wiring {
             Wiring::Routed => {
@@ -212,7 +238,10 @@ impl CniPod {
         let deadline = Instant::now() + Duration::from_secs(20);
         while node.ip(["link", "show", "dev", &self.host_if]).is_ok() {
             if Instant::now() > deadline {
-                bail!("{} is still there 20 s after its pod was killed", self.host_if);
+                bail!(
+                    "{} is still there 20 s after its pod was killed",
+                    self.host_if
+                );
             }
             thread::sleep(Duration::from_millis(20));
         }

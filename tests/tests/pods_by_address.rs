@@ -117,13 +117,15 @@ fn found_and_followed(wiring: &Wiring, ips: [&str; 2], target: &str, method: &st
         agent.ready_line(),
         agent.stderr_lines()
     );
-    ensure!(tcx(&world, "vethcoffee")? == (1, 1), "vethcoffee not attached");
+    ensure!(
+        tcx(&world, "vethcoffee")? == (1, 1),
+        "vethcoffee not attached"
+    );
     ensure!(tcx(&world, "vethdecoy")? == (0, 0), "vethdecoy attached");
     let said = agent.stderr_lines();
     ensure!(
-        said.iter().any(|l| l.starts_with(&format!(
-            "mirror: found pod {wanted} on vethcoffee by "
-        ))),
+        said.iter()
+            .any(|l| l.starts_with(&format!("mirror: found pod {wanted} on vethcoffee by "))),
         "the agent did not say how it found the pod: {said:?}"
     );
     if method == "bridge" {
@@ -138,7 +140,11 @@ fn found_and_followed(wiring: &Wiring, ips: [&str; 2], target: &str, method: &st
     mirrors(&world, &coffee, target)?;
     let metrics = agent.wait_for_metric(
         "mirror_captured_packets_total",
-        &[("pod", &name), ("namespace", "cafe"), ("iface", "vethcoffee")],
+        &[
+            ("pod", &name),
+            ("namespace", "cafe"),
+            ("iface", "vethcoffee"),
+        ],
         count(FRAMES),
         Duration::from_secs(5),
     )?;
@@ -150,14 +156,28 @@ fn found_and_followed(wiring: &Wiring, ips: [&str; 2], target: &str, method: &st
         metrics.total("mirror_pod_resolved_total", &[])
     );
 
-    // The pod restarts: its veth goes, a new one (new name, new MAC) comes with the same IP.
+    restarts(&world, &agent, coffee, &wiring, &wanted, target, method)?;
+    drop(decoy);
+    Ok(())
+}
+
+/// `coffee` restarts: its veth goes, a new one (new name, new MAC) comes with the same IP, and
+/// is attached within [`FOLLOW`].
+fn restarts(
+    world: &World,
+    agent: &Agent<'_>,
+    coffee: CniPod,
+    wiring: &Wiring,
+    wanted: &str,
+    target: &str,
+    method: &str,
+) -> Result<()> {
     let ip = coffee.ip().to_owned();
     coffee.kill(&world.node)?;
     let restarted = Instant::now();
-    let coffee = CniPod::start(&world.node, "vethcoffee2", &ip, &wiring)?;
-    let metrics = agent.wait_for_metrics(FOLLOW * 3, |m| {
-        m.total("mirror_attach_total", &[]) >= 2
-    })?;
+    let coffee = CniPod::start(&world.node, "vethcoffee2", &ip, wiring)?;
+    let metrics =
+        agent.wait_for_metrics(FOLLOW * 3, |m| m.total("mirror_attach_total", &[]) >= 2)?;
     let took = restarted.elapsed();
     println!("{method}: the restarted pod was attached {took:?} after its new veth appeared");
     ensure!(
@@ -172,23 +192,26 @@ fn found_and_followed(wiring: &Wiring, ips: [&str; 2], target: &str, method: &st
         took <= FOLLOW,
         "the restarted pod was attached {took:?} after its new veth appeared, more than {FOLLOW:?}"
     );
-    ensure!(tcx(&world, "vethcoffee2")? == (1, 1), "vethcoffee2 not attached");
-    ensure!(tcx(&world, "vethdecoy")? == (0, 0), "vethdecoy attached");
     ensure!(
-        agent.stderr_lines().iter().any(|l| l.starts_with(&format!(
-            "mirror: attached pod {wanted} on vethcoffee2 by "
-        ))),
+        tcx(world, "vethcoffee2")? == (1, 1),
+        "vethcoffee2 not attached"
+    );
+    ensure!(tcx(world, "vethdecoy")? == (0, 0), "vethdecoy attached");
+    ensure!(
+        agent
+            .stderr_lines()
+            .iter()
+            .any(|l| l.starts_with(&format!("mirror: attached pod {wanted} on vethcoffee2 by "))),
         "the agent did not say how it found the restarted pod: {:?}",
         agent.stderr_lines()
     );
-    mirrors(&world, &coffee, target)?;
+    mirrors(world, &coffee, target)?;
     let metrics = agent.metrics()?;
     ensure!(
         metrics.total("mirror_pod_resolved_total", &[("method", method)]) == 2,
         "mirror_pod_resolved_total{{method=\"{method}\"}} is {} after the restart",
         metrics.total("mirror_pod_resolved_total", &[("method", method)])
     );
-    drop(decoy);
     Ok(())
 }
 

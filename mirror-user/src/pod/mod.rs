@@ -38,9 +38,8 @@ use std::{collections::BTreeSet, fmt, net::IpAddr, sync::Arc, time::Instant};
 use anyhow::Context as _;
 use tokio::sync::oneshot;
 
-pub use self::by_address::Method;
-pub use self::name::PodName;
 use self::probe::{Inside, LinkFacts, Survey};
+pub use self::{by_address::Method, name::PodName};
 use crate::UsageError;
 
 /// One `--pod` or `--pod-ip`, or a pod the Kubernetes API placed on this node.
@@ -378,11 +377,16 @@ mod tests {
         );
         let resolution = Resolution {
             found,
+            missing: vec![(
+                9,
+                "the route to 198.19.9.2 leaves through eth0, neither a pod's veth nor a bridge"
+                    .to_owned(),
+            )],
             ..Resolution::default()
         };
         assert_eq!(
             resolution.check_all_found(&wanted).unwrap_err().0,
-            "pod shop/latte: the Kubernetes API places it on this node with IP 198.19.9.2, but no network namespace of the node has that address on its eth0"
+            "pod shop/latte: the Kubernetes API places it on this node with IP 198.19.9.2, but its veth is not on this node: the route to 198.19.9.2 leaves through eth0, neither a pod's veth nor a bridge"
         );
     }
 
