@@ -40,6 +40,7 @@ pub struct Metrics {
     /// Attachments that failed (the interface vanished meanwhile, ...).
     pub attach_errors: IntCounter,
     detach: IntCounterVec,
+    pod_resolved: IntCounterVec,
     /// Captured copies of series forgotten since the start (interfaces no longer mirrored), so
     /// that [`Metrics::totals`] still counts them.
     forgotten_captured: IntCounter,
@@ -313,11 +314,19 @@ impl Metrics {
                 "Interfaces no longer mirrored, by reason (gone: deleted or left the namespace)",
                 &["reason"],
             )?,
+            pod_resolved: counter(
+                "mirror_pod_resolved_total",
+                "Pods whose veth was found and attached, by how it was found (route, bridge, namespace)",
+                &["method"],
+            )?,
             forgotten_captured: IntCounter::new("forgotten", "not registered")?,
             registry,
         };
         for reason in DetachReason::ALL {
             metrics.detached(reason);
+        }
+        for method in crate::pod::Method::ALL {
+            metrics.pod_resolved(method);
         }
         // Every reason shows from the start, at zero, so dashboards and alerts see the series.
         for reason in DropReason::ALL {
@@ -390,6 +399,11 @@ impl Metrics {
 
     pub fn detached(&self, reason: DetachReason) -> IntCounter {
         self.detach.with_label_values(&[reason.label()])
+    }
+
+    /// A pod's veth found (by `method`) and attached.
+    pub fn pod_resolved(&self, method: crate::pod::Method) -> IntCounter {
+        self.pod_resolved.with_label_values(&[method.label()])
     }
 
     pub fn sent(&self, tunnel: &str, remote: &str) -> (IntCounter, IntCounter) {
@@ -597,6 +611,10 @@ mod tests {
         );
         assert!(
             text.contains("mirror_detach_total{reason=\"gone\"} 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains("mirror_pod_resolved_total{method=\"bridge\"} 0"),
             "{text}"
         );
         for line in text.lines().filter(|l| l.starts_with("# TYPE")) {

@@ -34,8 +34,9 @@ pub fn mask(caps: &[String]) -> Result<u64> {
 }
 
 /// The capabilities the README says `mirror run` needs: those for every run, and those added
-/// for `--pod`, as `setpriv` spells them. Read from the sentence "`mirror run` needs root (or
-/// `CAP_...`, ..., and for `--pod` also `CAP_...` and `CAP_...`".
+/// for `--pod NAME` without the API, as `setpriv` spells them. Read from the sentence "`mirror
+/// run` needs root (or `CAP_...`, ..., and for `--pod NAME` without the Kubernetes API also
+/// `CAP_...` and `CAP_...`, ...".
 pub fn readme_capabilities() -> Result<(Vec<String>, Vec<String>)> {
     let path = workspace_root().join("README.md");
     let text = fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
@@ -49,9 +50,12 @@ pub fn readme_capabilities() -> Result<(Vec<String>, Vec<String>)> {
             )
         })?
         .replace('\n', " ");
+    let marker = "for `--pod NAME` without the Kubernetes API also";
     let (always, pod) = paragraph
-        .split_once("for `--pod` also")
-        .context("the README's capability sentence has no `for `--pod` also` part")?;
+        .split_once(marker)
+        .with_context(|| format!("the README's capability sentence has no `{marker}` part"))?;
+    // The pod part ends where the sentence says what pods known by IP need.
+    let pod = pod.split(';').next().unwrap_or_default();
     let names = |text: &str| -> Vec<String> {
         text.split('`')
             .filter_map(|word| word.strip_prefix("CAP_"))
@@ -64,6 +68,30 @@ pub fn readme_capabilities() -> Result<(Vec<String>, Vec<String>)> {
         "no capabilities found in the README's sentence: {paragraph}"
     );
     Ok((always, pod))
+}
+
+/// The `add:` list of the DaemonSet's capabilities, as `setpriv` spells them (`net_admin`).
+pub fn daemonset_capabilities() -> Result<Vec<String>> {
+    let path = workspace_root().join("deploy/daemonset.yaml");
+    let text = fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let mut lines = text.lines().skip_while(|l| l.trim() != "add:").skip(1);
+    let mut caps = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.trim();
+        if line.starts_with('#') {
+            continue;
+        }
+        let Some(cap) = line.strip_prefix("- ") else {
+            break;
+        };
+        caps.push(cap.trim().to_ascii_lowercase());
+    }
+    ensure!(
+        !caps.is_empty(),
+        "no capabilities added in {}",
+        path.display()
+    );
+    Ok(caps)
 }
 
 /// A script that runs the agent with only `caps` (bounding, inheritable and ambient sets) and a
@@ -145,7 +173,13 @@ mod tests {
         assert!(mask(&["sys_module".into()]).is_err());
         let (always, pod) = readme_capabilities().unwrap();
         assert!(always.contains(&"bpf".to_owned()), "{always:?}");
-        assert!(pod.contains(&"sys_admin".to_owned()), "{pod:?}");
+        assert_eq!(pod, ["sys_admin", "sys_ptrace"]);
+        let daemonset = daemonset_capabilities().unwrap();
+        assert!(
+            !daemonset.contains(&"sys_admin".to_owned())
+                && !daemonset.contains(&"sys_ptrace".to_owned()),
+            "{daemonset:?}"
+        );
         mask(&always).unwrap();
         mask(&pod).unwrap();
     }

@@ -12,6 +12,7 @@ pub mod attachments;
 pub mod bpftool;
 pub mod caps;
 pub mod capture;
+pub mod cni_pod;
 pub mod iperf;
 pub mod kernel_mirror;
 pub mod kube_api;

@@ -14,7 +14,8 @@ use anyhow::{Context as _, Result, bail, ensure};
 use mirror_tests::{
     Agent, AgentArgs, Capture, Direction, World,
     agent::workspace_root,
-    caps::CapsWrapper,
+    caps::{CapsWrapper, ProcessCaps, daemonset_capabilities, mask},
+    kube_api::{ApiPod, FakeApi},
     netns::unique_prefix,
     pod::FakePod,
     proc::{describe, run_unchecked},
@@ -86,30 +87,6 @@ fn manifests_validate_offline() -> Result<()> {
     Ok(())
 }
 
-/// The `add:` list of the DaemonSet's capabilities, as `setpriv` spells them (`net_admin`).
-fn daemonset_capabilities() -> Result<Vec<String>> {
-    let path = deploy_dir().join("daemonset.yaml");
-    let text = fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let mut lines = text.lines().skip_while(|l| l.trim() != "add:").skip(1);
-    let mut caps = Vec::new();
-    for line in lines.by_ref() {
-        let line = line.trim();
-        if line.starts_with('#') {
-            continue;
-        }
-        let Some(cap) = line.strip_prefix("- ") else {
-            break;
-        };
-        caps.push(cap.trim().to_ascii_lowercase());
-    }
-    ensure!(
-        !caps.is_empty(),
-        "no capabilities added in {}",
-        path.display()
-    );
-    Ok(caps)
-}
-
 #[test]
 fn daemonset_capabilities_suffice() -> Result<()> {
     if skip_unless_root("daemonset_capabilities_suffice") {
@@ -122,7 +99,7 @@ fn daemonset_capabilities_suffice() -> Result<()> {
     ));
     let wrapper = CapsWrapper::new(&caps)?;
     let world = World::new(42)?;
-    // Like a pause process: another user's, not dumpable.
+    // Like a pause process: another user's, not dumpable; found through the API by its IP.
     let pod = FakePod::start_as(
         &world.node,
         &format!("coffee-{}", unique_prefix()),
@@ -130,11 +107,23 @@ fn daemonset_capabilities_suffice() -> Result<()> {
         11,
         Some(65535),
     )?;
+    let api = FakeApi::start(&world.node)?;
+    api.put(&ApiPod::running("shop", pod.name(), "test-node", &pod.ip()));
     let remote = Capture::start(&world.remote, REMOTE_VTEP_IF, Direction::In, None)?;
     let mut args = AgentArgs::vxlan(&world, &[]);
-    args.extra = vec!["--pod".into(), pod.name().into()];
+    args.extra = vec![
+        "--kubeconfig".into(),
+        api.kubeconfig().display().to_string(),
+        "--node-name".into(),
+        "test-node".into(),
+        "--pod".into(),
+        format!("shop/{}", pod.name()),
+    ];
     let agent = Agent::start_bin(&world.node, &wrapper.path, &args)
         .context("the agent did not start with the DaemonSet's capabilities")?;
+    ProcessCaps::of(agent.pid())?
+        .check_exactly(mask(&caps)?)
+        .context("setpriv did not drop the other capabilities")?;
     pod.ping_node(10)?;
     let arrived = remote.wait_for_frames(20, Duration::from_secs(10), Duration::from_millis(300));
     ensure!(

@@ -2,7 +2,8 @@
 //!
 //! - `readme_capabilities_suffice`: the agent runs the live path (copies reach the remote VTEP)
 //!   with exactly the capabilities the README lists, `--iface` with those every run needs and
-//!   `--pod` with the pod ones added, every other capability dropped by `setpriv` (checked in
+//!   `--pod NAME` without the API with the namespace ones added, every other capability dropped
+//!   by `setpriv` (checked in
 //!   the running agent's `/proc/PID/status`) and a 64 KiB memlock limit.
 //! - `metrics_bind_only_where_told`: with `--metrics ADDR:PORT` the agent listens there and
 //!   nowhere else; without it, nowhere.

@@ -17,11 +17,16 @@
 //! one node are both mirrored. A pod whose `hostname` is set is found with `--pod-ip`. With the
 //! API ([`api`]), pods are known by namespace and name, and found here by their IPs.
 //!
+//! When a pod's IPs are known (`--pod-ip`, or the API), none of that is needed: [`by_address`]
+//! finds its veth from the node's routes, neighbours and bridge forwarding database, without
+//! entering any namespace. The namespace scan is only for `--pod NAME` without the API.
+//!
 //! [`wanted`] keeps the set of wanted pods in step with the API's updates. This module only
 //! finds pods: following them as they come and go, and attaching to their veths, is `mirror
 //! run`'s (`run::follow`).
 
 pub mod api;
+pub mod by_address;
 pub mod name;
 pub mod netns;
 pub mod probe;
@@ -32,8 +37,8 @@ use std::{collections::BTreeSet, fmt, net::IpAddr, sync::Arc, time::Instant};
 use anyhow::Context as _;
 use tokio::sync::oneshot;
 
-pub use self::name::PodName;
 use self::probe::{Inside, LinkFacts, Survey};
+pub use self::{by_address::Method, name::PodName};
 use crate::UsageError;
 
 /// One `--pod` or `--pod-ip`, or a pod the Kubernetes API placed on this node.
@@ -73,8 +78,10 @@ pub struct Found {
     pub pod: String,
     /// The `namespace` label: the API's, or as given with `--pod NAMESPACE/NAME`, else empty.
     pub namespace: String,
-    /// Where the pod's namespace was found.
+    /// Where the pod's namespace was found, or the IP its veth was found by.
     pub origin: String,
+    /// How its veth was found.
+    pub method: Method,
 }
 
 /// The outcome of one scan of the node.
@@ -87,6 +94,8 @@ pub struct Resolution {
     pub node_links: BTreeSet<u32>,
     /// Processes whose namespaces could not be looked at (no CAP_SYS_PTRACE).
     pub refused: usize,
+    /// Why wanted pods with known IPs were not found, by id.
+    pub missing: Vec<(usize, String)>,
 }
 
 impl Resolution {
@@ -102,11 +111,16 @@ impl Resolution {
                 } else {
                     String::new()
                 };
+                let why = self
+                    .missing
+                    .iter()
+                    .find(|(w, _)| w == id)
+                    .map_or(String::new(), |(_, why)| format!(": {why}"));
                 return Err(UsageError(match want {
                     Wanted::Name(_) => format!("{want}: no pod with that name on this node{hint}"),
-                    Wanted::Ip(_) => format!("{want}: no pod with that IP on this node{hint}"),
+                    Wanted::Ip(_) => format!("{want}: no pod with that IP on this node{why}"),
                     Wanted::Api { ips, .. } => format!(
-                        "{want}: the Kubernetes API places it on this node with IP {}, but no network namespace of the node has that address on its eth0{hint}",
+                        "{want}: the Kubernetes API places it on this node with IP {}, but its veth is not on this node{why}",
                         ips.iter()
                             .map(ToString::to_string)
                             .collect::<Vec<_>>()
@@ -143,15 +157,21 @@ pub async fn resolve_now(wanted: Arc<[(usize, Wanted)]>) -> anyhow::Result<Resol
 
 fn resolve_here(wanted: &[(usize, Wanted)]) -> anyhow::Result<Resolution> {
     let started = Instant::now();
-    let own = netns::Own::open().context("opening the agent's own namespaces")?;
-    let scan = netns::scan(&own);
-    let survey = probe::survey(scan.namespaces, own)?;
-    Ok(Resolution {
-        started: Some(started),
-        found: matches(wanted, &survey),
-        node_links: survey.node.iter().map(|l| l.ifindex).collect(),
-        refused: scan.refused,
-    })
+    let mut resolution = by_address::resolve(wanted)?;
+    resolution.started = Some(started);
+    let by_name: Vec<(usize, Wanted)> = wanted
+        .iter()
+        .filter(|(_, w)| matches!(w, Wanted::Name(_)))
+        .cloned()
+        .collect();
+    if !by_name.is_empty() {
+        let own = netns::Own::open().context("opening the agent's own namespaces")?;
+        let scan = netns::scan(&own);
+        let survey = probe::survey(scan.namespaces, own)?;
+        resolution.found.extend(matches(&by_name, &survey));
+        resolution.refused = scan.refused;
+    }
+    Ok(resolution)
 }
 
 /// The node veths of the wanted pods (with their ids) in `survey`.
@@ -194,6 +214,7 @@ pub fn matches(wanted: &[(usize, Wanted)], survey: &Survey) -> Vec<Found> {
                 pod,
                 namespace: namespace.to_owned(),
                 origin: inside.origin.display().to_string(),
+                method: Method::Namespace,
             });
         }
     }
@@ -352,11 +373,16 @@ mod tests {
         );
         let resolution = Resolution {
             found,
+            missing: vec![(
+                9,
+                "the route to 198.19.9.2 leaves through eth0, neither a pod's veth nor a bridge"
+                    .to_owned(),
+            )],
             ..Resolution::default()
         };
         assert_eq!(
             resolution.check_all_found(&wanted).unwrap_err().0,
-            "pod shop/latte: the Kubernetes API places it on this node with IP 198.19.9.2, but no network namespace of the node has that address on its eth0"
+            "pod shop/latte: the Kubernetes API places it on this node with IP 198.19.9.2, but its veth is not on this node: the route to 198.19.9.2 leaves through eth0, neither a pod's veth nor a bridge"
         );
     }
 

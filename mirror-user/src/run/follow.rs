@@ -209,6 +209,12 @@ impl Attachments {
             .collect()
     }
 
+    /// Counts and says how a newly attached pod's veth was found.
+    fn found_by(&self, found: &Found, labels: &Labels, what: &str) {
+        self.metrics.pod_resolved(found.method).inc();
+        eprintln!("mirror: {what} {labels} {}", found.method.describe());
+    }
+
     /// Drops the counters of interfaces detached more than [`GRACE`] ago.
     pub fn prune(&mut self, now: Instant) {
         let (due, keep): (Vec<_>, Vec<_>) = self.retiring.drain(..).partition(|r| r.0 <= now);
@@ -294,12 +300,13 @@ impl Follower {
         resolution: &Resolution,
     ) -> anyhow::Result<()> {
         for found in &resolution.found {
-            self.attachments.attach(
-                programs,
-                found.ifindex,
-                Labels::of(found),
-                Some(found.wanted),
-            )?;
+            let new = !self.attachments.contains(found.ifindex);
+            let labels = Labels::of(found);
+            self.attachments
+                .attach(programs, found.ifindex, labels.clone(), Some(found.wanted))?;
+            if new {
+                self.attachments.found_by(found, &labels, "found");
+            }
         }
         Ok(())
     }
@@ -381,7 +388,7 @@ impl Follower {
                 labels.clone(),
                 Some(found.wanted),
             ) {
-                Ok(()) if new => eprintln!("mirror: attached {labels}"),
+                Ok(()) if new => self.attachments.found_by(found, &labels, "attached"),
                 Ok(()) => {}
                 Err(e) => {
                     eprintln!("mirror: attaching {labels}: {e:#}");

@@ -1,8 +1,8 @@
 //! The pods `mirror run` starts with. With the Kubernetes API: where each `--pod` runs (another
 //! node, or none, is an error unless `--wait-for-pods`), then one watch per `--pod` and per
 //! `--pod-selector` whose first lists give the pods' IPs. Without it (none configured, or the
-//! API does not answer: one warning), `--pod` is found by hostname. Either way the node is then
-//! scanned once for the veths.
+//! API does not answer: one warning), `--pod` is found by hostname. Either way the veths are then
+//! looked for once: by IP from the node's side, by hostname in the node's namespaces.
 use anyhow::Context as _;
 
 use super::args::RunArgs;
