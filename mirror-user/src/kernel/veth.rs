@@ -39,7 +39,7 @@ impl MirrorVeth {
                 {
                     bail!("another mirror agent (pid {pid}) owns {NEAR} in this network namespace")
                 }
-                Some(pid) => eprintln!("mirror: removing {NEAR} left behind by pid {pid}"),
+                Some(pid) => tracing::warn!("mirror: removing {NEAR} left behind by pid {pid}"),
                 None => {
                     bail!("an interface named {NEAR} exists and is not the mirror's; remove it")
                 }
