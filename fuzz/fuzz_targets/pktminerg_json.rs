@@ -1,16 +1,13 @@
 //! The JSON reader of `mirror pktminerg`'s `--proto-config` and `--monitor-config`.
 //!
 //! Checked: whatever it reads, written back out as JSON, reads back the same; it accepts what
-//! serde_json accepts (up to its nesting limit) and nothing else, with the same values; an
-//! error points inside the text and is one line; the number and boolean accessors say what the
+//! serde_json's own `Value` accepts and nothing else, with the same values (members in order and
+//! duplicates kept besides); an error is one line; the number and boolean accessors say what the
 //! text says.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use mirror::pktminerg::json::{self, Value};
-
-/// How deep the reader lets arrays and objects nest.
-const MAX_DEPTH: usize = 32;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
@@ -27,23 +24,17 @@ fuzz_target!(|data: &[u8]| {
             );
             let written = write(value);
             assert_eq!(
-                json::parse(&written).as_ref(),
-                Ok(value),
+                json::parse(&written).ok().as_ref(),
+                Some(value),
                 "written as {written}"
             );
             check_accessors(value);
         }
         (Ok(value), Err(e)) => panic!("accepted what serde_json refuses ({e}): {value:?}"),
-        (Err(error), Ok(reference)) => {
-            assert!(
-                depth(reference) > MAX_DEPTH,
-                "refused what serde_json accepts: {error}"
-            );
-        }
+        (Err(error), Ok(_)) => panic!("refused what serde_json accepts: {error}"),
         (Err(_), Err(_)) => {}
     }
     if let Err(error) = ours {
-        assert!(error.offset <= text.len());
         assert!(!error.to_string().contains('\n'));
     }
 });
@@ -53,7 +44,7 @@ fn to_serde(value: &Value) -> serde_json::Value {
     match value {
         Value::Null => serde_json::Value::Null,
         Value::Bool(b) => serde_json::Value::Bool(*b),
-        Value::Number(n) => serde_json::Value::Number(n.parse().expect("a JSON number")),
+        Value::Number(n) => serde_json::Value::Number(n.clone()),
         Value::String(s) => serde_json::Value::String(s.clone()),
         Value::Array(items) => serde_json::Value::Array(items.iter().map(to_serde).collect()),
         Value::Object(members) => serde_json::Value::Object(
@@ -62,15 +53,6 @@ fn to_serde(value: &Value) -> serde_json::Value {
                 .map(|(name, value)| (name.clone(), to_serde(value)))
                 .collect(),
         ),
-    }
-}
-
-/// Nesting of arrays and objects.
-fn depth(value: &serde_json::Value) -> usize {
-    match value {
-        serde_json::Value::Array(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
-        serde_json::Value::Object(members) => 1 + members.values().map(depth).max().unwrap_or(0),
-        _ => 0,
     }
 }
 
@@ -85,7 +67,7 @@ fn write_into(value: &Value, out: &mut String) {
     match value {
         Value::Null => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Number(n) => out.push_str(n),
+        Value::Number(n) => out.push_str(&n.to_string()),
         Value::String(s) => write_string(s, out),
         Value::Array(items) => {
             out.push('[');
@@ -136,20 +118,24 @@ fn write_string(s: &str, out: &mut String) {
 /// `as_u64` and `as_bool` read what they should, everywhere in the value.
 fn check_accessors(value: &Value) {
     match value {
-        Value::Number(s) | Value::String(s) => {
-            let digits = !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-            assert_eq!(value.as_u64(), s.parse().ok().filter(|_| digits));
-            let expected = match s.as_str() {
-                "true" | "1" => Some(true),
-                "false" | "0" => Some(false),
-                _ => None,
-            };
-            assert_eq!(value.as_bool(), expected);
-            assert_eq!(value.as_str().is_some(), matches!(value, Value::String(_)));
-        }
+        Value::Number(n) => check_text(value, &n.to_string()),
+        Value::String(s) => check_text(value, s),
         Value::Bool(b) => assert_eq!(value.as_bool(), Some(*b)),
         Value::Null => assert_eq!((value.as_bool(), value.as_u64()), (None, None)),
         Value::Array(items) => items.iter().for_each(check_accessors),
         Value::Object(members) => members.iter().for_each(|(_, v)| check_accessors(v)),
     }
+}
+
+/// A number (as written: serde_json keeps the text here) or a string reads as its text says.
+fn check_text(value: &Value, s: &str) {
+    let digits = !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    assert_eq!(value.as_u64(), s.parse().ok().filter(|_| digits));
+    let expected = match s {
+        "true" | "1" => Some(true),
+        "false" | "0" => Some(false),
+        _ => None,
+    };
+    assert_eq!(value.as_bool(), expected);
+    assert_eq!(value.as_str().is_some(), matches!(value, Value::String(_)));
 }

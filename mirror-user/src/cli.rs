@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand};
 
 #[cfg(doc)]
 use crate::output::args::OutputArgs;
-use crate::{receive::ReceiveArgs, replay::ReplayArgs, run::args::RunArgs};
+use crate::{log::LogFormat, receive::ReceiveArgs, replay::ReplayArgs, run::args::RunArgs};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -20,6 +20,12 @@ use crate::{receive::ReceiveArgs, replay::ReplayArgs, run::args::RunArgs};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+
+    /// How the log on stderr is written: `text`, each message on its line, or `json`, one
+    /// object a line with the level, time and fields (iface, pod, remote, ...) for log
+    /// pipelines. `RUST_LOG` chooses what is written (default: `mirror=info`).
+    #[arg(long, value_enum, global = true, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 }
 
 #[derive(Debug, Subcommand)]

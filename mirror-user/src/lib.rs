@@ -28,6 +28,7 @@ pub mod flow_hash;
 )]
 pub mod gather;
 pub mod kernel;
+pub mod log;
 pub mod metrics;
 #[deny(
     clippy::unwrap_used,

@@ -42,6 +42,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Err(e) = mirror::log::init(cli.log_format) {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
     let result = match &cli.command {
         Command::Run(args) => mirror::run::run(args),
         Command::Receive(args) => mirror::receive::receive(args),

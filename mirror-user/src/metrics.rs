@@ -563,7 +563,7 @@ pub async fn serve(
     );
     Ok(tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
-            eprintln!("mirror: metrics server stopped: {e}");
+            tracing::error!("mirror: metrics server stopped: {e}");
         }
     }))
 }

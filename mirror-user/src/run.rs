@@ -163,7 +163,7 @@ async fn run_async(args: &RunArgs, ifaces: Vec<Iface>, remotes: Vec<Remote>) -> 
     .await;
     let removed = veth.remove().await;
     // The metrics server is gone with the rest: the final counts are printed.
-    eprintln!("mirror: stopped: {}", metrics.totals());
+    tracing::info!("mirror: stopped: {}", metrics.totals());
     result.and(removed)
 }
 
@@ -191,7 +191,7 @@ fn size_copies(programs: &mut Programs, xsk: &Xsk) -> anyhow::Result<()> {
     if xsk.multi_buffer() {
         programs.set_max_frame(MAX_FRAME)?;
     } else {
-        eprintln!(
+        tracing::warn!(
             "mirror: this kernel's AF_XDP takes no frame larger than a chunk (XDP_USE_SG, Linux 6.6+): frames over {ONE_CHUNK_FRAME} bytes are not copied (too_big)"
         );
     }
@@ -201,9 +201,9 @@ fn size_copies(programs: &mut Programs, xsk: &Xsk) -> anyhow::Result<()> {
 /// Moves the far end's receive work to a NAPI thread pinned beside the capture thread.
 fn thread_napi() {
     match napi::thread_and_pin(veth::FAR) {
-        Ok(0) => eprintln!("mirror: no NAPI thread of {} found to pin", veth::FAR),
+        Ok(0) => tracing::warn!("mirror: no NAPI thread of {} found to pin", veth::FAR),
         Ok(_) => {}
-        Err(err) => eprintln!(
+        Err(err) => tracing::warn!(
             "mirror: threaded NAPI on {} is not available ({err}); the pods' cores receive the copies",
             veth::FAR
         ),
@@ -286,10 +286,16 @@ async fn mirror(
         ),
     );
     let outcome = async {
+        // Handled from before the ready line on: a SIGTERM right after it still detaches all.
+        let mut ends = Ends {
+            int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+            term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+            capture: &mut done_rx,
+        };
         attach_all(&mut programs, &mut follower, sources)?;
-        eprintln!("{}", ready_line(args, remotes, &follower));
+        tracing::info!("{}", ready_line(args, remotes, &follower));
         wait(
-            &mut done_rx,
+            &mut ends,
             &mut programs,
             &mut kernel,
             &mut follower,
@@ -407,9 +413,16 @@ fn attach_all(
 }
 
 /// Waits for SIGINT or SIGTERM (`Ok`), the end of the capture thread (its error) or the loss of
+/// What ends `mirror run`: SIGINT or SIGTERM (cleanly), or the capture thread's end.
+struct Ends<'a> {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+    capture: &'a mut tokio::sync::oneshot::Receiver<anyhow::Result<()>>,
+}
+
 /// the mirror veth (an error), following interfaces and pods meanwhile.
 async fn wait(
-    done: &mut tokio::sync::oneshot::Receiver<anyhow::Result<()>>,
+    ends: &mut Ends<'_>,
     programs: &mut Programs,
     kernel: &mut KernelCounters,
     follower: &mut Follower,
@@ -417,15 +430,13 @@ async fn wait(
     updates: &mut PodUpdates,
     veth: &MirrorVeth,
 ) -> anyhow::Result<()> {
-    let mut sigint = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    let mut sigterm = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         let scan_due = follower.scan_due();
         tokio::select! {
-            _ = sigint.recv() => return Ok(()),
-            _ = sigterm.recv() => return Ok(()),
-            result = &mut *done => {
+            _ = ends.int.recv() => return Ok(()),
+            _ = ends.term.recv() => return Ok(()),
+            result = &mut *ends.capture => {
                 return result
                     .unwrap_or_else(|_| Err(anyhow::anyhow!("the capture thread panicked")))
                     .and_then(|()| Err(anyhow::anyhow!("the capture thread stopped")));
@@ -465,14 +476,14 @@ async fn sleep_until(at: Option<Instant>) {
 fn install_filter(programs: &mut Programs, filter: &Filter, path: FilterPathArg) {
     let expression = filter.expression();
     if path == FilterPathArg::User {
-        eprintln!("mirror: --filter '{expression}' runs in user space (--filter-path user)");
+        tracing::info!("mirror: --filter '{expression}' runs in user space (--filter-path user)");
         return;
     }
     match programs.install_filter(filter) {
-        Ok(()) => eprintln!(
+        Ok(()) => tracing::info!(
             "mirror: --filter '{expression}' runs in the kernel, before the clone (user space filters only copies whose VLAN tag the kernel holds out of band)"
         ),
-        Err(why) => eprintln!(
+        Err(why) => tracing::warn!(
             "mirror: --filter '{expression}' runs in user space on every copy: the kernel path is not available ({why})"
         ),
     }

@@ -9,7 +9,7 @@
 use std::{
     io,
     net::SocketAddr,
-    os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd},
+    os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd},
 };
 
 use prometheus::IntCounter;
@@ -412,19 +412,7 @@ impl Sender {
 impl Queue {
     fn new(family: libc::c_int, slots: usize, mark: u32) -> io::Result<Self> {
         // IPPROTO_RAW: the agent writes the whole IP header (IP_HDRINCL / IPV6_HDRINCL implied).
-        // SAFETY: plain socket call.
-        let raw = unsafe {
-            libc::socket(
-                family,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                libc::IPPROTO_RAW,
-            )
-        };
-        if raw < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `raw` is a fresh fd that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let fd = sockopt::socket(family, libc::SOCK_RAW, libc::IPPROTO_RAW)?;
         sockopt::set_mark(fd.as_fd(), mark)?;
         sockopt::set(
             fd.as_fd(),

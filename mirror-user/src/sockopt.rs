@@ -1,9 +1,25 @@
-//! Socket options the standard library has no call for (`SO_MARK`, buffer sizes, `SO_ERROR`,
-//! ...).
+//! Sockets of any family, and the socket options the standard library has no call for
+//! (`SO_MARK`, buffer sizes, `SO_ERROR`, ...).
 use std::{
     io,
-    os::fd::{AsRawFd, BorrowedFd},
+    os::fd::{AsRawFd, BorrowedFd, OwnedFd},
 };
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+/// `socket(domain, kind | SOCK_CLOEXEC, protocol)`, owned.
+pub fn socket(
+    domain: libc::c_int,
+    kind: libc::c_int,
+    protocol: libc::c_int,
+) -> io::Result<OwnedFd> {
+    Socket::new(
+        Domain::from(domain),
+        Type::from(kind),
+        Some(Protocol::from(protocol)),
+    )
+    .map(OwnedFd::from)
+}
 
 /// `setsockopt(fd, level, name, value)`, with the size of `T` as the option length.
 pub fn set<T>(

@@ -85,3 +85,35 @@ fn unknown_interface_is_rejected() -> Result<()> {
         "nosuchif0",
     )
 }
+
+#[test]
+fn log_format_is_checked_and_usage_errors_stay_plain_in_json() -> Result<()> {
+    let world = if is_root() {
+        Some(World::new(1)?)
+    } else {
+        None
+    };
+    let mut xml = vec!["--log-format".to_owned(), "xml".to_owned()];
+    xml.extend(args(NODE_POD_IF, REMOTE_IP, "1"));
+    rejects(world.as_ref(), &xml, "xml")?;
+    // A log pipeline may get JSON, but bad input is still the one `error:` line of the contract.
+    let mut json = args(NODE_POD_IF, "300.1.2.3", "1");
+    json.extend(["--log-format".to_owned(), "json".to_owned()]);
+    rejects(world.as_ref(), &json, "300.1.2.3")
+}
+
+#[test]
+fn bad_rust_log_is_a_usage_error() -> Result<()> {
+    let bin = mirror_tests::agent::existing_mirror_bin()?;
+    let mut cmd = std::process::Command::new(&bin);
+    cmd.args(args(NODE_POD_IF, REMOTE_IP, "1"))
+        .env("RUST_LOG", "mirror=loud");
+    let mut agent = mirror_tests::proc::Background::spawn("mirror", &mut cmd)?;
+    let status = agent.wait(std::time::Duration::from_secs(30))?;
+    let stderr = agent.stderr_lines();
+    ensure!(
+        status.code() == Some(2) && stderr.len() == 1 && stderr[0].starts_with("error: RUST_LOG="),
+        "RUST_LOG=mirror=loud: exit {status}, stderr {stderr:?}; expected exit 2 and one `error: RUST_LOG=` line"
+    );
+    Ok(())
+}

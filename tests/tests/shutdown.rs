@@ -7,6 +7,7 @@ use std::process::ExitStatus;
 use anyhow::{Result, ensure};
 use mirror_tests::{
     Agent, AgentArgs, KernelMirror, Signal, World,
+    agent::{READY_PREFIX, READY_TIMEOUT, existing_mirror_bin},
     attachments::{attachments, links},
     skip_unless_root,
     world::NODE_POD_IF,
@@ -66,6 +67,58 @@ fn detaches_on(signal: Signal) -> Result<()> {
     ensure!(
         left.is_empty(),
         "after {signal:?} the agent left behind: {left:#?}"
+    );
+    Ok(())
+}
+
+/// With `--log-format json` every stderr line is a JSON object with a level, a time and the
+/// message, and the ready and stopped lines can still be found by their text.
+#[test]
+fn json_log_keeps_ready_and_stopped_greppable() -> Result<()> {
+    if skip_unless_root("json_log_keeps_ready_and_stopped_greppable") {
+        return Ok(());
+    }
+    let world = World::new(VNI)?;
+    let mut argv = vec![
+        "--log-format".to_owned(),
+        "json".to_owned(),
+        "run".to_owned(),
+    ];
+    argv.extend(AgentArgs::vxlan(&world, &[NODE_POD_IF]).to_args());
+    let bin = existing_mirror_bin()?;
+    let mut agent = world.node.spawn("mirror", &bin.to_string_lossy(), &argv)?;
+    let ready = agent.wait_for_stderr("its ready line", READY_TIMEOUT, |l| {
+        l.contains(&format!("\"{READY_PREFIX}: "))
+    })?;
+    let status = agent.stop_with(Signal::Term)?;
+    ensure!(status.code() == Some(0), "the agent exited with {status}");
+    let lines = agent.stderr_lines();
+    for line in &lines {
+        let event: serde_json::Value = serde_json::from_str(line)
+            .map_err(|e| anyhow::anyhow!("not a JSON line ({e}): {line}"))?;
+        ensure!(
+            event["level"].is_string() && event["timestamp"].is_string(),
+            "a log line without level or timestamp: {line}"
+        );
+        ensure!(
+            event["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("mirror: ")),
+            "a log line without the agent's message: {line}"
+        );
+    }
+    let ready: serde_json::Value = serde_json::from_str(&ready)?;
+    ensure!(
+        ready["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("mirror: ready: ")),
+        "the ready event: {ready}"
+    );
+    ensure!(
+        lines
+            .iter()
+            .any(|l| l.contains("\"mirror: stopped: captured ")),
+        "no stopped line that grep finds: {lines:?}"
     );
     Ok(())
 }

@@ -4,7 +4,7 @@
 //! (`mirror-rx`) runs the XDP program that hands them to the socket. The pair's alias names the
 //! agent that owns it, so a second agent refuses to start and a leftover of a killed one is
 //! removed.
-use std::{fs, io, path::Path, time::Duration};
+use std::{fs, io, os::fd::AsRawFd as _, path::Path, time::Duration};
 
 use anyhow::{Context as _, anyhow, bail};
 use futures::TryStreamExt as _;
@@ -39,7 +39,7 @@ impl MirrorVeth {
                 {
                     bail!("another mirror agent (pid {pid}) owns {NEAR} in this network namespace")
                 }
-                Some(pid) => eprintln!("mirror: removing {NEAR} left behind by pid {pid}"),
+                Some(pid) => tracing::warn!("mirror: removing {NEAR} left behind by pid {pid}"),
                 None => {
                     bail!("an interface named {NEAR} exists and is not the mirror's; remove it")
                 }
@@ -196,15 +196,12 @@ fn disable_tx_checksum(name: &str) -> io::Result<()> {
         *dst = libc::c_char::from_ne_bytes([*src]);
     }
     ifr.ifr_ifru.ifru_data = (&raw mut value).cast();
-    // SAFETY: plain socket call.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    let fd = crate::sockopt::socket(libc::AF_INET, libc::SOCK_DGRAM, 0)?;
     // SAFETY: fd is ours, ifr points at a live EthtoolValue.
-    let rc = unsafe { libc::ioctl(fd, libc::SIOCETHTOOL, &raw mut ifr) };
-    let err = io::Error::last_os_error();
-    // SAFETY: fd is ours.
-    unsafe { libc::close(fd) };
-    if rc < 0 { Err(err) } else { Ok(()) }
+    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), libc::SIOCETHTOOL, &raw mut ifr) };
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
 }

@@ -7,7 +7,7 @@
 //! (`XDP_SHARED_UMEM`, another device: its own fill and completion rings, Linux 5.10+).
 use std::{
     io,
-    os::fd::{AsFd as _, AsRawFd as _, BorrowedFd, FromRawFd as _, OwnedFd},
+    os::fd::{AsFd as _, AsRawFd as _, BorrowedFd, OwnedFd},
 };
 
 use super::{
@@ -245,13 +245,7 @@ impl XdpSocket {
 }
 
 fn open() -> io::Result<OwnedFd> {
-    // SAFETY: plain socket call.
-    let fd = unsafe { libc::socket(libc::AF_XDP, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a fresh fd that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    sockopt::socket(libc::AF_XDP, libc::SOCK_RAW, 0)
 }
 
 fn mmap_offsets(fd: BorrowedFd<'_>) -> io::Result<libc::xdp_mmap_offsets> {

@@ -603,7 +603,7 @@ impl<'v> Object<'v> {
 /// A value as the user wrote it, for messages.
 fn describe(value: &Value) -> String {
     match value {
-        Value::Number(n) => n.clone(),
+        Value::Number(n) => n.to_string(),
         Value::String(s) => format!("\"{s}\""),
         Value::Bool(b) => b.to_string(),
         other => other.kind().to_owned(),
@@ -826,7 +826,7 @@ mod tests {
         for (text, message) in [
             (
                 "",
-                "--proto-config: not valid JSON: a missing value at byte 0",
+                "--proto-config: not valid JSON: EOF while parsing a value at line 1 column 0",
             ),
             (
                 "[]",

@@ -72,6 +72,7 @@ fn native_run(args: &[&str]) -> RunArgs {
     match Cli::try_parse_from(std::iter::once("mirror".to_owned()).chain(native)) {
         Ok(Cli {
             command: Command::Run(run),
+            ..
         }) => run,
         Ok(other) => panic!("{args:?}: not `run`: {other:?}"),
         Err(e) => panic!("{args:?}: mirror refuses the translation: {e}"),

@@ -147,7 +147,7 @@ async fn resolve_with(handle: &Handle, wanted: &[(usize, Wanted)]) -> anyhow::Re
         match locate(handle, &links, ips).await {
             Ok(found) => {
                 if let Some(probed) = &found.probed {
-                    eprintln!("mirror: {want}: {probed}");
+                    tracing::info!("mirror: {want}: {probed}");
                 }
                 resolution.found.push(Found {
                     wanted: *id,

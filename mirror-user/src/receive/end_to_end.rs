@@ -8,7 +8,7 @@ use std::{
     fs::File,
     io::{BufRead as _, BufReader},
     net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket},
-    os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd},
+    os::fd::OwnedFd,
     path::{Path, PathBuf},
     process::{Command, Stdio},
     sync::mpsc,
@@ -18,6 +18,7 @@ use std::{
 
 use etherparse::{IpFragOffset, Ipv4Header};
 use pcap_file::{DataLink, TsResolution, pcap::PcapReader};
+use socket2::SockRef;
 
 use super::{socket::now_ns, *};
 use crate::{
@@ -172,34 +173,14 @@ impl RawSender {
         } else {
             (libc::AF_INET, libc::IPPROTO_RAW)
         };
-        // SAFETY: plain system call, checked below.
-        let raw = unsafe { libc::socket(domain, libc::SOCK_RAW | libc::SOCK_CLOEXEC, protocol) };
-        assert!(raw >= 0, "{}", std::io::Error::last_os_error());
-        // SAFETY: a new descriptor nothing else owns.
         Self {
-            fd: unsafe { OwnedFd::from_raw_fd(raw) },
+            fd: crate::sockopt::socket(domain, libc::SOCK_RAW, protocol).unwrap(),
         }
     }
 
     fn send(&self, bytes: &[u8], to: IpAddr) {
-        let (storage, len) = socket::to_sockaddr(SocketAddr::new(to, 0));
-        // SAFETY: valid buffer and address of the lengths given.
-        let n = unsafe {
-            libc::sendto(
-                self.fd.as_raw_fd(),
-                bytes.as_ptr().cast(),
-                bytes.len(),
-                0,
-                (&raw const storage).cast(),
-                len,
-            )
-        };
-        assert_eq!(
-            usize::try_from(n).ok(),
-            Some(bytes.len()),
-            "{}",
-            std::io::Error::last_os_error()
-        );
+        let sent = SockRef::from(&self.fd).send_to(bytes, &SocketAddr::new(to, 0).into());
+        assert_eq!(sent.unwrap(), bytes.len());
     }
 }
 

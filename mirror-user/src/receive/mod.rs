@@ -60,13 +60,13 @@ pub fn receive(args: &ReceiveArgs) -> anyhow::Result<()> {
         } else {
             local.ip().to_string()
         };
-        eprintln!(
+        tracing::info!(
             "mirror: receiving {} on {on}, writing {}",
             config.accept.name(),
             config.write.display()
         );
     })?;
-    eprintln!("mirror: {stats}");
+    tracing::info!("mirror: {stats}");
     Ok(())
 }
 

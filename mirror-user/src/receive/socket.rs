@@ -11,14 +11,14 @@
 //! most [`POLL_INTERVAL`], so that the caller can check for a stop request.
 
 use std::{
-    io,
-    mem::{self, MaybeUninit},
-    net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6},
-    os::fd::{AsFd as _, AsRawFd as _, FromRawFd as _, OwnedFd},
+    io, mem,
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    os::fd::{AsFd as _, AsRawFd as _, OwnedFd},
     time::Duration,
 };
 
 use anyhow::Context as _;
+use socket2::{SockAddr, SockAddrStorage, SockRef};
 
 use crate::UsageError;
 
@@ -72,19 +72,19 @@ impl Listener {
         } else {
             (libc::SOCK_RAW, IPPROTO_GRE)
         };
-        // SAFETY: plain system call; the descriptor is owned right after.
-        let raw = unsafe { libc::socket(domain, kind | libc::SOCK_CLOEXEC, protocol) };
-        if raw < 0 {
-            let err = io::Error::last_os_error();
-            let hint = if udp {
-                ""
-            } else {
-                " (raw sockets need root or CAP_NET_RAW)"
-            };
-            return Err(err).with_context(|| format!("opening an {family} {what} socket{hint}"));
-        }
-        // SAFETY: `raw` is a new descriptor that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let fd = crate::sockopt::socket(domain, kind, protocol);
+        let fd = match fd {
+            Ok(fd) => fd,
+            Err(err) => {
+                let hint = if udp {
+                    ""
+                } else {
+                    " (raw sockets need root or CAP_NET_RAW)"
+                };
+                return Err(err)
+                    .with_context(|| format!("opening an {family} {what} socket{hint}"));
+            }
+        };
         set_option(&fd, libc::SO_TIMESTAMPNS, &1_i32).context("enabling SO_TIMESTAMPNS")?;
         let timeout = libc::timeval {
             tv_sec: 0,
@@ -93,11 +93,7 @@ impl Listener {
         set_option(&fd, libc::SO_RCVTIMEO, &timeout).context("setting SO_RCVTIMEO")?;
         // Best effort: a smaller buffer only means drops under bursts.
         let _ = set_option(&fd, libc::SO_RCVBUF, &RECEIVE_BUFFER);
-        let (storage, len) = to_sockaddr(addr);
-        // SAFETY: `storage` holds a valid sockaddr of `len` bytes.
-        let rc = unsafe { libc::bind(fd.as_raw_fd(), (&raw const storage).cast(), len) };
-        if rc < 0 {
-            let err = io::Error::last_os_error();
+        if let Err(err) = SockRef::from(&fd).bind(&addr.into()) {
             if err.raw_os_error() == Some(libc::EADDRNOTAVAIL) {
                 return Err(UsageError(format!(
                     "--listen {}: not an address of this host",
@@ -128,7 +124,7 @@ impl Listener {
     /// Receive one datagram into `buf`; `None` if none came within [`POLL_INTERVAL`] or a
     /// signal interrupted the wait.
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<Option<Datagram>> {
-        let mut name = MaybeUninit::<libc::sockaddr_storage>::zeroed();
+        let mut name = SockAddrStorage::zeroed();
         // Room for a timestamp control message, aligned for cmsghdr.
         let mut control = [0_u64; 16];
         let mut iov = libc::iovec {
@@ -137,8 +133,8 @@ impl Listener {
         };
         // SAFETY: an all-zero msghdr is valid (null pointers, zero lengths).
         let mut msg: libc::msghdr = unsafe { mem::zeroed() };
-        msg.msg_name = name.as_mut_ptr().cast();
-        msg.msg_namelen = socklen_of::<libc::sockaddr_storage>();
+        msg.msg_name = (&raw mut name).cast();
+        msg.msg_namelen = name.size_of();
         msg.msg_iov = &raw mut iov;
         msg.msg_iovlen = 1;
         msg.msg_control = control.as_mut_ptr().cast();
@@ -152,9 +148,9 @@ impl Listener {
                 _ => Err(err),
             };
         };
-        // SAFETY: recvmsg wrote the source address (or left zeroes) into `name`.
-        let name = unsafe { name.assume_init() };
-        let source = from_sockaddr(&name)
+        // SAFETY: recvmsg wrote a socket address of `msg_namelen` bytes (or left zeroes).
+        let source = unsafe { SockAddr::new(name, msg.msg_namelen) }
+            .as_socket()
             .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |a| a.ip().to_canonical());
         Ok(Some(Datagram {
             len: len.min(buf.len()),
@@ -201,82 +197,15 @@ fn set_option<T>(fd: &OwnedFd, name: libc::c_int, value: &T) -> io::Result<()> {
     crate::sockopt::set(fd.as_fd(), libc::SOL_SOCKET, name, value)
 }
 
-fn local_addr(fd: &OwnedFd) -> io::Result<SocketAddr> {
-    let mut storage = MaybeUninit::<libc::sockaddr_storage>::zeroed();
-    let mut len = socklen_of::<libc::sockaddr_storage>();
-    // SAFETY: `storage` has room for `len` bytes.
-    let rc =
-        unsafe { libc::getsockname(fd.as_raw_fd(), storage.as_mut_ptr().cast(), &raw mut len) };
-    if rc < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: zero-initialised, then written by getsockname.
-    let storage = unsafe { storage.assume_init() };
-    from_sockaddr(&storage).ok_or_else(|| io::Error::other("not an IP socket address"))
-}
-
 fn socklen_of<T>() -> libc::socklen_t {
     libc::socklen_t::try_from(size_of::<T>()).unwrap_or(libc::socklen_t::MAX)
 }
 
-pub(super) fn to_sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
-    // SAFETY: an all-zero sockaddr_storage is valid.
-    let mut storage: libc::sockaddr_storage = unsafe { mem::zeroed() };
-    let len = match addr {
-        SocketAddr::V4(v4) => {
-            let sin = libc::sockaddr_in {
-                sin_family: libc::AF_INET as libc::sa_family_t,
-                sin_port: v4.port().to_be(),
-                sin_addr: libc::in_addr {
-                    s_addr: u32::from_ne_bytes(v4.ip().octets()),
-                },
-                sin_zero: [0; 8],
-            };
-            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in.
-            unsafe { (&raw mut storage).cast::<libc::sockaddr_in>().write(sin) };
-            socklen_of::<libc::sockaddr_in>()
-        }
-        SocketAddr::V6(v6) => {
-            let sin6 = libc::sockaddr_in6 {
-                sin6_family: libc::AF_INET6 as libc::sa_family_t,
-                sin6_port: v6.port().to_be(),
-                sin6_flowinfo: v6.flowinfo(),
-                sin6_addr: libc::in6_addr {
-                    s6_addr: v6.ip().octets(),
-                },
-                sin6_scope_id: v6.scope_id(),
-            };
-            // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in6.
-            unsafe { (&raw mut storage).cast::<libc::sockaddr_in6>().write(sin6) };
-            socklen_of::<libc::sockaddr_in6>()
-        }
-    };
-    (storage, len)
-}
-
-fn from_sockaddr(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
-    match libc::c_int::from(storage.ss_family) {
-        libc::AF_INET => {
-            // SAFETY: the family says the storage holds a sockaddr_in.
-            let sin = unsafe { (&raw const *storage).cast::<libc::sockaddr_in>().read() };
-            let ip = Ipv4Addr::from(sin.sin_addr.s_addr.to_ne_bytes());
-            Some(SocketAddr::V4(SocketAddrV4::new(
-                ip,
-                u16::from_be(sin.sin_port),
-            )))
-        }
-        libc::AF_INET6 => {
-            // SAFETY: the family says the storage holds a sockaddr_in6.
-            let sin6 = unsafe { (&raw const *storage).cast::<libc::sockaddr_in6>().read() };
-            Some(SocketAddr::V6(SocketAddrV6::new(
-                Ipv6Addr::from(sin6.sin6_addr.s6_addr),
-                u16::from_be(sin6.sin6_port),
-                sin6.sin6_flowinfo,
-                sin6.sin6_scope_id,
-            )))
-        }
-        _ => None,
-    }
+fn local_addr(fd: &OwnedFd) -> io::Result<SocketAddr> {
+    SockRef::from(fd)
+        .local_addr()?
+        .as_socket()
+        .ok_or_else(|| io::Error::other("not an IP socket address"))
 }
 
 #[cfg(test)]
@@ -284,21 +213,6 @@ mod tests {
     use std::net::UdpSocket;
 
     use super::*;
-
-    #[test]
-    fn sockaddr_round_trip() {
-        for addr in [
-            "127.0.0.1:4789",
-            "0.0.0.0:0",
-            "[::1]:8472",
-            "[2001:db8::1]:1",
-        ] {
-            let addr: SocketAddr = addr.parse().unwrap();
-            let (storage, len) = to_sockaddr(addr);
-            assert!(len as usize <= size_of_val(&storage));
-            assert_eq!(from_sockaddr(&storage), Some(addr));
-        }
-    }
 
     #[test]
     fn udp_receives_with_source_and_kernel_time() {

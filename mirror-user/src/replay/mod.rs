@@ -167,7 +167,7 @@ async fn replay_async(
     }
     match done {
         Ok(Ok(summary)) => {
-            eprintln!("{}", progress::summary(&name, &summary));
+            tracing::info!("{}", progress::summary(&name, &summary));
             Ok(())
         }
         Ok(Err(e)) => Err(read_error(&args.pcap, e)),

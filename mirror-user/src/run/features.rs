@@ -47,14 +47,9 @@ fn bpf_syscall() -> anyhow::Result<()> {
 
 /// Opens and closes an AF_XDP socket.
 fn af_xdp() -> anyhow::Result<()> {
-    // SAFETY: plain socket call.
-    let fd = unsafe { libc::socket(libc::AF_XDP, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
-    if fd >= 0 {
-        // SAFETY: the fd is ours.
-        unsafe { libc::close(fd) };
+    let Err(err) = crate::sockopt::socket(libc::AF_XDP, libc::SOCK_RAW, 0) else {
         return Ok(());
-    }
-    let err = io::Error::last_os_error();
+    };
     match err.raw_os_error() {
         Some(libc::EAFNOSUPPORT) => bail!(
             "this kernel has no AF_XDP sockets (CONFIG_XDP_SOCKETS): the copies cannot reach the agent"

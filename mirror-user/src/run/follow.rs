@@ -39,6 +39,18 @@ pub const RESYNC: Duration = Duration::from_secs(30);
 /// How long a detached interface's counters stay in the capture table and the metrics.
 pub const GRACE: Duration = Duration::from_secs(2);
 
+/// Logs a message about an interface with its labels as the event's fields.
+macro_rules! say {
+    ($level:ident, $labels:expr, $($message:tt)+) => {
+        tracing::$level!(
+            iface = %$labels.iface,
+            pod = %$labels.pod,
+            namespace = %$labels.namespace,
+            $($message)+
+        )
+    };
+}
+
 /// The labels of a mirrored interface; empty `pod`/`namespace` when not known.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Labels {
@@ -183,7 +195,12 @@ impl Attachments {
     ) -> Option<Labels> {
         let attached = self.attached.remove(&ifindex)?;
         if let Err(e) = programs.detach_mirror(attached.links) {
-            eprintln!("mirror: detaching {}: {e:#}", attached.labels);
+            say!(
+                warn,
+                attached.labels,
+                "mirror: detaching {}: {e:#}",
+                attached.labels
+            );
         }
         self.metrics.attached_interfaces.dec();
         self.metrics.detached(reason).inc();
@@ -212,7 +229,12 @@ impl Attachments {
     /// Counts and says how a newly attached pod's veth was found.
     fn found_by(&self, found: &Found, labels: &Labels, what: &str) {
         self.metrics.pod_resolved(found.method).inc();
-        eprintln!("mirror: {what} {labels} {}", found.method.describe());
+        say!(
+            info,
+            labels,
+            "mirror: {what} {labels} {}",
+            found.method.describe()
+        );
     }
 
     /// Drops the counters of interfaces detached more than [`GRACE`] ago.
@@ -318,7 +340,11 @@ impl Follower {
                     self.attachments
                         .detach(programs, link.ifindex, DetachReason::Gone)
                 {
-                    eprintln!("mirror: detached {labels}: the interface is gone");
+                    say!(
+                        info,
+                        labels,
+                        "mirror: detached {labels}: the interface is gone"
+                    );
                     // Its pod may come back under a new veth.
                     self.soon();
                 }
@@ -336,8 +362,8 @@ impl Follower {
                         .attachments
                         .attach(programs, link.ifindex, labels.clone(), None)
                     {
-                        Ok(()) => eprintln!("mirror: attached {labels}"),
-                        Err(e) => eprintln!("mirror: attaching {labels}: {e:#}"),
+                        Ok(()) => say!(info, labels, "mirror: attached {labels}"),
+                        Err(e) => say!(warn, labels, "mirror: attaching {labels}: {e:#}"),
                     }
                 } else if link.veth {
                     self.soon();
@@ -352,7 +378,7 @@ impl Follower {
         let resolution = match result {
             Ok(resolution) => resolution,
             Err(e) => {
-                eprintln!("mirror: looking for pods: {e:#}");
+                tracing::warn!("mirror: looking for pods: {e:#}");
                 self.retry();
                 return;
             }
@@ -370,7 +396,11 @@ impl Follower {
                 .attachments
                 .detach(programs, ifindex, DetachReason::Gone)
             {
-                eprintln!("mirror: detached {labels}: the interface is gone");
+                say!(
+                    info,
+                    labels,
+                    "mirror: detached {labels}: the interface is gone"
+                );
             }
         }
         let mut failed = false;
@@ -391,7 +421,7 @@ impl Follower {
                 Ok(()) if new => self.attachments.found_by(found, &labels, "attached"),
                 Ok(()) => {}
                 Err(e) => {
-                    eprintln!("mirror: attaching {labels}: {e:#}");
+                    say!(warn, labels, "mirror: attaching {labels}: {e:#}");
                     failed = true;
                 }
             }
@@ -410,7 +440,9 @@ impl Follower {
         let change = self.wanted.apply(update);
         if let Some(removed) = change.removed {
             for labels in self.attachments.release(programs, removed) {
-                eprintln!(
+                say!(
+                    info,
+                    labels,
                     "mirror: detached {labels}: the Kubernetes API no longer lists the pod as running on this node"
                 );
             }

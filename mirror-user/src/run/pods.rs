@@ -40,7 +40,9 @@ pub async fn find(args: &RunArgs) -> anyhow::Result<Pods> {
             Ok(()) => specs.extend(args.pods.iter().map(|p| WatchSpec::pod(p, client.node()))),
             Err(Placing::Usage(e)) => return Err(e.into()),
             Err(Placing::Api(e)) if args.pod_selectors.is_empty() => {
-                eprintln!("mirror: warning: {e}; finding --pod by hostname on this node instead");
+                tracing::warn!(
+                    "mirror: warning: {e}; finding --pod by hostname on this node instead"
+                );
                 api = None;
             }
             Err(Placing::Api(e)) => return Err(e.into()),
@@ -89,7 +91,7 @@ pub async fn find(args: &RunArgs) -> anyhow::Result<Pods> {
     if args.wait_for_pods {
         for one in required.chunks(1) {
             if let Err(e) = found.check_all_found(one) {
-                eprintln!("mirror: waiting: {e}");
+                tracing::info!("mirror: waiting: {e}");
             }
         }
     } else {
@@ -132,7 +134,7 @@ async fn connect(args: &RunArgs) -> anyhow::Result<Option<Api>> {
             Err(UsageError(e.to_string()).into())
         }
         Err(e) if args.pod_selectors.is_empty() => {
-            eprintln!("mirror: warning: {e}; finding --pod by hostname on this node instead");
+            tracing::warn!("mirror: warning: {e}; finding --pod by hostname on this node instead");
             Ok(None)
         }
         Err(e) => Err(e.into()),
@@ -154,7 +156,7 @@ async fn place(api: &Api, args: &RunArgs) -> Result<(), Placing> {
         match check_placement(asked, &pods, api.node(), api.url()) {
             Ok(()) => {}
             Err(Misplaced::NotYet(why)) if args.wait_for_pods => {
-                eprintln!("mirror: waiting: {why}");
+                tracing::info!("mirror: waiting: {why}");
             }
             Err(Misplaced::NotYet(why) | Misplaced::Never(why)) => {
                 return Err(Placing::Usage(UsageError(why)));

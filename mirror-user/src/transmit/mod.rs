@@ -73,7 +73,7 @@ pub async fn start_own_umem(
     let umem = match Umem::new(OWN_CHUNKS) {
         Ok(umem) => umem,
         Err(err) => {
-            eprintln!(
+            tracing::warn!(
                 "mirror: no memory for an AF_XDP UMEM ({err}); sending through the raw socket"
             );
             socket_only(&labels, metrics);

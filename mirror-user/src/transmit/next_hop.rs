@@ -333,7 +333,7 @@ impl Follower {
                         self.made.push((ifindex, ip));
                     }
                 }
-                Err(err) => eprintln!(
+                Err(err) => tracing::warn!(
                     "mirror: could not add a managed neighbour entry for {ip} (ifindex {ifindex}): {err}"
                 ),
             }

@@ -157,11 +157,13 @@ impl XdpPath {
             return;
         }
         match (hop, fallback) {
-            (Hop::Xdp(next), None) => eprintln!(
+            (Hop::Xdp(next), None) => tracing::info!(
+                remote = %label,
                 "mirror: remote {label}: sending from AF_XDP on ifindex {}",
                 next.ifindex
             ),
-            (_, Some(reason)) => eprintln!(
+            (_, Some(reason)) => tracing::info!(
+                remote = %label,
                 "mirror: remote {label}: sending through the raw socket ({})",
                 reason.label()
             ),
@@ -190,7 +192,7 @@ impl XdpPath {
                 Some(self.uplinks.len() - 1)
             }
             Err(err) => {
-                eprintln!(
+                tracing::warn!(
                     "mirror: ifindex {ifindex} refused an AF_XDP socket ({err}); its remotes get the raw socket"
                 );
                 self.refused.push(ifindex);

@@ -1,7 +1,7 @@
-//! Just enough JSON for the bench's summaries (xtask has no serde): values built in code and
-//! written pretty-printed.
+//! The bench's summaries: values built in code, members in the order given, numbers rounded to
+//! the decimals each figure deserves; serde_json writes them.
 
-use std::fmt::Write as _;
+use serde::ser::{Serialize, SerializeMap as _, SerializeSeq as _, Serializer};
 
 /// A JSON value.
 #[derive(Clone, Debug, PartialEq)]
@@ -35,113 +35,41 @@ impl Json {
         value.map_or(Self::Null, Self::Int)
     }
 
-    /// Pretty-printed, two spaces per level; arrays of scalars and small objects stay on one line.
+    /// Pretty-printed, two spaces per level.
     pub fn pretty(&self) -> String {
-        let mut out = String::new();
-        self.write(&mut out, 0);
+        let mut out = serde_json::to_string_pretty(self).unwrap_or_else(|_| "null".to_owned());
         out.push('\n');
         out
     }
+}
 
-    fn write(&self, out: &mut String, level: usize) {
+impl Serialize for Json {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         match self {
-            Self::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            Self::Bool(b) => serializer.serialize_bool(*b),
             Self::Num(v, decimals) if v.is_finite() => {
-                let _ = write!(out, "{v:.decimals$}");
+                let scale = 10_f64.powi(i32::try_from(*decimals).unwrap_or(i32::MAX));
+                serializer.serialize_f64((v * scale).round() / scale)
             }
-            Self::Null | Self::Num(..) => out.push_str("null"),
-            Self::Int(v) => {
-                let _ = write!(out, "{v}");
-            }
-            Self::Str(s) => write_str(out, s),
-            Self::Arr(items) if items.is_empty() => out.push_str("[]"),
-            Self::Obj(pairs) if pairs.is_empty() => out.push_str("{}"),
-            _ if self.is_flat() => self.write_inline(out),
+            Self::Null | Self::Num(..) => serializer.serialize_unit(),
+            Self::Int(v) => serializer.serialize_u64(*v),
+            Self::Str(s) => serializer.serialize_str(s),
             Self::Arr(items) => {
-                out.push_str("[\n");
-                for (i, item) in items.iter().enumerate() {
-                    indent(out, level + 1);
-                    item.write(out, level + 1);
-                    out.push_str(if i + 1 < items.len() { ",\n" } else { "\n" });
+                let mut seq = serializer.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    seq.serialize_element(item)?;
                 }
-                indent(out, level);
-                out.push(']');
+                seq.end()
             }
             Self::Obj(pairs) => {
-                out.push_str("{\n");
-                for (i, (key, value)) in pairs.iter().enumerate() {
-                    indent(out, level + 1);
-                    write_str(out, key);
-                    out.push_str(": ");
-                    value.write(out, level + 1);
-                    out.push_str(if i + 1 < pairs.len() { ",\n" } else { "\n" });
+                let mut map = serializer.serialize_map(Some(pairs.len()))?;
+                for (key, value) in pairs {
+                    map.serialize_entry(key, value)?;
                 }
-                indent(out, level);
-                out.push('}');
+                map.end()
             }
         }
     }
-
-    /// Arrays and objects of scalars only: one line.
-    fn is_flat(&self) -> bool {
-        let scalar = |v: &Json| !matches!(v, Self::Arr(_) | Self::Obj(_));
-        match self {
-            Self::Arr(items) => items.iter().all(scalar),
-            Self::Obj(pairs) => pairs.iter().all(|(_, v)| scalar(v)),
-            _ => true,
-        }
-    }
-
-    fn write_inline(&self, out: &mut String) {
-        match self {
-            Self::Arr(items) => {
-                out.push('[');
-                for (i, item) in items.iter().enumerate() {
-                    if i > 0 {
-                        out.push_str(", ");
-                    }
-                    item.write(out, 0);
-                }
-                out.push(']');
-            }
-            Self::Obj(pairs) => {
-                out.push('{');
-                for (i, (key, value)) in pairs.iter().enumerate() {
-                    if i > 0 {
-                        out.push_str(", ");
-                    }
-                    write_str(out, key);
-                    out.push_str(": ");
-                    value.write(out, 0);
-                }
-                out.push('}');
-            }
-            scalar => scalar.write(out, 0),
-        }
-    }
-}
-
-fn indent(out: &mut String, level: usize) {
-    for _ in 0..level {
-        out.push_str("  ");
-    }
-}
-
-fn write_str(out: &mut String, text: &str) {
-    out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            c if u32::from(c) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
 }
 
 #[cfg(test)]
@@ -162,7 +90,7 @@ mod tests {
         assert_eq!(
             value.pretty(),
             "{\n  \"name\": \"a \\\"b\\\"\\\\\\n\",\n  \"n\": 1.23,\n  \"nan\": null,\n  \"none\": null,\n  \
-             \"list\": [1, true],\n  \"rows\": [\n    {\"x\": 2}\n  ],\n  \"empty\": []\n}\n"
+             \"list\": [\n    1,\n    true\n  ],\n  \"rows\": [\n    {\n      \"x\": 2\n    }\n  ],\n  \"empty\": []\n}\n"
         );
     }
 }

@@ -236,7 +236,7 @@ async fn follow(
                     }
                 }
             }
-            Err(e) => eprintln!("mirror: {option}: watching pods: {}; retrying", explain(&e)),
+            Err(e) => tracing::warn!("mirror: {option}: watching pods: {}; retrying", explain(&e)),
         }
     }
 }
