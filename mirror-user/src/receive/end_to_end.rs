@@ -356,6 +356,8 @@ fn sigterm_child() {
     let Some(path) = std::env::var_os(CHILD_ENV) else {
         return;
     };
+    // The parent reads the "receiving" line from the log, as the binary writes it.
+    crate::log::init(crate::log::LogFormat::Text).unwrap();
     let args = ReceiveArgs {
         tunnel: TunnelKind::Vxlan,
         listen: "127.0.0.1:0".into(),
