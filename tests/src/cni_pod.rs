@@ -41,7 +41,9 @@ pub enum Wiring {
 /// A bridge like flannel's `cni0`: `name` with `gateway`/24, up.
 pub fn make_bridge(node: &Netns, name: &str, gateway: &str) -> Result<Wiring> {
     // A set address stays; otherwise the bridge takes its ports' as they come and go, and the
-    // pods' static entries for their gateway would go stale.
+    // pods' static entries for their gateway would go stale. Without multicast snooping the
+    // bridge joins no All-Snoopers group (224.0.0.106), whose IGMP reports it would flood to
+    // the pods' ports at random moments, into the mirrored traffic the test compares.
     node.ip([
         "link",
         "add",
@@ -50,6 +52,8 @@ pub fn make_bridge(node: &Netns, name: &str, gateway: &str) -> Result<Wiring> {
         "02:00:c6:13:00:01",
         "type",
         "bridge",
+        "mcast_snooping",
+        "0",
     ])?;
     node.ip(["addr", "add", &format!("{gateway}/24"), "dev", name])?;
     node.ip(["link", "set", name, "up"])?;
