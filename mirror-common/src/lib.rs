@@ -236,9 +236,9 @@ kernel_counters! {
     FilterLeftOut = 7,
     /// Selected by the kernel's copy of `--filter` (then sampled and cloned as any other).
     FilterKept = 8,
-    /// Cut copies written into the `CUTS` ring buffer.
+    /// Copies written into the `CUTS` ring buffer (cut to the snap length, or whole).
     CutCopied = 9,
-    /// Cut copies lost: the `CUTS` ring buffer was full (the agent did not keep up).
+    /// Copies lost: the `CUTS` ring buffer was full (the agent did not keep up).
     CutRingFull = 10,
 }
 
@@ -283,23 +283,33 @@ pub struct Config {
     /// Frames longer than this (without the tag) are not copied: [`MAX_FRAME`], or
     /// [`ONE_CHUNK_FRAME`] where the socket takes no multi-buffer frames.
     pub max_frame: u32,
-    /// 1: copies cut to `snaplen` (at most [`CUT_MAX`]) go through the `CUTS` ring buffer
-    /// instead of a clone (see [`Cut`]); 0: every copy is a clone.
+    /// 1: copies cut to `snaplen` (at most [`RING_FRAME`]) go through the `CUTS` ring buffer
+    /// instead of a clone (see [`Cut`]); 0: such copies are clones.
     pub cut_ring: u32,
+    /// 1: whole copies of frames that are not GSO super-frames, up to [`RING_FRAME`] bytes, go
+    /// through the `CUTS` ring buffer too; 0: every whole copy is a clone.
+    pub ring_copies: u32,
+    /// Unused: keeps the struct free of padding (it is shared as plain bytes).
+    pub pad: u32,
 }
 
-/// Largest snap length served by the `CUTS` ring buffer.
+/// Record size of the small class of the `CUTS` ring buffer (a 64-byte copy does not take a
+/// record of a full frame's size).
 pub const CUT_MAX: usize = 256;
 
-/// A copy cut to the snap length, written by the classifier straight into the `CUTS` ring
-/// buffer: no clone, no trim of a 64 KB super-frame (`bpf_skb_change_tail` would pull all of it
-/// into one buffer first), no veth crossing. A VLAN tag the kernel holds out of band is not in
-/// `data`; the agent puts it back.
+/// Largest frame (or snap length) a record of the `CUTS` ring buffer holds: an Ethernet frame of
+/// a 1500-byte MTU with room for two VLAN tags. Larger frames and GSO super-frames are clones.
+pub const RING_FRAME: usize = 2048;
+
+/// A copy written by the classifier straight into the `CUTS` ring buffer, its first `len` bytes
+/// in a record of `N` bytes of data ([`CUT_MAX`] or [`RING_FRAME`]): no clone, no veth crossing,
+/// no trim of a 64 KB super-frame (`bpf_skb_change_tail` would pull all of it into one buffer
+/// first). A VLAN tag the kernel holds out of band is not in `data`; the agent puts it back.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
-pub struct Cut {
+pub struct Cut<const N: usize = CUT_MAX> {
     pub tag: Tag,
-    /// Bytes of `data` that hold the frame's start.
+    /// Bytes of `data` that hold the frame's start (or all of it).
     pub len: u16,
     /// Whether `vlan_proto` and `vlan_tci` hold a tag to put back after the MAC addresses.
     pub has_vlan: u16,
@@ -307,7 +317,7 @@ pub struct Cut {
     pub vlan_proto: u16,
     /// The TCI in host order, as `skb->vlan_tci` holds it.
     pub vlan_tci: u16,
-    pub data: [u8; CUT_MAX],
+    pub data: [u8; N],
 }
 
 /// Sockets of the agent that [`Config::own_sockets`] can name.

@@ -9,12 +9,14 @@ use aya_ebpf::{
     maps::RingBuf,
     programs::TcContext,
 };
-use mirror_common::{CUT_MAX, Config, Cut, Direction, KernelCounter, TAG_TRUNCATED, Tag, mark_for};
+use mirror_common::{
+    CUT_MAX, Config, Cut, Direction, KernelCounter, RING_FRAME, TAG_TRUNCATED, Tag, mark_for,
+};
 
 use crate::{config::CONFIG, counters::count, filter::FILTERS};
 
-/// Copies cut to the snap length ([`Cut`]), read by the agent's capture thread, which sets the
-/// size at load time.
+/// Copies cut to the snap length and whole copies of small frames ([`Cut`]), read by the agent's
+/// capture thread, which sets the size at load time.
 #[map]
 static CUTS: RingBuf = RingBuf::with_byte_size(4096, 0);
 
@@ -117,8 +119,13 @@ fn clone(ctx: &TcContext, direction: Direction, selected: bool) -> i32 {
             return TC_ACT_UNSPEC;
         }
     }
-    if cut && config.cut_ring != 0 {
-        cut_copy(ctx, config, mark_for(ifindex, direction, selected));
+    if ring_copy(
+        ctx,
+        config,
+        cut,
+        gso_size != 0,
+        mark_for(ifindex, direction, selected),
+    ) {
         return TC_ACT_UNSPEC;
     }
     if gso_size == 0 && !cut && ctx.len() > config.max_frame {
@@ -136,21 +143,45 @@ fn clone(ctx: &TcContext, direction: Direction, selected: bool) -> i32 {
     TC_ACT_UNSPEC
 }
 
-/// Writes the first `snaplen` bytes of the packet, with its tag, into the `CUTS` ring buffer.
+/// Writes the copy into the `CUTS` ring buffer instead of cloning it, where the agent asked
+/// for that and it fits a record: a copy cut to the snap length (`cut`), or a whole frame that
+/// is not a GSO super-frame (the kernel cuts those into MTU-sized frames as they cross the mirror
+/// veth). Returns whether the copy is done (written, or lost and counted).
 #[inline(always)]
-fn cut_copy(ctx: &TcContext, config: &Config, mark: u32) {
-    // SAFETY: the context pointer is valid for the whole program run.
-    let vlan_present = unsafe { (*ctx.skb.skb).vlan_present } != 0;
-    // The agent puts an out-of-band VLAN tag back into the frame: leave room for it within
-    // the snap length.
-    let room = if vlan_present { 4 } else { 0 };
+fn ring_copy(ctx: &TcContext, config: &Config, cut: bool, gso: bool, mark: u32) -> bool {
     let whole = ctx.len();
-    let len = whole.min(config.snaplen.saturating_sub(room));
-    if len == 0 || len as usize > CUT_MAX {
-        return;
+    let len = if cut && config.cut_ring != 0 {
+        // SAFETY: the context pointer is valid for the whole program run.
+        let vlan_present = unsafe { (*ctx.skb.skb).vlan_present } != 0;
+        // The agent puts an out-of-band VLAN tag back into the frame: leave room for it within
+        // the snap length.
+        let room = if vlan_present { 4 } else { 0 };
+        whole.min(config.snaplen.saturating_sub(room))
+    } else if !cut && !gso && config.ring_copies != 0 {
+        whole
+    } else {
+        return false;
+    };
+    if len == 0 {
+        return true;
     }
-    // The same value, in a form whose bounds the verifier sees: 1..=CUT_MAX.
-    let len = ((len - 1) & (CUT_MAX as u32 - 1)) + 1;
+    if len as usize <= CUT_MAX {
+        write_copy::<CUT_MAX>(ctx, len, whole, mark);
+        true
+    } else if len as usize <= RING_FRAME {
+        write_copy::<RING_FRAME>(ctx, len, whole, mark);
+        true
+    } else {
+        false
+    }
+}
+
+/// Writes the first `len` (1..=N) of the packet's `whole` bytes, with its tag, into a record of
+/// `N` bytes of the `CUTS` ring buffer. `N` is a power of two.
+#[inline(always)]
+fn write_copy<const N: usize>(ctx: &TcContext, len: u32, whole: u32, mark: u32) {
+    // The same value, in a form whose bounds the verifier sees: 1..=N.
+    let len = ((len.wrapping_sub(1)) & (N as u32 - 1)) + 1;
     // SAFETY: no preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
     let Some(mut tag) = Tag::from_mark(mark, now) else {
@@ -159,7 +190,7 @@ fn cut_copy(ctx: &TcContext, config: &Config, mark: u32) {
     if whole > len {
         tag.flags |= TAG_TRUNCATED;
     }
-    let Some(mut entry) = CUTS.reserve::<Cut>(0) else {
+    let Some(mut entry) = CUTS.reserve::<Cut<N>>(0) else {
         count(KernelCounter::CutRingFull);
         return;
     };
@@ -170,7 +201,7 @@ fn cut_copy(ctx: &TcContext, config: &Config, mark: u32) {
         let skb = &*ctx.skb.skb;
         (*cut).tag = tag;
         (*cut).len = len as u16;
-        (*cut).has_vlan = u16::from(vlan_present);
+        (*cut).has_vlan = u16::from(skb.vlan_present != 0);
         (*cut).vlan_proto = skb.vlan_proto as u16;
         (*cut).vlan_tci = skb.vlan_tci as u16;
         bpf_skb_load_bytes(ctx.skb.skb.cast(), 0, (*cut).data.as_mut_ptr().cast(), len)

@@ -1,5 +1,6 @@
 //! The capture thread: batches from the AF_XDP ring, tag checked and stripped, copies handed to
 //! the sender, frames returned to the fill ring. No allocation and no syscall per packet.
+mod order;
 
 use std::{
     os::fd::AsFd as _,
@@ -15,6 +16,7 @@ use aya::maps::{MapData, RingBuf};
 use mirror_common::{Cut, Direction, TAG_LEN, TAG_SELECTED, TAG_TRUNCATED, Tag};
 use prometheus::IntCounter;
 
+use self::order::Source;
 use crate::{
     clock::{self, MonotonicToUnix},
     filter::Filter,
@@ -142,15 +144,19 @@ impl Capture {
         let mut gather = Gather::default();
         // The round's copies from the ring buffer, as frames in `gather`.
         let mut cut_frames: Vec<usize> = Vec::with_capacity(BATCH);
+        // The round's copies from both, oldest first.
+        let mut round: Vec<(u64, Source)> = Vec::with_capacity(2 * BATCH);
         let mut ring_full_seen = 0;
         let mut next_stats = Instant::now() + STATS_EVERY;
         loop {
             // Chunks the uplinks have sent go back to the kernel for new copies.
             self.sender.reclaim(&mut recycle);
             self.give_back(&mut recycle)?;
+            // The ring buffer first: a clone taken before its copies has had the time to
+            // cross the veth by the time the AF_XDP ring is read, and is sent before them.
+            read_cuts(&mut self.cuts, &mut gather, &mut cut_frames);
             let rx = self.xsk.socket.rx.as_mut().context("no RX ring")?;
             let received = rx.consume(&mut descs);
-            read_cuts(&mut self.cuts, &mut gather, &mut cut_frames);
             if received == 0 && cut_frames.is_empty() {
                 if stop.load(Ordering::Relaxed) {
                     break;
@@ -172,44 +178,43 @@ impl Capture {
                 // Kernel time of the batch's newest copy: the flow meter's clock.
                 let mut latest = 0;
                 let (mut filtered, mut kept, mut cut) = (0, 0, 0);
-                let copies = descs
-                    .iter()
-                    .take(received)
-                    .copied()
-                    .map(Some)
-                    .chain(cut_frames.iter().map(|_| None));
-                let mut cut_frame = cut_frames.iter().copied();
-                for desc in copies {
-                    let from_ring = desc.is_none();
-                    let desc = desc.unwrap_or(EMPTY_DESC);
-                    let (at, len) = (desc.addr, desc.len as usize);
+                order::in_order(
+                    descs.get(..received).unwrap_or_default(),
+                    &cut_frames,
+                    gather.is_open(),
+                    &self.xsk.umem,
+                    &gather,
+                    &mut round,
+                );
+                for &(_, source) in &round {
                     // A frame larger than a chunk comes in pieces: put together in `gather`,
                     // its chunks back to the kernel at once. `chunk` is the copy's own chunk,
-                    // for a frame that came in one. A copy from the ring buffer (no
-                    // descriptor) is in `gather` already.
-                    let (chunk, gathered) = if from_ring {
-                        match cut_frame.next() {
-                            Some(index) => (None, Some(index)),
-                            None => continue,
-                        }
-                    } else if desc.options & XDP_PKT_CONTD != 0 || gather.is_open() {
-                        // SAFETY: the kernel wrote this piece and hands it to us until we
-                        // give the chunk back.
-                        let piece = unsafe { self.xsk.umem.bytes(at, len) };
-                        let last = desc.options & XDP_PKT_CONTD == 0;
-                        let done = gather.add(piece.unwrap_or_default(), last);
-                        recycle.push(Umem::chunk_of(at));
-                        match done {
-                            Piece::More => continue,
-                            Piece::Broken => {
-                                self.malformed.inc();
-                                continue;
+                    // for a frame that came in one. A copy from the ring buffer is in `gather`
+                    // already.
+                    let (desc, chunk, gathered) = match source {
+                        Source::Ring(index) => (EMPTY_DESC, None, Some(index)),
+                        Source::Desc(desc)
+                            if desc.options & XDP_PKT_CONTD != 0 || gather.is_open() =>
+                        {
+                            let (at, len) = (desc.addr, desc.len as usize);
+                            // SAFETY: the kernel wrote this piece and hands it to us until we
+                            // give the chunk back.
+                            let piece = unsafe { self.xsk.umem.bytes(at, len) };
+                            let last = desc.options & XDP_PKT_CONTD == 0;
+                            let done = gather.add(piece.unwrap_or_default(), last);
+                            recycle.push(Umem::chunk_of(at));
+                            match done {
+                                Piece::More => continue,
+                                Piece::Broken => {
+                                    self.malformed.inc();
+                                    continue;
+                                }
+                                Piece::Whole(index) => (desc, None, Some(index)),
                             }
-                            Piece::Whole(index) => (None, Some(index)),
                         }
-                    } else {
-                        (Some(Umem::chunk_of(at)), None)
+                        Source::Desc(desc) => (desc, Some(Umem::chunk_of(desc.addr)), None),
                     };
+                    let (at, len) = (desc.addr, desc.len as usize);
                     if let Some(mac) = self.inner_dst_mac {
                         let dst = match gathered {
                             Some(index) => gather.frame_mut(index).get_mut(TAG_LEN..TAG_LEN + 6),
@@ -299,9 +304,10 @@ impl Capture {
                 self.observe_flows(&flows, &gather, latest);
                 flows.clear();
                 gather.next_round();
+                let from_ring = cut_frames.len();
                 cut_frames.clear();
                 self.give_back(&mut recycle)?;
-                if received < BATCH && cut_frames.len() < BATCH {
+                if received < BATCH && from_ring < BATCH {
                     // Software interrupt coalescing: a short nap lets the ring fill, so a wakeup,
                     // a `poll` and a send serve a batch of copies instead of each one.
                     std::thread::sleep(COALESCE);
@@ -520,11 +526,11 @@ mod tests {
         assert_eq!(copy.iter().map(|e| e.ifindex).collect::<Vec<_>>(), [7]);
     }
 
-    /// A [`Cut`] record as the classifier writes it.
-    fn cut_record(tag: &Tag, frame: &[u8], vlan: Option<(u16, u16)>) -> Vec<u8> {
-        let mut data = [0; mirror_common::CUT_MAX];
+    /// A [`Cut`] record of `N` bytes of data as the classifier writes it.
+    fn record_of<const N: usize>(tag: &Tag, frame: &[u8], vlan: Option<(u16, u16)>) -> Vec<u8> {
+        let mut data = [0; N];
         data[..frame.len()].copy_from_slice(frame);
-        let cut = Cut {
+        let cut = Cut::<N> {
             tag: *tag,
             len: u16::try_from(frame.len()).unwrap(),
             has_vlan: u16::from(vlan.is_some()),
@@ -534,8 +540,24 @@ mod tests {
         };
         // SAFETY: `Cut` is plain `repr(C)` data without padding.
         unsafe {
-            std::slice::from_raw_parts((&raw const cut).cast::<u8>(), size_of::<Cut>()).to_vec()
+            std::slice::from_raw_parts((&raw const cut).cast::<u8>(), size_of::<Cut<N>>()).to_vec()
         }
+    }
+
+    fn cut_record(tag: &Tag, frame: &[u8], vlan: Option<(u16, u16)>) -> Vec<u8> {
+        record_of::<{ mirror_common::CUT_MAX }>(tag, frame, vlan)
+    }
+
+    #[test]
+    fn full_size_records_hold_whole_frames() {
+        let tag = Tag::from_mark(mark_for(7, Direction::Ingress, false), 5).unwrap();
+        let frame: Vec<u8> = (0..1514u32)
+            .map(|i| u8::try_from(i % 251).unwrap())
+            .collect();
+        let mut gather = Gather::default();
+        let record = record_of::<{ mirror_common::RING_FRAME }>(&tag, &frame, None);
+        let index = cut_frame(&record, &mut gather).unwrap();
+        assert_eq!(split_tag(gather.frame(index)), Some((tag, &frame[..])));
     }
 
     #[test]

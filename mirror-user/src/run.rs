@@ -16,12 +16,12 @@ use std::{
 
 use anyhow::Context as _;
 use mirror_common::{
-    CUT_MAX, Config, KernelCounter, MAX_FRAME, ONE_CHUNK_FRAME, OWN_SOCKETS, TAG_LEN,
+    Config, KernelCounter, MAX_FRAME, ONE_CHUNK_FRAME, OWN_SOCKETS, RING_FRAME, TAG_LEN,
 };
 use tokio::signal::unix::{SignalKind, signal};
 
 use self::{
-    args::{FilterPathArg, RunArgs},
+    args::{CapturePathArg, FilterPathArg, RunArgs},
     follow::{Attachments, Follower, Labels},
     links::{LinkEvent, LinkEvents},
 };
@@ -49,8 +49,8 @@ use crate::{
 };
 
 /// Chunks kept for the copies to all remotes but the last (`--balance replicate`), and for the
-/// copies of the classifiers' ring buffer.
-const SPARE_CHUNKS: usize = 512;
+/// copies of the classifiers' ring buffer: half the UMEM, the other half for the clones.
+const SPARE_CHUNKS: usize = 2048;
 
 /// A mirrored interface, checked to exist.
 struct Iface {
@@ -177,13 +177,24 @@ fn load_programs(args: &RunArgs, veth: &MirrorVeth) -> anyhow::Result<Programs> 
         snaplen: args.output.snaplen.unwrap_or(0),
         max_frame: ONE_CHUNK_FRAME,
         cut_ring: u32::from(cut_in_ring(args.output.snaplen)),
+        ring_copies: u32::from(whole_in_ring(args)),
         ..Config::default()
     })
 }
 
 /// Whether copies cut to `snaplen` go through the classifiers' ring buffer instead of clones.
 fn cut_in_ring(snaplen: Option<u32>) -> bool {
-    snaplen.is_some_and(|n| n > 0 && n as usize <= CUT_MAX)
+    snaplen.is_some_and(|n| n > 0 && n as usize <= RING_FRAME)
+}
+
+/// Whether whole copies of small frames go through the classifiers' ring buffer.
+fn whole_in_ring(args: &RunArgs) -> bool {
+    args.capture_path == CapturePathArg::Ring && args.output.snaplen.is_none_or(|n| n == 0)
+}
+
+/// Whether the classifiers write any copies into their ring buffer.
+pub fn ring_in_use(args: &RunArgs) -> bool {
+    cut_in_ring(args.output.snaplen) || whole_in_ring(args)
 }
 
 /// Lets the classifiers copy jumbo frames whole where the socket takes frames in several chunks.
@@ -328,9 +339,7 @@ async fn mirror(
 /// and for the copies cut in the classifiers.
 fn spares(args: &RunArgs, remotes: &[Remote]) -> usize {
     // Copies from the classifiers' ring buffer are not in the UMEM: each leaves in a spare.
-    if (args.output.balance == BalanceArg::Replicate && remotes.len() > 1)
-        || cut_in_ring(args.output.snaplen)
-    {
+    if (args.output.balance == BalanceArg::Replicate && remotes.len() > 1) || ring_in_use(args) {
         SPARE_CHUNKS
     } else {
         0

@@ -20,6 +20,11 @@ use crate::filter::Filter;
 /// enough to ride out an agent that shares its core with a busy pod (4 MiB lost copies under
 /// unpaced TCP on the bench).
 const CUTS_BYTES: u32 = 16 << 20;
+/// Its size for whole copies of small frames: about 29,000 64-byte copies (100 ms at 300k per
+/// second) or 4,000 full 1500-byte frames. Half of the above, because user space maps the data
+/// pages twice (a record that wraps around reads as one), so each byte counts twice in RSS; and
+/// super-frames, the bulk of unpaced TCP, are clones here.
+const WHOLE_BYTES: u32 = 8 << 20;
 /// Its size otherwise (a ring buffer is at least a page).
 const CUTS_UNUSED: u32 = 4096;
 
@@ -59,12 +64,14 @@ impl Programs {
                 "kernel {kernel:?} lacks TCX (bpf_mprog links for tc, Linux 6.6); the mirror needs it"
             );
         }
-        // The ring buffer of cut copies is mapped (and resident) whole: full size only when
-        // the classifiers use it, one page otherwise.
-        let cuts = if config.cut_ring == 0 {
-            CUTS_UNUSED
-        } else {
+        // The ring buffer of copies is mapped (and resident) whole: full size only when the
+        // classifiers use it, one page otherwise.
+        let cuts = if config.cut_ring != 0 {
             CUTS_BYTES
+        } else if config.ring_copies != 0 {
+            WHOLE_BYTES
+        } else {
+            CUTS_UNUSED
         };
         let mut ebpf = EbpfLoader::new()
             .map_max_entries("CUTS", cuts)
