@@ -17,7 +17,7 @@ use prometheus::IntCounter;
 use crate::{
     flow_hash::flow_hash,
     sockopt,
-    transmit::xdp::{RemoteView, XdpPath},
+    transmit::xdp::{Oversized, RemoteView, XdpPath},
     tunnel::{CopyMeta, Encap, MAX_HEADER_LEN, fragment},
 };
 
@@ -311,6 +311,25 @@ impl Sender {
                 // No chunk or ring slot: the raw socket takes this one.
                 inner = frame;
                 meta = start_meta;
+            }
+            if oversize == Oversize::Fragment
+                && inner.len() > dest.max_inner
+                && let Some(xdp) = &mut self.xdp
+            {
+                let id = self.fragment_id.wrapping_add(1).max(1);
+                let oversized = Oversized {
+                    index,
+                    copy,
+                    id,
+                    mtu: dest.mtu,
+                    ipv6: dest.addr.is_ipv6(),
+                    inner,
+                };
+                if xdp.send_fragments(&oversized, &mut dest.encap, (&meta, hash)) {
+                    self.fragment_id = id;
+                    self.counters.fragmented.inc();
+                    continue;
+                }
             }
             self.push_raw(index, copy, inner, (&meta, hash));
         }

@@ -63,6 +63,15 @@ impl Uplink {
         tx.produce(&[desc]) == 1
     }
 
+    /// Puts all of `descs` on the TX ring, or none of them if there is not room for all.
+    pub fn queue_all(&mut self, descs: &[libc::xdp_desc]) -> bool {
+        let Some(tx) = &mut self.socket.tx else {
+            return false;
+        };
+        let want = descs.len() as u32;
+        tx.free(want) >= want && tx.produce(descs) == descs.len()
+    }
+
     /// Has the kernel send what is on the TX ring.
     pub fn kick(&mut self) -> io::Result<()> {
         for _ in 0..MAX_KICKS {

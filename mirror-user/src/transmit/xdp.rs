@@ -3,6 +3,10 @@
 //! ring; no user-space copy. With several remotes, all but the last get the copy in a spare
 //! chunk (one copy each). Chunks come back on the uplinks' completion rings and return to the
 //! capture's fill ring.
+mod fragments;
+
+pub use self::fragments::Oversized;
+
 use std::{
     net::SocketAddr,
     os::fd::{AsFd as _, OwnedFd},
