@@ -11,7 +11,7 @@ use mirror_tests::{
     image::{build, on_path, prepare_context},
 };
 
-use crate::cargo::build_release_mirror;
+use crate::{cargo::build_release_mirror, setup::setup};
 
 /// Options of `cargo xtask image`.
 #[derive(Args, Debug)]
@@ -23,7 +23,7 @@ pub struct ImageArgs {
     #[arg(long, value_enum, default_value_t = Engine::Podman)]
     pub engine: Engine,
     /// Put this `mirror` binary in the image instead of building the release one.
-    #[arg(long)]
+    #[arg(long, value_parser = existing_file)]
     pub bin: Option<PathBuf>,
 }
 
@@ -42,14 +42,24 @@ impl Engine {
     }
 }
 
+/// `--bin`: a file that exists (a usage error, exit code 2, otherwise).
+fn existing_file(path: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(path);
+    if path.is_file() {
+        Ok(path)
+    } else {
+        Err(format!("no file {}", path.display()))
+    }
+}
+
 pub fn image(args: &ImageArgs) -> Result<()> {
+    setup()?;
     let engine = args.engine.program();
     if on_path(engine).is_none() {
-        bail!("{engine} is not installed (`cargo xtask setup` installs podman)");
+        bail!("{engine} is not installed (`cargo xtask setup` installs podman, not docker)");
     }
     let bin = match &args.bin {
-        Some(bin) if bin.is_file() => bin.clone(),
-        Some(bin) => bail!("--bin {}: no such file", bin.display()),
+        Some(bin) => bin.clone(),
         None => build_release_mirror()?,
     };
     let context = target_dir().join("image");
