@@ -6,13 +6,15 @@ use std::{
     fs,
     path::{Path, PathBuf},
     process::{Command, Stdio},
+    sync::Once,
 };
 
 use anyhow::{Context as _, Result};
 
 use crate::{
     agent::workspace_root,
-    proc::{command, run},
+    netns::stale_owner,
+    proc::{command, run, run_stdout},
 };
 
 /// The Containerfile that takes a prebuilt root filesystem from its context (`rootfs/`).
@@ -76,6 +78,11 @@ pub fn on_path(program: &str) -> Option<PathBuf> {
     })
 }
 
+/// The repository of the images the tests build; each tag is a [`unique_prefix`] name.
+///
+/// [`unique_prefix`]: crate::netns::unique_prefix
+pub const TEST_REPOSITORY: &str = "localhost/mirror-test";
+
 /// An image in podman's local store; removed on drop.
 pub struct PodmanImage {
     tag: String,
@@ -84,6 +91,7 @@ pub struct PodmanImage {
 impl PodmanImage {
     /// Builds `tag` from `context` (see [`prepare_context`]) with podman.
     pub fn build(context: &Path, tag: &str) -> Result<Self> {
+        sweep_stale();
         // The guard first: a build that fails half way may still have tagged the image.
         let image = Self {
             tag: tag.to_owned(),
@@ -120,6 +128,49 @@ impl Drop for PodmanImage {
             .stderr(Stdio::null())
             .status();
     }
+}
+
+/// Removes the containers and [`TEST_REPOSITORY`] images that [`crate::netns::unique_prefix`]
+/// named for a process that no longer runs (a test run killed before its guards could clean up).
+/// Runs once per process; failures are printed.
+fn sweep_stale() {
+    static SWEEP: Once = Once::new();
+    SWEEP.call_once(|| {
+        let listings: [(&[&str], [&str; 2], &str); 2] = [
+            (
+                &["ps", "-a", "--format", "{{.Names}}"],
+                ["rm", "-f"],
+                "container",
+            ),
+            (
+                &["images", "--format", "{{.Repository}}:{{.Tag}}"],
+                ["rmi", "-f"],
+                "image",
+            ),
+        ];
+        for (list, remove, what) in listings {
+            let names = match run_stdout(&mut command("podman", list)) {
+                Ok(names) => names,
+                Err(err) => return eprintln!("sweeping stale test {what}s: {err:#}"),
+            };
+            for name in names.lines() {
+                // Images by their tag in the tests' repository, containers by name.
+                let unique = if what == "image" {
+                    name.strip_prefix(TEST_REPOSITORY)
+                        .and_then(|tag| tag.strip_prefix(':'))
+                } else {
+                    Some(name)
+                };
+                let Some(pid) = unique.and_then(stale_owner) else {
+                    continue;
+                };
+                eprintln!("removing {what} {name}, left behind by test process {pid}");
+                if let Err(err) = run(command("podman", remove).arg(name)) {
+                    eprintln!("removing stale {what} {name}: {err:#}");
+                }
+            }
+        }
+    });
 }
 
 /// A created (never started) podman container; removed on drop.

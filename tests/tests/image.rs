@@ -15,7 +15,10 @@ use mirror_tests::{
     agent::{existing_mirror_bin, workspace_root},
     caps::{CapsWrapper, ProcessCaps, daemonset_capabilities, mask},
     diff_frames,
-    image::{IMAGE_BIN, PREBUILT_FILE, PodmanImage, linked_files, on_path, prepare_context},
+    image::{
+        IMAGE_BIN, PREBUILT_FILE, PodmanImage, TEST_REPOSITORY, linked_files, on_path,
+        prepare_context,
+    },
     netns::unique_prefix,
     report,
     scratch::ScratchDir,
@@ -51,7 +54,7 @@ fn image_mirrors_pings_with_the_daemonsets_capabilities() -> Result<()> {
     let context = scratch.join("context");
     let bin = existing_mirror_bin()?;
     prepare_context(&bin, &context)?;
-    let image = PodmanImage::build(&context, &format!("localhost/mirror-test:{name}"))?;
+    let image = PodmanImage::build(&context, &format!("{TEST_REPOSITORY}:{name}-image"))?;
     let root = scratch.join("root");
     image.export_rootfs(&format!("{name}-rootfs"), &root)?;
     check_contents(&root, &bin)?;
