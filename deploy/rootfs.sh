@@ -25,5 +25,5 @@ ldd "$bin" | awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^\//) print $i }' | whil
     mkdir -p "$root$(dirname "$lib")"
     cp -L "$lib" "$root$lib"
 done
-# The mount points of the two file systems the agent reads (a runtime would make them too).
+# Mount points of /proc and /sys, which a container has (a runtime would make them too).
 mkdir -p "$root/proc" "$root/sys"

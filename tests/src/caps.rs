@@ -119,9 +119,7 @@ impl CapsWrapper {
         fs::set_permissions(&path, fs::Permissions::from_mode(0o755))?;
         Ok(Self { path })
     }
-}
 
-impl CapsWrapper {
     /// Like [`CapsWrapper::new`], but the agent is `/usr/local/bin/mirror` of the root filesystem
     /// `root` (an image's), started inside it: chroot, then only `caps`, as a runtime starts a
     /// container. capsh does both in one process, so no tool from outside `root` runs in it.
