@@ -1,12 +1,17 @@
 //! Running the agent with only some capabilities, as a container runtime would, and reading what
 //! a process really holds.
 
-use std::{fs, os::unix::fs::PermissionsExt as _, path::PathBuf};
+use std::{
+    fs,
+    os::unix::fs::PermissionsExt as _,
+    path::{Path, PathBuf},
+};
 
 use anyhow::{Context as _, Result, bail, ensure};
 
 use crate::{
     agent::{existing_mirror_bin, target_dir, workspace_root},
+    image::IMAGE_BIN,
     netns::unique_prefix,
 };
 
@@ -114,6 +119,58 @@ impl CapsWrapper {
         fs::set_permissions(&path, fs::Permissions::from_mode(0o755))?;
         Ok(Self { path })
     }
+
+    /// Like [`CapsWrapper::new`], but the agent is `/usr/local/bin/mirror` of the root filesystem
+    /// `root` (an image's), started inside it: chroot, then only `caps`, as a runtime starts a
+    /// container. capsh does both in one process, so no tool from outside `root` runs in it.
+    ///
+    /// In a mount namespace of its own (gone with the agent: nothing to unmount), `root` gets
+    /// what a runtime gives an unprivileged container, and nothing more: `/proc` with
+    /// `/proc/sys` read-only, and `/sys` read-only (a fresh sysfs: the node namespace's devices).
+    /// The agent mirrors with neither (tried); with them it tells whether the agent named in a
+    /// leftover mirror veth's alias still runs (`/proc/PID`), and the test shows that the
+    /// read-only `/proc/sys` (IPv6 stays on the mirror veth) and `/sys` (no threaded NAPI) do
+    /// not stop it. No `/sys/fs/bpf` (the agent pins nothing) and no `/dev` (it opens no device).
+    pub fn chrooted(root: &Path, caps: &[String]) -> Result<Self> {
+        let iab = iab(mask(caps)?)?;
+        let path = target_dir().join(format!("mirror-image-{}.sh", unique_prefix()));
+        let script = format!(
+            "#!/bin/sh\nulimit -l 64 || exit 1\n\
+             exec unshare --mount --propagation private -- sh -ec '\n\
+             root=$1; shift\n\
+             mount -t proc proc \"$root/proc\"\n\
+             mount -o bind,ro \"$root/proc/sys\" \"$root/proc/sys\"\n\
+             mount -t sysfs -o ro sysfs \"$root/sys\"\n\
+             exec capsh --chroot=\"$root\" --iab={iab} --shell=/{IMAGE_BIN} -- \"$@\"\n\
+             ' sh '{}' \"$@\"\n",
+            root.display()
+        );
+        fs::write(&path, script).with_context(|| format!("writing {}", path.display()))?;
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755))?;
+        Ok(Self { path })
+    }
+}
+
+/// capsh's `--iab` text for exactly the capabilities of `mask`: each of them inheritable and
+/// ambient (`^N`), every other one this kernel knows dropped from the bounding set (`!N`).
+fn iab(mask: u64) -> Result<String> {
+    let last = fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .context("reading /proc/sys/kernel/cap_last_cap")?;
+    let last: u32 = last
+        .trim()
+        .parse()
+        .context("/proc/sys/kernel/cap_last_cap")?;
+    ensure!(last < 64, "cap_last_cap {last} does not fit a 64-bit mask");
+    Ok((0..=last)
+        .map(|n| {
+            if mask & 1 << n == 0 {
+                format!("!{n}")
+            } else {
+                format!("^{n}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(","))
 }
 
 impl Drop for CapsWrapper {
@@ -182,5 +239,20 @@ mod tests {
         );
         mask(&always).unwrap();
         mask(&pod).unwrap();
+    }
+
+    #[test]
+    fn iab_keeps_exactly_the_mask() {
+        let text = iab(mask(&["net_admin".into(), "bpf".into()]).unwrap()).unwrap();
+        let items: Vec<&str> = text.split(',').collect();
+        let kept: Vec<&str> = items
+            .iter()
+            .filter(|i| i.starts_with('^'))
+            .copied()
+            .collect();
+        assert_eq!(kept, ["^12", "^39"]);
+        assert!(items.contains(&"!0") && items.contains(&"!21"), "{text}");
+        // Every capability the kernel knows, numbered from 0.
+        assert_eq!(*items.last().unwrap(), format!("!{}", items.len() - 1));
     }
 }

@@ -13,6 +13,7 @@ pub mod bpftool;
 pub mod caps;
 pub mod capture;
 pub mod cni_pod;
+pub mod image;
 pub mod iperf;
 pub mod kernel_mirror;
 pub mod kube_api;

@@ -50,7 +50,7 @@ pub fn sweep_stale() {
 }
 
 /// The pid in a name made by [`unique_prefix`] (`mt<pid>x<n>-...`) if that process is gone.
-fn stale_owner(name: &str) -> Option<u32> {
+pub(crate) fn stale_owner(name: &str) -> Option<u32> {
     let rest = name.strip_prefix("mt")?;
     let (pid, rest) = rest.split_once('x')?;
     let (counter, _) = rest.split_once('-')?;

@@ -10,13 +10,14 @@
 use std::{
     io, mem,
     net::Ipv4Addr,
-    os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd},
+    os::fd::{AsRawFd as _, OwnedFd},
     ptr, thread,
     time::{Duration, Instant},
 };
 
 use anyhow::{Context as _, Result, bail, ensure};
 use etherparse::PacketBuilder;
+use socket2::{Domain, SockAddr, SockAddrStorage, Socket, Type};
 
 use crate::netns::Netns;
 
@@ -200,28 +201,25 @@ impl PacketSocket {
             return Err(io::Error::last_os_error())
                 .with_context(|| format!("no interface {iface}"));
         }
-        // SAFETY: socket(2) with constant arguments; the result is checked.
-        let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
-        if raw < 0 {
-            return Err(io::Error::last_os_error()).context("opening an AF_PACKET socket");
-        }
-        // SAFETY: `raw` is a socket we just opened and own from here on.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        // SAFETY: sockaddr_ll is plain data; all-zero is a valid value.
-        let mut addr: libc::sockaddr_ll = unsafe { mem::zeroed() };
+        let socket = Socket::new(
+            Domain::from(libc::AF_PACKET),
+            Type::from(libc::SOCK_RAW),
+            None,
+        )
+        .context("opening an AF_PACKET socket")?;
+        let mut storage = SockAddrStorage::zeroed();
+        // SAFETY: sockaddr_ll is one of the platform's sockaddr types and fits the storage.
+        let addr = unsafe { storage.view_as::<libc::sockaddr_ll>() };
         addr.sll_family = u16::try_from(libc::AF_PACKET).context("AF_PACKET")?;
         addr.sll_ifindex = i32::try_from(ifindex).context("ifindex out of range")?;
-        // SAFETY: bind(2) with a sockaddr_ll of the size given.
-        let bound = unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                ptr::from_ref(&addr).cast(),
-                size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-            )
-        };
-        if bound != 0 {
-            return Err(io::Error::last_os_error()).with_context(|| format!("binding to {iface}"));
-        }
+        let len =
+            libc::socklen_t::try_from(size_of::<libc::sockaddr_ll>()).context("sockaddr_ll")?;
+        // SAFETY: the storage holds an initialised sockaddr_ll of `len` bytes.
+        let addr = unsafe { SockAddr::new(storage, len) };
+        socket
+            .bind(&addr)
+            .with_context(|| format!("binding to {iface}"))?;
+        let fd = OwnedFd::from(socket);
         let one: libc::c_int = 1;
         // SAFETY: setsockopt(2) with an int option value of the size given.
         let set = unsafe {
@@ -339,5 +337,28 @@ mod tests {
                 &10_000_u16.to_be_bytes()
             );
         }
+    }
+
+    #[test]
+    fn flood_leaves_the_interface_it_is_bound_to() {
+        if crate::skip_unless_root("flood_leaves_the_interface_it_is_bound_to") {
+            return;
+        }
+        let ns = Netns::create(&format!("{}-flood", crate::netns::unique_prefix())).unwrap();
+        let before = ns.link_stats("lo").unwrap().tx_packets;
+        let mut spec = spec(64);
+        spec.iface = "lo".to_owned();
+        spec.pps = Some(1_000);
+        spec.duration = Duration::from_millis(200);
+        let result = flood(&ns, &spec).unwrap();
+        let after = ns.link_stats("lo").unwrap().tx_packets;
+        assert!(result.sent > 0, "{result:?}");
+        assert_eq!(after - before, result.sent, "{result:?}");
+        spec.iface = "nonexistent0".to_owned();
+        let err = flood(&ns, &spec).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("no interface nonexistent0"),
+            "{err:#}"
+        );
     }
 }

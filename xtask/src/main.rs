@@ -1,9 +1,10 @@
-//! `cargo xtask setup | run | demo | test | bench | soak | fuzz`: orchestration only.
+//! `cargo xtask setup | run | demo | test | bench | soak | fuzz | image`: orchestration only.
 
 mod bench;
 mod cargo;
 mod demo;
 mod fuzz;
+mod image;
 mod run;
 mod setup;
 mod soak;
@@ -48,6 +49,8 @@ enum Command {
     Fuzz(fuzz::FuzzArgs),
     /// Leak check: the agent under traffic while its pod comes and goes (needs root).
     Soak(soak::SoakArgs),
+    /// Build the agent's runtime image from the local release binary, pulling nothing (podman).
+    Image(image::ImageArgs),
 }
 
 fn main() -> ExitCode {
@@ -60,6 +63,7 @@ fn main() -> ExitCode {
         Command::Bench(args) => bench::bench(args),
         Command::Fuzz(args) => fuzz::fuzz(&args),
         Command::Soak(args) => soak::soak(&args),
+        Command::Image(args) => image::image(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -39,6 +39,11 @@ const PACKAGES: &[&str] = &[
     "nftables",
     // promtool lints the metrics, and a real server scrapes and queries them (tests/metrics.rs).
     "prometheus",
+    // The runtime image is built with podman (FROM scratch, nothing pulled), and the agent is
+    // started from its root filesystem through capsh's chroot with the DaemonSet's capabilities
+    // (tests/image.rs).
+    "podman",
+    "libcap2-bin",
 ];
 
 /// The toolchain that builds `mirror-ebpf` (with `-Z build-std`, hence rust-src).

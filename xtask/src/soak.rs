@@ -16,7 +16,6 @@
 
 use std::{
     collections::BTreeSet,
-    fmt::Write as _,
     fs,
     path::{Path, PathBuf},
     process::ExitStatus,
@@ -36,6 +35,7 @@ use mirror_tests::{
     proc::set_echo,
     world::REMOTE_IP,
 };
+use serde::Serialize;
 
 use crate::{cargo::build_release_mirror, setup::setup};
 
@@ -170,7 +170,7 @@ pub fn soak(args: &SoakArgs) -> Result<()> {
     let json = out.join("summary.json");
     fs::write(
         &json,
-        summary_json(args, duration, run.pods, &run.samples, &checks, &failures),
+        summary_json(args, duration, run.pods, &run.samples, &checks, &failures)?,
     )
     .with_context(|| format!("writing {}", json.display()))?;
     println!(
@@ -445,6 +445,41 @@ fn print_table(samples: &[Sample]) {
     }
 }
 
+/// `summary.json`: members in this order, as serde writes the fields.
+#[derive(Serialize)]
+struct Summary<'a> {
+    seconds: u64,
+    churn_every_seconds: u32,
+    pods: u64,
+    passed: bool,
+    failures: &'a [String],
+    checks: Vec<CheckRow>,
+    samples: Vec<SampleRow<'a>>,
+}
+
+#[derive(Serialize)]
+struct CheckRow {
+    name: &'static str,
+    first_third: u64,
+    last_third: u64,
+    allowed_growth: u64,
+    ok: bool,
+}
+
+#[derive(Serialize)]
+struct SampleRow<'a> {
+    /// Seconds since the start, to a tenth.
+    t: f64,
+    rss_kib: u64,
+    fds: u64,
+    map_ids: &'a BTreeSet<u32>,
+    progs: u64,
+    links: u64,
+    series: u64,
+    attach: u64,
+    sent: u64,
+}
+
 fn summary_json(
     args: &SoakArgs,
     duration: Duration,
@@ -452,52 +487,41 @@ fn summary_json(
     samples: &[Sample],
     checks: &[Check],
     failures: &[String],
-) -> String {
-    let mut json = String::from("{\n");
-    let _ = writeln!(json, "  \"seconds\": {},", duration.as_secs());
-    let _ = writeln!(json, "  \"churn_every_seconds\": {},", args.churn_every);
-    let _ = writeln!(json, "  \"pods\": {pods},");
-    let _ = writeln!(json, "  \"passed\": {},", failures.is_empty());
-    let quoted: Vec<String> = failures
-        .iter()
-        .map(|f| format!("\"{}\"", f.replace('\\', "\\\\").replace('"', "\\\"")))
-        .collect();
-    let _ = writeln!(json, "  \"failures\": [{}],", quoted.join(", "));
-    let checks: Vec<String> = checks
-        .iter()
-        .map(|c| {
-            format!(
-                "    {{\"name\": \"{}\", \"first_third\": {}, \"last_third\": {}, \"allowed_growth\": {}, \"ok\": {}}}",
-                c.name,
-                c.early,
-                c.late,
-                c.allowed,
-                c.ok()
-            )
-        })
-        .collect();
-    let _ = writeln!(json, "  \"checks\": [\n{}\n  ],", checks.join(",\n"));
-    let rows: Vec<String> = samples
-        .iter()
-        .map(|s| {
-            let maps: Vec<String> = s.maps.iter().map(ToString::to_string).collect();
-            format!(
-                "    {{\"t\": {:.1}, \"rss_kib\": {}, \"fds\": {}, \"map_ids\": [{}], \"progs\": {}, \"links\": {}, \"series\": {}, \"attach\": {}, \"sent\": {}}}",
-                s.seconds,
-                s.rss_kib,
-                s.fds,
-                maps.join(", "),
-                s.progs,
-                s.links,
-                s.series,
-                s.attach,
-                s.sent
-            )
-        })
-        .collect();
-    let _ = writeln!(json, "  \"samples\": [\n{}\n  ]", rows.join(",\n"));
-    json.push_str("}\n");
-    json
+) -> Result<String> {
+    let summary = Summary {
+        seconds: duration.as_secs(),
+        churn_every_seconds: args.churn_every,
+        pods,
+        passed: failures.is_empty(),
+        failures,
+        checks: checks
+            .iter()
+            .map(|c| CheckRow {
+                name: c.name,
+                first_third: c.early,
+                last_third: c.late,
+                allowed_growth: c.allowed,
+                ok: c.ok(),
+            })
+            .collect(),
+        samples: samples
+            .iter()
+            .map(|s| SampleRow {
+                t: (s.seconds * 10.0).round() / 10.0,
+                rss_kib: s.rss_kib,
+                fds: s.fds,
+                map_ids: &s.maps,
+                progs: s.progs,
+                links: s.links,
+                series: s.series,
+                attach: s.attach,
+                sent: s.sent,
+            })
+            .collect(),
+    };
+    let mut json = serde_json::to_string_pretty(&summary).context("writing the soak summary")?;
+    json.push('\n');
+    Ok(json)
 }
 
 #[cfg(test)]
@@ -534,6 +558,51 @@ mod tests {
             .collect();
         let rss = &checks(&leaking, duration)[0];
         assert!(!rss.ok(), "{} -> {}", rss.early, rss.late);
+    }
+
+    #[test]
+    fn summary_keeps_its_fields() {
+        let mut sample = at(1.26, 30_000);
+        sample.maps = BTreeSet::from([7, 9]);
+        let checks = checks(&[sample.clone()], Duration::from_secs(20));
+        let failures = ["a \"quoted\" failure".to_owned()];
+        let args = SoakArgs::short(PathBuf::from("mirror"));
+        let text = summary_json(
+            &args,
+            Duration::from_secs(20),
+            3,
+            &[sample],
+            &checks,
+            &failures,
+        )
+        .unwrap();
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let keys: Vec<&str> = json
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "checks",
+                "churn_every_seconds",
+                "failures",
+                "passed",
+                "pods",
+                "samples",
+                "seconds"
+            ]
+        );
+        assert!(text.starts_with("{\n  \"seconds\": 20,"), "{text}");
+        assert_eq!(json["failures"][0], failures[0].as_str());
+        assert_eq!(json["passed"], false);
+        assert_eq!(json["pods"], 3);
+        assert_eq!(json["samples"][0]["t"], 1.3);
+        assert_eq!(json["samples"][0]["map_ids"], serde_json::json!([7, 9]));
+        assert_eq!(json["checks"][0]["name"], "RSS KiB");
+        assert!(json["checks"][0]["ok"].is_boolean());
     }
 
     #[test]
