@@ -24,6 +24,7 @@ pub struct Metrics {
     dropped: IntCounterVec,
     truncated: IntCounterVec,
     filter_packets: IntCounterVec,
+    kernel_copies: IntCounterVec,
     send_path: IntGaugeVec,
     netflow_records: IntCounterVec,
     netflow_datagrams: IntCounterVec,
@@ -247,6 +248,11 @@ impl Metrics {
                 "Packets --filter ran on, by where it ran (kernel: before the clone; user: on the copy) and its verdict (kept, left_out)",
                 &["path", "verdict"],
             )?,
+            kernel_copies: counter(
+                "mirror_kernel_copies_total",
+                "Copies the classifiers made, by how they reach the agent: ring (written into the BPF ring buffer) or clone (cloned through the mirror veth)",
+                &["path"],
+            )?,
             send_path: {
                 let vec = IntGaugeVec::new(
                     Opts::new(
@@ -428,6 +434,11 @@ impl Metrics {
     /// Packets `--filter` judged, by `path` (`kernel`, `user`) and `verdict` (`kept`, `left_out`).
     pub fn filter_packets(&self, path: &str, verdict: &str) -> IntCounter {
         self.filter_packets.with_label_values(&[path, verdict])
+    }
+
+    /// Copies the classifiers made, by `path` (`ring`, `clone`).
+    pub fn kernel_copies(&self, path: &str) -> IntCounter {
+        self.kernel_copies.with_label_values(&[path])
     }
 
     /// Copies cut by `--snaplen` (`snaplen`) or to fit the path MTU (`mtu`).

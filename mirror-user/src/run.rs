@@ -498,7 +498,7 @@ fn install_filter(programs: &mut Programs, filter: &Filter, path: FilterPathArg)
     }
 }
 
-/// Kernel-side drop counters, carried into the metrics as deltas.
+/// Kernel-side counters (drops, filter verdicts, copies by path), carried into the metrics as deltas.
 struct KernelCounters {
     sources: Vec<(KernelCounter, prometheus::IntCounter, u64)>,
 }
@@ -517,6 +517,11 @@ impl KernelCounters {
             (KernelCounter::FilterKept, "kept"),
         ]
         .map(|(k, verdict)| (k, metrics.filter_packets("kernel", verdict)));
+        let copies = [
+            (KernelCounter::CutCopied, "ring"),
+            (KernelCounter::Cloned, "clone"),
+        ]
+        .map(|(k, path)| (k, metrics.kernel_copies(path)));
         // What the kernel's filter leaves out is also "filtered", as what user space leaves out.
         let left_out = (
             KernelCounter::FilterLeftOut,
@@ -526,6 +531,7 @@ impl KernelCounters {
             sources: sources
                 .into_iter()
                 .chain(filter)
+                .chain(copies)
                 .chain([left_out])
                 .map(|(k, m)| (k, m, 0))
                 .collect(),

@@ -49,6 +49,13 @@ impl<'w> MirrorUnderTest<'w> {
         })
     }
 
+    /// The agent, as [`MirrorUnderTest::start`] runs it, with `extra` arguments.
+    pub fn agent_with(world: &'w World, ifaces: &[&str], extra: &[&str]) -> Result<Self> {
+        let mut args = AgentArgs::vxlan(world, ifaces);
+        args.extra.extend(extra.iter().map(|arg| (*arg).to_owned()));
+        Ok(Self::Agent(Agent::start(&world.node, &args)?))
+    }
+
     /// The agent's metrics; `None` for the kernel mirror.
     pub fn metrics(&self) -> Result<Option<Metrics>> {
         match self {

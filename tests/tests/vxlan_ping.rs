@@ -1,6 +1,10 @@
 //! Pings from the pod reach the remote VTEP as VxLAN copies: exactly one copy per frame, byte for
 //! byte and in order, and the mirror never copies its own tunnel packets.
 //!
+//! Pings are small frames: the agent takes them from the classifiers' ring buffer, or with
+//! `--capture-path clone` as clones through its veth pair; both paths are checked, with the
+//! kernel's count of copies per path.
+//!
 //! The `kernel_mirror_*` tests run the same checks against the kernel's own mirror (tc mirred into
 //! a VxLAN device): they prove the world and the checks, and are the baseline for the agent.
 
@@ -22,7 +26,15 @@ fn agent_mirrors_pings_byte_identical() -> Result<()> {
     if skip_unless_root("agent_mirrors_pings_byte_identical") {
         return Ok(());
     }
-    ping_is_mirrored(MirrorKind::Agent, &[NODE_POD_IF])
+    ping_is_mirrored(MirrorKind::Agent, &[NODE_POD_IF], "ring")
+}
+
+#[test]
+fn agent_mirrors_pings_byte_identical_through_clones() -> Result<()> {
+    if skip_unless_root("agent_mirrors_pings_byte_identical_through_clones") {
+        return Ok(());
+    }
+    ping_is_mirrored(MirrorKind::Agent, &[NODE_POD_IF], "clone")
 }
 
 #[test]
@@ -32,7 +44,7 @@ fn agent_never_mirrors_its_own_tunnel_packets() -> Result<()> {
     }
     // The uplink carries only the agent's own VxLAN packets: mirroring them again would add
     // frames at the remote (and loop).
-    ping_is_mirrored(MirrorKind::Agent, &[NODE_POD_IF, NODE_UPLINK_IF])
+    ping_is_mirrored(MirrorKind::Agent, &[NODE_POD_IF, NODE_UPLINK_IF], "ring")
 }
 
 #[test]
@@ -40,7 +52,7 @@ fn kernel_mirror_baseline_pings() -> Result<()> {
     if skip_unless_root("kernel_mirror_baseline_pings") {
         return Ok(());
     }
-    ping_is_mirrored(MirrorKind::Kernel, &[NODE_POD_IF])
+    ping_is_mirrored(MirrorKind::Kernel, &[NODE_POD_IF], "")
 }
 
 #[test]
@@ -48,14 +60,20 @@ fn kernel_mirror_baseline_loop_guard() -> Result<()> {
     if skip_unless_root("kernel_mirror_baseline_loop_guard") {
         return Ok(());
     }
-    ping_is_mirrored(MirrorKind::Kernel, &[NODE_POD_IF, NODE_UPLINK_IF])
+    ping_is_mirrored(MirrorKind::Kernel, &[NODE_POD_IF, NODE_UPLINK_IF], "")
 }
 
-fn ping_is_mirrored(kind: MirrorKind, ifaces: &[&str]) -> Result<()> {
+/// `path`: the agent's `--capture-path` (ring or clone; ignored by the kernel mirror).
+fn ping_is_mirrored(kind: MirrorKind, ifaces: &[&str], path: &str) -> Result<()> {
     let world = World::new(VNI)?;
     let mut pod_capture = Capture::start(&world.pod, POD_IF, Direction::InOut, None)?;
     let mut remote_capture = Capture::start(&world.remote, REMOTE_VTEP_IF, Direction::In, None)?;
-    let mirror = MirrorUnderTest::start(kind, &world, ifaces)?;
+    let mirror = match kind {
+        MirrorKind::Agent => {
+            MirrorUnderTest::agent_with(&world, ifaces, &["--capture-path", path])?
+        }
+        MirrorKind::Kernel => MirrorUnderTest::start(kind, &world, ifaces)?,
+    };
 
     world
         .pod
@@ -77,8 +95,8 @@ fn ping_is_mirrored(kind: MirrorKind, ifaces: &[&str]) -> Result<()> {
         "the pod itself saw {} frames, not {FRAMES}: the world is not quiet",
         pod_frames.len()
     );
-    if let Some(metrics) = wait_for_metrics(&mirror)? {
-        check_metrics(&metrics, ifaces, &pod_frames)?;
+    if let Some(metrics) = wait_for_metrics(&mirror, path)? {
+        check_metrics(&metrics, ifaces, &pod_frames, path)?;
     }
     mirror.stop()?;
     let remote_frames = remote_capture.finish()?;
@@ -93,14 +111,16 @@ fn ping_is_mirrored(kind: MirrorKind, ifaces: &[&str]) -> Result<()> {
     Ok(())
 }
 
-/// Scrapes until the agent's sent counter has caught up (counters may lag by a batch).
-fn wait_for_metrics(mirror: &MirrorUnderTest<'_>) -> Result<Option<Metrics>> {
+/// Scrapes until the agent's sent counter has caught up (counters may lag by a batch), and its
+/// count of the kernel's copies on `path` (read from the kernel once a second).
+fn wait_for_metrics(mirror: &MirrorUnderTest<'_>, path: &str) -> Result<Option<Metrics>> {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let Some(metrics) = mirror.metrics()? else {
             return Ok(None);
         };
-        if metrics.total("mirror_sent_packets_total", &[]) >= count(FRAMES)
+        if (metrics.total("mirror_sent_packets_total", &[]) >= count(FRAMES)
+            && metrics.total("mirror_kernel_copies_total", &[("path", path)]) >= count(FRAMES))
             || Instant::now() > deadline
         {
             return Ok(Some(metrics));
@@ -109,7 +129,12 @@ fn wait_for_metrics(mirror: &MirrorUnderTest<'_>) -> Result<Option<Metrics>> {
     }
 }
 
-fn check_metrics(metrics: &Metrics, ifaces: &[&str], pod_frames: &[Vec<u8>]) -> Result<()> {
+fn check_metrics(
+    metrics: &Metrics,
+    ifaces: &[&str],
+    pod_frames: &[Vec<u8>],
+    path: &str,
+) -> Result<()> {
     let captured = metrics.total("mirror_captured_packets_total", &[("iface", NODE_POD_IF)]);
     let captured_bytes = metrics.total("mirror_captured_bytes_total", &[("iface", NODE_POD_IF)]);
     let sent = metrics.total("mirror_sent_packets_total", &[("tunnel", "vxlan")]);
@@ -135,6 +160,15 @@ fn check_metrics(metrics: &Metrics, ifaces: &[&str], pod_frames: &[Vec<u8>]) -> 
             dropped == 0,
             "mirror_dropped_packets_total is {dropped}, expected 0"
         );
+        // Every ping and reply took the path asked for, none the other.
+        for other in ["ring", "clone"] {
+            let copies = metrics.total("mirror_kernel_copies_total", &[("path", other)]);
+            let expected = if other == path { count(FRAMES) } else { 0 };
+            ensure!(
+                copies == expected,
+                "mirror_kernel_copies_total{{path=\"{other}\"}} is {copies}, expected {expected} (--capture-path {path})"
+            );
+        }
     }
     Ok(())
 }

@@ -270,7 +270,10 @@ mod tests {
             let fh = Ipv6FragmentHeaderSlice::from_slice(&frag[ETH_LEN + 40..]).unwrap();
             assert_eq!(fh.more_fragments(), k == 0);
             assert_eq!(fh.identification(), 0x1234_5678);
-            assert_eq!(usize::from(fh.fragment_offset().byte_offset()), k * fragment::piece_len(1280, true));
+            assert_eq!(
+                usize::from(fh.fragment_offset().byte_offset()),
+                k * fragment::piece_len(1280, true)
+            );
         }
     }
 }
