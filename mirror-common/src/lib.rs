@@ -297,27 +297,78 @@ pub struct Config {
 /// record of a full frame's size).
 pub const CUT_MAX: usize = 256;
 
-/// Largest frame (or snap length) a record of the `CUTS` ring buffer holds: an Ethernet frame of
-/// a 1500-byte MTU with room for two VLAN tags. Larger frames and GSO super-frames are clones.
+/// Largest frame (or snap length) a record of the `CUTS` ring buffer holds for frames that are
+/// not super-frames: an Ethernet frame of a 1500-byte MTU with room for two VLAN tags.
 pub const RING_FRAME: usize = 2048;
 
+/// Record sizes for TCP super-frames copied whole (GSO: the agent cuts them into their
+/// segments): a few segments, and up to the 64 KB of a super-frame. Larger ones (BIG TCP) and
+/// super-frames of other kinds are clones.
+pub const RING_SUPER_SMALL: usize = 16384;
+pub const RING_SUPER: usize = 65536;
+
 /// A copy written by the classifier straight into the `CUTS` ring buffer, its first `len` bytes
-/// in a record of `N` bytes of data ([`CUT_MAX`] or [`RING_FRAME`]): no clone, no veth crossing,
-/// no trim of a 64 KB super-frame (`bpf_skb_change_tail` would pull all of it into one buffer
-/// first). A VLAN tag the kernel holds out of band is not in `data`; the agent puts it back.
+/// in a record of `N` bytes of data ([`CUT_MAX`], [`RING_FRAME`], [`RING_SUPER_SMALL`] or
+/// [`RING_SUPER`]): no clone, no veth crossing, no trim of a 64 KB super-frame
+/// (`bpf_skb_change_tail` would pull all of it into one buffer first). A VLAN tag the kernel
+/// holds out of band is not in `data`; the agent puts it back.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct Cut<const N: usize = CUT_MAX> {
     pub tag: Tag,
     /// Bytes of `data` that hold the frame's start (or all of it).
-    pub len: u16,
+    pub len: u32,
     /// Whether `vlan_proto` and `vlan_tci` hold a tag to put back after the MAC addresses.
     pub has_vlan: u16,
     /// The TPID as it is in memory (network order), as `skb->vlan_proto` holds it.
     pub vlan_proto: u16,
     /// The TCI in host order, as `skb->vlan_tci` holds it.
     pub vlan_tci: u16,
+    /// The segment size of a TCP super-frame copied whole, which the agent cuts into segments
+    /// of it; 0 for one frame.
+    pub gso_size: u16,
+    pub pad: u32,
     pub data: [u8; N],
+}
+
+/// The fields in front of a [`Cut`] record's data, as user space reads them from the record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CutHead {
+    /// The tag's bytes (see [`Tag::from_bytes`]).
+    pub tag: [u8; TAG_LEN],
+    pub len: usize,
+    /// The out-of-band VLAN tag to put back: TPID as in memory (network order), TCI.
+    pub vlan: Option<(u16, u16)>,
+    pub gso_size: u16,
+}
+
+impl CutHead {
+    /// Where the data starts in a record.
+    pub const DATA: usize = core::mem::offset_of!(Cut, data);
+
+    /// The head of `record`, with `len` checked against the record's size; `None` if short.
+    pub fn from_bytes(record: &[u8]) -> Option<Self> {
+        let u16_at = |at: usize| Some(u16::from_ne_bytes(*record.get(at..)?.first_chunk()?));
+        let len = u32::from_ne_bytes(
+            *record
+                .get(core::mem::offset_of!(Cut, len)..)?
+                .first_chunk()?,
+        );
+        let len = len as usize;
+        if record.len() < Self::DATA + len {
+            return None;
+        }
+        let vlan = (u16_at(core::mem::offset_of!(Cut, has_vlan))? != 0).then_some((
+            u16_at(core::mem::offset_of!(Cut, vlan_proto))?,
+            u16_at(core::mem::offset_of!(Cut, vlan_tci))?,
+        ));
+        Some(Self {
+            tag: *record.first_chunk()?,
+            len,
+            vlan,
+            gso_size: u16_at(core::mem::offset_of!(Cut, gso_size))?,
+        })
+    }
 }
 
 /// Sockets of the agent that [`Config::own_sockets`] can name.

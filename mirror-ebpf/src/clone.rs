@@ -10,10 +10,15 @@ use aya_ebpf::{
     programs::TcContext,
 };
 use mirror_common::{
-    CUT_MAX, Config, Cut, Direction, KernelCounter, RING_FRAME, TAG_TRUNCATED, Tag, mark_for,
+    CUT_MAX, Config, Cut, Direction, KernelCounter, RING_FRAME, RING_SUPER, RING_SUPER_SMALL,
+    TAG_TRUNCATED, Tag, mark_for,
 };
 
-use crate::{config::CONFIG, counters::count, filter::FILTERS};
+use crate::{
+    config::CONFIG,
+    counters::{count, count_by},
+    filter::FILTERS,
+};
 
 /// Copies cut to the snap length and whole copies of small frames ([`Cut`]), read by the agent's
 /// capture thread, which sets the size at load time.
@@ -119,11 +124,12 @@ fn clone(ctx: &TcContext, direction: Direction, selected: bool) -> i32 {
             return TC_ACT_UNSPEC;
         }
     }
+    let gso = (gso_size, gso_segs);
     if ring_copy(
         ctx,
         config,
         cut,
-        gso_size != 0,
+        gso,
         mark_for(ifindex, direction, selected),
     ) {
         return TC_ACT_UNSPEC;
@@ -144,42 +150,63 @@ fn clone(ctx: &TcContext, direction: Direction, selected: bool) -> i32 {
 }
 
 /// Writes the copy into the `CUTS` ring buffer instead of cloning it, where the agent asked
-/// for that and it fits a record: a copy cut to the snap length (`cut`), or a whole frame that
-/// is not a GSO super-frame (the kernel cuts those into MTU-sized frames as they cross the mirror
-/// veth). Returns whether the copy is done (written, or lost and counted).
+/// for that and it fits a record: a copy cut to the snap length (`cut`), a whole frame that is
+/// not a GSO super-frame, or a whole TCP super-frame (the agent cuts it into its segments).
+/// Other super-frames are clones: the kernel cuts them into MTU-sized frames as they cross the
+/// mirror veth. Returns whether the copy is done (written, or lost and counted).
 #[inline(always)]
-fn ring_copy(ctx: &TcContext, config: &Config, cut: bool, gso: bool, mark: u32) -> bool {
+fn ring_copy(ctx: &TcContext, config: &Config, cut: bool, gso: (u32, u32), mark: u32) -> bool {
+    let (gso_size, gso_segs) = gso;
     let whole = ctx.len();
-    let len = if cut && config.cut_ring != 0 {
+    let (len, segment) = if cut && config.cut_ring != 0 {
         // SAFETY: the context pointer is valid for the whole program run.
         let vlan_present = unsafe { (*ctx.skb.skb).vlan_present } != 0;
         // The agent puts an out-of-band VLAN tag back into the frame: leave room for it within
         // the snap length.
         let room = if vlan_present { 4 } else { 0 };
-        whole.min(config.snaplen.saturating_sub(room))
-    } else if !cut && !gso && config.ring_copies != 0 {
-        whole
+        (whole.min(config.snaplen.saturating_sub(room)), 0)
+    } else if !cut && config.ring_copies != 0 && gso_size == 0 {
+        (whole, 0)
+    } else if !cut && config.ring_copies != 0 && gso_size <= 0xffff && is_plain_tcp(ctx) {
+        (whole, gso_size as u16)
     } else {
         return false;
     };
     if len == 0 {
         return true;
     }
-    if len as usize <= CUT_MAX {
-        write_copy::<CUT_MAX>(ctx, len, whole, mark);
-        true
-    } else if len as usize <= RING_FRAME {
-        write_copy::<RING_FRAME>(ctx, len, whole, mark);
-        true
-    } else {
-        false
+    // A lost super-frame is all of its segments lost.
+    let lost = if segment != 0 { gso_segs.max(1) } else { 1 };
+    let copy = (len, whole, segment, lost);
+    match len as usize {
+        0..=CUT_MAX => write_copy::<CUT_MAX>(ctx, copy, mark),
+        0..=RING_FRAME => write_copy::<RING_FRAME>(ctx, copy, mark),
+        _ if segment == 0 => return false,
+        0..=RING_SUPER_SMALL => write_copy::<RING_SUPER_SMALL>(ctx, copy, mark),
+        0..=RING_SUPER => write_copy::<RING_SUPER>(ctx, copy, mark),
+        _ => return false,
+    }
+    true
+}
+
+/// Whether the frame is Ethernet + IPv4 or IPv6 (no extension header) + TCP: the super-frames
+/// user space can cut into segments as the kernel's TCP segmentation does.
+#[inline(always)]
+fn is_plain_tcp(ctx: &TcContext) -> bool {
+    const TCP: u8 = 6;
+    match ctx.load::<u16>(12).map(u16::from_be) {
+        Ok(0x0800) => ctx.load::<u8>(14 + 9) == Ok(TCP),
+        Ok(0x86dd) => ctx.load::<u8>(14 + 6) == Ok(TCP),
+        _ => false,
     }
 }
 
-/// Writes the first `len` (1..=N) of the packet's `whole` bytes, with its tag, into a record of
-/// `N` bytes of the `CUTS` ring buffer. `N` is a power of two.
+/// Writes the first `len` (1..=N) of the packet's `whole` bytes, with its tag and the segment
+/// size of a super-frame, into a record of `N` bytes of the `CUTS` ring buffer (`N` a power of
+/// two); a full ring counts `lost` copies.
 #[inline(always)]
-fn write_copy<const N: usize>(ctx: &TcContext, len: u32, whole: u32, mark: u32) {
+fn write_copy<const N: usize>(ctx: &TcContext, copy: (u32, u32, u16, u32), mark: u32) {
+    let (len, whole, segment, lost) = copy;
     // The same value, in a form whose bounds the verifier sees: 1..=N.
     let len = ((len.wrapping_sub(1)) & (N as u32 - 1)) + 1;
     // SAFETY: no preconditions.
@@ -191,7 +218,7 @@ fn write_copy<const N: usize>(ctx: &TcContext, len: u32, whole: u32, mark: u32) 
         tag.flags |= TAG_TRUNCATED;
     }
     let Some(mut entry) = CUTS.reserve::<Cut<N>>(0) else {
-        count(KernelCounter::CutRingFull);
+        count_by(KernelCounter::CutRingFull, u64::from(lost));
         return;
     };
     let cut = entry.as_mut_ptr();
@@ -200,7 +227,8 @@ fn write_copy<const N: usize>(ctx: &TcContext, len: u32, whole: u32, mark: u32) 
     let loaded = unsafe {
         let skb = &*ctx.skb.skb;
         (*cut).tag = tag;
-        (*cut).len = len as u16;
+        (*cut).len = len;
+        (*cut).gso_size = segment;
         (*cut).has_vlan = u16::from(skb.vlan_present != 0);
         (*cut).vlan_proto = skb.vlan_proto as u16;
         (*cut).vlan_tci = skb.vlan_tci as u16;

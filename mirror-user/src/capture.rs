@@ -1,6 +1,7 @@
 //! The capture thread: batches from the AF_XDP ring, tag checked and stripped, copies handed to
 //! the sender, frames returned to the fill ring. No allocation and no syscall per packet.
 mod order;
+mod segment;
 
 use std::{
     os::fd::AsFd as _,
@@ -13,7 +14,7 @@ use std::{
 
 use anyhow::Context as _;
 use aya::maps::{MapData, RingBuf};
-use mirror_common::{Cut, Direction, TAG_LEN, TAG_SELECTED, TAG_TRUNCATED, Tag};
+use mirror_common::{CutHead, Direction, TAG_LEN, TAG_SELECTED, TAG_TRUNCATED, Tag};
 use prometheus::IntCounter;
 
 use self::order::Source;
@@ -414,33 +415,41 @@ const EMPTY_DESC: libc::xdp_desc = libc::xdp_desc {
 };
 
 /// Takes up to a batch of copies from the classifiers' ring buffer into `gather`, as frames
-/// behind their tags (the VLAN tag the kernel held out of band put back), their indices into
-/// `frames`.
+/// behind their tags (the VLAN tag the kernel held out of band put back, a TCP super-frame cut
+/// into its segments), their indices into `frames`.
 fn read_cuts(ring: &mut RingBuf<MapData>, gather: &mut Gather, frames: &mut Vec<usize>) {
     while frames.len() < BATCH
         && let Some(record) = ring.next()
     {
-        if let Some(index) = cut_frame(&record, gather) {
-            frames.push(index);
-        }
+        cut_frames(&record, gather, frames);
     }
 }
 
-/// Puts a [`Cut`] record's tag and frame into `gather`; `None` if the record is short.
-fn cut_frame(record: &[u8], gather: &mut Gather) -> Option<usize> {
-    const DATA: usize = std::mem::offset_of!(Cut, data);
-    let tag = record.get(..TAG_LEN)?;
-    let field = |at: usize| Some([*record.get(at)?, *record.get(at + 1)?]);
-    let len = usize::from(u16::from_ne_bytes(field(std::mem::offset_of!(Cut, len))?));
-    let frame = record.get(DATA..DATA + len)?;
-    if u16::from_ne_bytes(field(std::mem::offset_of!(Cut, has_vlan))?) == 0 {
-        return Some(gather.put(&[tag, frame]));
-    }
+/// Puts a [`Cut`] record's frame (or its segments) behind its tag into `gather`, the indices
+/// into `frames`; nothing if the record is short.
+fn cut_frames(record: &[u8], gather: &mut Gather, frames: &mut Vec<usize>) {
+    let Some(head) = CutHead::from_bytes(record) else {
+        return;
+    };
+    let Some(frame) = record.get(CutHead::DATA..CutHead::DATA + head.len) else {
+        return;
+    };
+    let tag = &head.tag[..];
     // The TPID as it was in memory (network order); the TCI in host order.
-    let proto = field(std::mem::offset_of!(Cut, vlan_proto))?;
-    let tci = u16::from_ne_bytes(field(std::mem::offset_of!(Cut, vlan_tci))?).to_be_bytes();
-    let (macs, rest) = frame.split_at_checked(12)?;
-    Some(gather.put(&[tag, macs, &proto, &tci, rest]))
+    let vlan = head.vlan.map(|(proto, tci)| {
+        let [a, b] = proto.to_ne_bytes();
+        let [c, d] = tci.to_be_bytes();
+        [a, b, c, d]
+    });
+    let mss = usize::from(head.gso_size);
+    if mss != 0 && segment::segment_into(tag, (frame, vlan), mss, gather, frames) {
+        return;
+    }
+    match (vlan, frame.split_at_checked(12)) {
+        (None, _) => frames.push(gather.put(&[tag, frame])),
+        (Some(vlan), Some((macs, rest))) => frames.push(gather.put(&[tag, macs, &vlan, rest])),
+        (Some(_), None) => {}
+    }
 }
 
 /// Adds a round's captured copies and bytes to the interfaces' counters and clears them.
@@ -490,7 +499,7 @@ pub fn split_tag(data: &[u8]) -> Option<(Tag, &[u8])> {
 
 #[cfg(test)]
 mod tests {
-    use mirror_common::{Direction, mark_for};
+    use mirror_common::{Cut, Direction, mark_for};
 
     use super::*;
 
@@ -527,15 +536,22 @@ mod tests {
     }
 
     /// A [`Cut`] record of `N` bytes of data as the classifier writes it.
-    fn record_of<const N: usize>(tag: &Tag, frame: &[u8], vlan: Option<(u16, u16)>) -> Vec<u8> {
+    fn record_of<const N: usize>(
+        tag: &Tag,
+        frame: &[u8],
+        vlan: Option<(u16, u16)>,
+        gso_size: u16,
+    ) -> Vec<u8> {
         let mut data = [0; N];
         data[..frame.len()].copy_from_slice(frame);
         let cut = Cut::<N> {
             tag: *tag,
-            len: u16::try_from(frame.len()).unwrap(),
+            len: u32::try_from(frame.len()).unwrap(),
             has_vlan: u16::from(vlan.is_some()),
             vlan_proto: vlan.map_or(0, |(proto, _)| proto.to_be()),
             vlan_tci: vlan.map_or(0, |(_, tci)| tci),
+            gso_size,
+            pad: 0,
             data,
         };
         // SAFETY: `Cut` is plain `repr(C)` data without padding.
@@ -545,7 +561,14 @@ mod tests {
     }
 
     fn cut_record(tag: &Tag, frame: &[u8], vlan: Option<(u16, u16)>) -> Vec<u8> {
-        record_of::<{ mirror_common::CUT_MAX }>(tag, frame, vlan)
+        record_of::<{ mirror_common::CUT_MAX }>(tag, frame, vlan, 0)
+    }
+
+    /// The frames `cut_frames` makes of `record`.
+    fn frames_of(record: &[u8], gather: &mut Gather) -> Vec<usize> {
+        let mut frames = Vec::new();
+        cut_frames(record, gather, &mut frames);
+        frames
     }
 
     #[test]
@@ -555,9 +578,37 @@ mod tests {
             .map(|i| u8::try_from(i % 251).unwrap())
             .collect();
         let mut gather = Gather::default();
-        let record = record_of::<{ mirror_common::RING_FRAME }>(&tag, &frame, None);
-        let index = cut_frame(&record, &mut gather).unwrap();
+        let record = record_of::<{ mirror_common::RING_FRAME }>(&tag, &frame, None, 0);
+        let [index] = frames_of(&record, &mut gather)[..] else {
+            panic!("not one frame");
+        };
         assert_eq!(split_tag(gather.frame(index)), Some((tag, &frame[..])));
+    }
+
+    #[test]
+    fn super_frame_records_become_segments_with_the_vlan_tag_back() {
+        let tag = Tag::from_mark(mark_for(7, Direction::Ingress, false), 5).unwrap();
+        let mut frame = Vec::new();
+        etherparse::PacketBuilder::ethernet2([2; 6], [4; 6])
+            .ipv4([198, 18, 0, 1], [198, 18, 0, 2], 64)
+            .tcp(1, 2, 100, 1000)
+            .write(&mut frame, &[5; 3000])
+            .unwrap();
+        let mut gather = Gather::default();
+        let record =
+            record_of::<{ mirror_common::RING_SUPER_SMALL }>(&tag, &frame, Some((0x8100, 7)), 1448);
+        let frames = frames_of(&record, &mut gather);
+        assert_eq!(frames.len(), 3);
+        let lengths: Vec<usize> = frames.iter().map(|&i| gather.frame(i).len()).collect();
+        // Tag, Ethernet, VLAN tag, IPv4, TCP, payload.
+        assert_eq!(
+            lengths,
+            [16 + 18 + 40 + 1448, 16 + 18 + 40 + 1448, 16 + 18 + 40 + 104]
+        );
+        for &index in &frames {
+            let (_, segment) = split_tag(gather.frame(index)).unwrap();
+            assert_eq!(&segment[12..16], &[0x81, 0x00, 0, 7]);
+        }
     }
 
     #[test]
@@ -565,20 +616,24 @@ mod tests {
         let tag = Tag::from_mark(mark_for(7, Direction::Egress, false), 99).unwrap();
         let frame: Vec<u8> = (0..40).collect();
         let mut gather = Gather::default();
-        let plain = cut_frame(&cut_record(&tag, &frame, None), &mut gather).unwrap();
+        let [plain] = frames_of(&cut_record(&tag, &frame, None), &mut gather)[..] else {
+            panic!("not one frame");
+        };
         assert_eq!(split_tag(gather.frame(plain)), Some((tag, &frame[..])));
         // The out-of-band VLAN tag goes back in after the MAC addresses, in network order.
-        let tagged = cut_frame(
-            &cut_record(&tag, &frame, Some((0x8100, 0x2064))),
-            &mut gather,
-        )
-        .unwrap();
+        let record = cut_record(&tag, &frame, Some((0x8100, 0x2064)));
+        let [tagged] = frames_of(&record, &mut gather)[..] else {
+            panic!("not one frame");
+        };
         let mut expected = frame[..12].to_vec();
         expected.extend_from_slice(&[0x81, 0x00, 0x20, 0x64]);
         expected.extend_from_slice(&frame[12..]);
         assert_eq!(split_tag(gather.frame(tagged)), Some((tag, &expected[..])));
         let record = cut_record(&tag, &frame, None);
-        assert_eq!(cut_frame(&record[..30], &mut gather), None, "short record");
+        assert!(
+            frames_of(&record[..30], &mut gather).is_empty(),
+            "short record"
+        );
     }
 
     #[test]
