@@ -65,11 +65,12 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value_t = FilterPathArg::Kernel)]
     pub filter_path: FilterPathArg,
 
-    /// How a copy reaches the agent: `ring` writes frames of up to 2048 bytes (and copies cut
-    /// to such a --snaplen) from the classifier straight into a BPF ring buffer, and clones
-    /// only GSO super-frames and larger frames into the mirror veth; `clone` clones every whole
-    /// copy. A round's copies are sent in the order they were taken, but a clone still on its
-    /// way through the veth can be overtaken by a later copy from the ring.
+    /// How a copy reaches the agent: `ring` writes it from the classifier straight into a BPF
+    /// ring buffer (frames up to 2048 bytes, and TCP super-frames up to 64 KB, which the agent
+    /// cuts into their segments) and clones only the rest (jumbo frames, UDP and tunnel
+    /// super-frames) into the mirror veth; `clone` clones every whole copy. Copies are sent in
+    /// the order they were taken, except that a clone still on its way through the veth can be
+    /// overtaken by a later copy from the ring.
     #[arg(long, value_enum, default_value_t = CapturePathArg::Ring)]
     pub capture_path: CapturePathArg,
 
