@@ -257,8 +257,7 @@ fn next_pcap<R: Read>(
             Err(truncated())
         };
     }
-    let field = |at| read_u32(input.available(), at, endianness).unwrap_or(0);
-    let (ts_sec, ts_frac, captured, original) = (field(0), field(4), field(8), field(12));
+    let [ts_sec, ts_frac, captured, original] = record_header(input.available(), endianness);
     if captured > MAX_RECORD_DATA {
         return Err(Error::Damaged {
             what: "packet record",
@@ -293,6 +292,19 @@ fn next_pcap<R: Read>(
     };
     input.consume(len);
     Ok(step)
+}
+
+/// The four fields of a pcap record header (seconds, fraction, captured and original length),
+/// with one look at the byte order.
+fn record_header(bytes: &[u8], endianness: Endianness) -> [u32; 4] {
+    let Some(header) = bytes.first_chunk::<PCAP_RECORD_HEADER_LEN>() else {
+        return [0; 4];
+    };
+    let fields: [[u8; 4]; 4] = header.as_chunks().0.try_into().unwrap_or_default();
+    match endianness {
+        Endianness::Big => fields.map(u32::from_be_bytes),
+        Endianness::Little => fields.map(u32::from_le_bytes),
+    }
 }
 
 pub(super) fn read_u32(bytes: &[u8], at: usize, endianness: Endianness) -> Option<u32> {
