@@ -23,6 +23,7 @@ pub mod metrics;
 pub mod netflow_collector;
 pub mod netns;
 pub mod nfdump;
+pub mod ping_sizes;
 pub mod pod;
 pub mod proc;
 pub mod prometheus;

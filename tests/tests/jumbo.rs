@@ -5,13 +5,12 @@
 //! says.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
-use std::time::Duration;
-
 use anyhow::{Result, bail, ensure};
 use mirror_tests::{
-    Agent, AgentArgs, Capture, Direction, Metrics, World, WorldConfig, diff_frames,
+    Metrics, World, WorldConfig, diff_frames,
+    ping_sizes::{PingSizes, cut_to},
     skip_unless_root,
-    world::{NODE_POD_IF, POD_IF, REMOTE_IF, REMOTE_VTEP_IF},
+    world::{NODE_POD_IF, POD_IF},
 };
 
 /// The pod link's MTU.
@@ -25,8 +24,6 @@ const SMALL_UPLINK: u32 = 1500;
 const PINGS: usize = 10;
 /// IPv4 + UDP + VxLAN.
 const VXLAN_OVERHEAD: usize = 20 + 8 + 8;
-const ARRIVAL: Duration = Duration::from_secs(10);
-const SETTLE: Duration = Duration::from_millis(500);
 
 #[test]
 fn jumbo_frames_arrive_whole() -> Result<()> {
@@ -75,11 +72,7 @@ fn jumbo_frames_truncated_over_a_small_uplink() -> Result<()> {
     }
     let run = jumbo_run(SMALL_UPLINK, Some("truncate"))?;
     let limit = SMALL_UPLINK as usize - VXLAN_OVERHEAD;
-    let expected: Vec<Vec<u8>> = run
-        .pod
-        .iter()
-        .map(|f| f[..f.len().min(limit)].to_vec())
-        .collect();
+    let expected = cut_to(&run.pod, limit);
     if let Some(diff) = diff_frames(&expected, &run.decapsulated) {
         bail!(
             "the kernel VTEP did not get the pod's frames, those over {limit} bytes cut to {limit}: {diff}"
@@ -131,43 +124,21 @@ fn jumbo_run(uplink_mtu: u32, oversize: Option<&str>) -> Result<JumboRun> {
     let mtu = JUMBO_MTU.to_string();
     world.pod.ip(["link", "set", POD_IF, "mtu", &mtu])?;
     world.node.ip(["link", "set", NODE_POD_IF, "mtu", &mtu])?;
-    let mut at_pod = Capture::start(&world.pod, POD_IF, Direction::InOut, None)?;
-    let mut at_wire = Capture::start_filtered(
-        &world.remote,
-        REMOTE_IF,
-        Direction::In,
-        None,
-        Some("ip and udp"),
-    )?;
-    let mut at_vtep = Capture::start(&world.remote, REMOTE_VTEP_IF, Direction::In, None)?;
-    let mut args = AgentArgs::vxlan(&world, &[NODE_POD_IF]);
-    if let Some(oversize) = oversize {
-        args.extra = vec!["--oversize".to_owned(), oversize.to_owned()];
+    let run = PingSizes {
+        oversize,
+        ..PingSizes::vxlan(PINGS, JUMBO_PING)
     }
-    let mut agent = Agent::start(&world.node, &args)?;
-    world.ping_node_from_pod(PINGS, None)?;
-    world.ping_node_from_pod(PINGS, Some(JUMBO_PING))?;
-    let frames = 4 * PINGS;
-    at_vtep.wait_for_frames(frames, ARRIVAL, SETTLE);
-    at_wire.wait_until_quiet(SETTLE, ARRIVAL);
-    let metrics = agent.metrics()?;
-    let status = agent.stop_with(mirror_tests::Signal::Int)?;
+    .run(&world)?;
+    let jumbo = run.pod.iter().filter(|f| f.len() == 9014).count();
     ensure!(
-        status.success(),
-        "the agent exited with {status} after SIGINT"
+        jumbo == 2 * PINGS,
+        "the pod saw {jumbo} frames of 9014 bytes, not {}",
+        2 * PINGS
     );
-    let pod = at_pod.finish()?;
-    ensure!(
-        pod.len() == frames && pod.iter().filter(|f| f.len() == 9014).count() == 2 * PINGS,
-        "the pod saw {} frames ({} of 9014 bytes), not {frames} (half of them 9014 bytes)",
-        pod.len(),
-        pod.iter().filter(|f| f.len() == 9014).count()
-    );
-    let wire = at_wire.finish()?;
     Ok(JumboRun {
-        pod,
-        decapsulated: at_vtep.finish()?,
-        largest_wire: wire.iter().map(|f| f.len() - 14).max().unwrap_or(0),
-        metrics,
+        largest_wire: run.wire.iter().map(|f| f.len() - 14).max().unwrap_or(0),
+        pod: run.pod,
+        decapsulated: run.decapsulated,
+        metrics: run.metrics,
     })
 }

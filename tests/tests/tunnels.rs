@@ -23,6 +23,7 @@ use std::{
 use anyhow::{Context as _, Result, bail, ensure};
 use mirror_tests::{
     Agent, AgentArgs, Capture, Direction, Metrics, Netns, Record, World, WorldConfig, diff_frames,
+    ping_sizes::{Caught, PingSizes, cut_to},
     report, skip_unless_root,
     tshark::Fields,
     tunnel::{
@@ -1220,37 +1221,13 @@ fn oversize_vxlan_truncated() -> Result<()> {
         uplink_mtu: SMALL_MTU,
         ..WorldConfig::default()
     })?;
-    let mut at_pod = Capture::start(&world.pod, POD_IF, Direction::InOut, None)?;
-    let mut at_wire = Capture::start_filtered(
-        &world.remote,
-        REMOTE_IF,
-        Direction::In,
-        None,
-        Some("ip proto 17"),
-    )?;
-    let mut at_vtep = Capture::start(&world.remote, REMOTE_VTEP_IF, Direction::In, None)?;
-    let mut args = AgentArgs::vxlan(&world, &[NODE_POD_IF]);
-    args.extra = vec!["--oversize".to_owned(), "truncate".to_owned()];
-    let mut agent = Agent::start(&world.node, &args)?;
-    world.ping_node_from_pod(OVERSIZE_PINGS, None)?;
-    world.ping_node_from_pod(OVERSIZE_PINGS, Some(BIG_PING))?;
-    let frames = 4 * OVERSIZE_PINGS;
-    at_vtep.wait_for_frames(frames, ARRIVAL, SETTLE);
-    let metrics = agent.wait_for_metric(
-        "mirror_sent_packets_total",
-        &[],
-        count(frames),
-        Duration::from_secs(5),
-    )?;
-    stop_agent(&mut agent)?;
-    let pod = at_pod.finish()?;
-    ensure!(
-        pod.len() == frames,
-        "the pod saw {} frames, not {frames}",
-        pod.len()
-    );
-    let wire = at_wire.finish()?;
-    for (i, frame) in wire.iter().enumerate() {
+    let run = PingSizes {
+        oversize: Some("truncate"),
+        sent: Some(4 * OVERSIZE_PINGS),
+        ..PingSizes::vxlan(OVERSIZE_PINGS, BIG_PING)
+    }
+    .run(&world)?;
+    for (i, frame) in run.wire.iter().enumerate() {
         let packet =
             VxlanPacket::parse(frame).with_context(|| format!("VxLAN packet {}", i + 1))?;
         ensure!(
@@ -1261,18 +1238,14 @@ fn oversize_vxlan_truncated() -> Result<()> {
         );
     }
     let limit = SMALL_MTU as usize - VXLAN_OVERHEAD;
-    let expected: Vec<Vec<u8>> = pod
-        .iter()
-        .map(|f| f[..f.len().min(limit)].to_vec())
-        .collect();
-    let decapsulated = at_vtep.finish()?;
-    if let Some(diff) = diff_frames(&expected, &decapsulated) {
+    let expected = cut_to(&run.pod, limit);
+    if let Some(diff) = diff_frames(&expected, &run.decapsulated) {
         bail!(
             "the kernel VTEP did not get the pod's frames, those over {limit} bytes cut to {limit} (uplink MTU \
              {SMALL_MTU} - {VXLAN_OVERHEAD} bytes of VxLAN over IPv4): {diff}"
         );
     }
-    check_truncation_counters(&metrics, "mtu", 2 * OVERSIZE_PINGS)
+    check_truncation_counters(&run.metrics, "mtu", 2 * OVERSIZE_PINGS)
 }
 
 /// Small then big pings through an ERSPAN II mirror; the remote's packets, parsed.
@@ -1395,11 +1368,7 @@ impl SizesRun {
     /// Every frame arrived, those over `limit` bytes cut to exactly `limit` with the T bit set
     /// (by this parser and by tshark), the others whole with it clear; `reason` counted.
     fn check_cut(&self, limit: usize, reason: &str) -> Result<()> {
-        let expected: Vec<Vec<u8>> = self
-            .pod
-            .iter()
-            .map(|f| f[..f.len().min(limit)].to_vec())
-            .collect();
+        let expected = cut_to(&self.pod, limit);
         if let Some(diff) = diff_frames(&expected, &self.inner) {
             bail!(
                 "the inner frames are not the pod's frames with those over {limit} bytes cut to {limit} (uplink \
@@ -1533,40 +1502,22 @@ fn oversize_fragmented(
     remote: Option<&str>,
     wire_filter: &str,
 ) -> Result<()> {
-    let mut at_pod = Capture::start(&world.pod, POD_IF, Direction::InOut, None)?;
-    let mut at_wire = Capture::start_filtered(
-        &world.remote,
-        REMOTE_IF,
-        Direction::In,
-        None,
-        Some(wire_filter),
-    )?;
-    let mut at_vtep = Capture::start(&world.remote, vtep, Direction::In, None)?;
-    let mut args = AgentArgs::vxlan(world, &[NODE_POD_IF]);
-    if let Some(remote) = remote {
-        args.remotes = vec![remote.to_owned()];
-    }
-    args.extra = vec!["--oversize".to_owned(), "fragment".to_owned()];
-    let mut agent = Agent::start(&world.node, &args)?;
-    world.ping_node_from_pod(OVERSIZE_PINGS, None)?;
-    world.ping_node_from_pod(OVERSIZE_PINGS, Some(BIG_PING))?;
     let frames = 4 * OVERSIZE_PINGS;
-    at_vtep.wait_for_frames(frames, ARRIVAL, SETTLE);
-    let metrics = agent.wait_for_metric(
-        "mirror_sent_packets_total",
-        &[],
+    let Caught {
+        pod,
+        wire,
+        decapsulated,
+        metrics,
+    } = PingSizes {
+        remote,
+        vtep,
+        wire_filter,
         // The big pings' copies leave as two fragments each.
-        count(frames + 2 * OVERSIZE_PINGS),
-        Duration::from_secs(5),
-    )?;
-    stop_agent(&mut agent)?;
-    let pod = at_pod.finish()?;
-    ensure!(
-        pod.len() == frames,
-        "the pod saw {} frames, not {frames}",
-        pod.len()
-    );
-    let wire = at_wire.finish()?;
+        oversize: Some("fragment"),
+        sent: Some(frames + 2 * OVERSIZE_PINGS),
+        ..PingSizes::vxlan(OVERSIZE_PINGS, BIG_PING)
+    }
+    .run(world)?;
     let largest = wire.iter().map(|f| f.len() - 14).max().unwrap_or(0);
     ensure!(
         wire.len() == frames + 2 * OVERSIZE_PINGS && largest <= SMALL_MTU as usize,
@@ -1574,7 +1525,6 @@ fn oversize_fragmented(
         wire.len(),
         frames + 2 * OVERSIZE_PINGS
     );
-    let decapsulated = at_vtep.finish()?;
     if let Some(diff) = diff_frames(&pod, &decapsulated) {
         bail!("the kernel VTEP did not reassemble the pod's frames whole: {diff}");
     }

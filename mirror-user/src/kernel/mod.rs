@@ -1,5 +1,6 @@
 //! The agent's plumbing into the kernel's data path: the eBPF programs, the mirror veth pair,
-//! and the AF_XDP sockets with their rings and the UMEM they share.
+//! the AF_XDP sockets with their rings and the UMEM they share, and the route and neighbour
+//! tables read over rtnetlink.
 pub mod bpf_syscall;
 pub mod cbpf;
 #[cfg(test)]
@@ -8,6 +9,7 @@ pub mod filter_prog;
 pub mod napi;
 pub mod programs;
 pub mod ring;
+pub mod route;
 pub mod umem;
 pub mod veth;
 pub mod xdp_socket;

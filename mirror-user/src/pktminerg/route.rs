@@ -7,10 +7,7 @@ use std::{
 };
 
 use futures::TryStreamExt as _;
-use rtnetlink::{
-    RouteMessageBuilder,
-    packet_route::route::{RouteAttribute, RouteMessage},
-};
+use rtnetlink::{RouteMessageBuilder, packet_route::route::RouteMessage};
 
 /// Answers "through which interface does the route to `ip` leave?".
 pub trait Routes {
@@ -50,13 +47,7 @@ async fn route_oif(ip: IpAddr) -> Result<u32, String> {
     let route = answer
         .map_err(|e| format!("no route to {ip}: {e}"))?
         .ok_or_else(|| format!("no route to {ip}"))?;
-    route
-        .attributes
-        .iter()
-        .find_map(|a| match a {
-            RouteAttribute::Oif(index) => Some(*index),
-            _ => None,
-        })
+    crate::kernel::route::oif(&route)
         .ok_or_else(|| format!("the route to {ip} names no outgoing interface"))
 }
 

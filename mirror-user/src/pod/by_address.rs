@@ -25,14 +25,13 @@ use rtnetlink::{
     packet_route::{
         AddressFamily,
         link::{InfoKind, LinkAttribute, LinkInfo, LinkMessage},
-        neighbour::{
-            NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
-        },
-        route::{RouteAddress, RouteAttribute, RouteMessage, RouteType},
+        neighbour::{NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState},
+        route::{RouteAttribute, RouteType},
     },
 };
 
 use super::{Found, Resolution, Wanted, probe::LinkFacts};
+use crate::kernel::route::{self, lladdr, neighbour};
 
 /// How long a probe may take to bring the pod's answer: the request leaves at once, and a pod
 /// on the bridge answers in well under a millisecond. A pod not up yet is asked again by the
@@ -202,13 +201,10 @@ pub async fn locate(
 }
 
 async fn locate_ip(handle: &Handle, links: &[NodeLink], ip: IpAddr) -> Result<Located, String> {
-    let route = route_to(handle, ip)
+    let route = route::route_to(handle, ip)
         .await
         .ok_or_else(|| format!("no route to {ip} on this node"))?;
-    let oif = route.attributes.iter().find_map(|a| match a {
-        RouteAttribute::Oif(index) => Some(*index),
-        _ => None,
-    });
+    let oif = route::oif(&route);
     let via = route
         .attributes
         .iter()
@@ -239,24 +235,6 @@ async fn locate_ip(handle: &Handle, links: &[NodeLink], ip: IpAddr) -> Result<Lo
         "the route to {ip} leaves through {}, neither a pod's veth nor a bridge: it is no pod of this node",
         link.facts.name
     ))
-}
-
-/// `ip route get IP`.
-async fn route_to(handle: &Handle, ip: IpAddr) -> Option<RouteMessage> {
-    let mut message = RouteMessage::default();
-    message.header.address_family = family(ip);
-    message.header.destination_prefix_length = if ip.is_ipv4() { 32 } else { 128 };
-    message
-        .attributes
-        .push(RouteAttribute::Destination(RouteAddress::from(ip)));
-    handle
-        .route()
-        .get(message)
-        .execute()
-        .try_next()
-        .await
-        .ok()
-        .flatten()
 }
 
 /// The bridge port behind `ip`, asking the kernel to resolve it when the tables do not say.
@@ -365,59 +343,11 @@ fn learnt_on(entry: &NeighbourMessage, bridge: u32, links: &[NodeLink]) -> bool 
             .any(|l| l.facts.ifindex == entry.header.ifindex)
 }
 
-/// The neighbour entry of `ip` on `ifindex`.
-async fn neighbour(handle: &Handle, ifindex: u32, ip: IpAddr) -> Option<NeighbourMessage> {
-    let mut entries = handle
-        .neighbours()
-        .get()
-        .set_address_family(family(ip))
-        .execute();
-    while let Ok(Some(entry)) = entries.try_next().await {
-        if entry.header.ifindex == ifindex
-            && entry.attributes.iter().any(
-                |a| matches!(a, NeighbourAttribute::Destination(d) if neighbour_ip(d) == Some(ip)),
-            )
-        {
-            return Some(entry);
-        }
-    }
-    None
-}
-
-fn lladdr(entry: &NeighbourMessage) -> Option<[u8; 6]> {
-    entry.attributes.iter().find_map(|a| match a {
-        NeighbourAttribute::LinkLayerAddress(mac) => <[u8; 6]>::try_from(mac.as_slice()).ok(),
-        _ => None,
-    })
-}
-
 /// The entry's MAC address if it names one the pod answered with (or an operator set).
 fn usable_mac(entry: &NeighbourMessage) -> Option<[u8; 6]> {
-    let usable = matches!(
-        entry.header.state,
-        NeighbourState::Reachable
-            | NeighbourState::Stale
-            | NeighbourState::Delay
-            | NeighbourState::Probe
-            | NeighbourState::Permanent
-    );
-    usable.then(|| lladdr(entry)).flatten()
-}
-
-fn family(ip: IpAddr) -> AddressFamily {
-    if ip.is_ipv4() {
-        AddressFamily::Inet
-    } else {
-        AddressFamily::Inet6
-    }
-}
-
-fn neighbour_ip(address: &NeighbourAddress) -> Option<IpAddr> {
-    match address {
-        NeighbourAddress::Inet(ip) => Some(IpAddr::V4(*ip)),
-        NeighbourAddress::Inet6(ip) => Some(IpAddr::V6(*ip)),
-        _ => None,
-    }
+    route::answered(entry.header.state)
+        .then(|| lladdr(entry))
+        .flatten()
 }
 
 #[cfg(test)]

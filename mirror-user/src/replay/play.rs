@@ -204,9 +204,7 @@ impl<S: Sink> Player<S> {
         let mut summary = Summary::default();
         for pass in 0..self.passes {
             if pass > 0 {
-                let mut file = reader.into_inner();
-                file.rewind()?;
-                reader = Reader::new(file)?;
+                reader = reader.rewind()?;
             }
             position.pass = pass;
             position.shift = pass_shift_ns(pass, period);

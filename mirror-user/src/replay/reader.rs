@@ -2,15 +2,16 @@
 //! order) and pcapng (any number of sections and interfaces, each interface's timestamp
 //! resolution and offset), told apart by their magic number.
 //!
-//! The file is read in large chunks into one buffer that is reused (`input.rs`); each record
-//! is checked to be whole before pcap-file parses it, so a damaged file is reported with the
+//! The file is read in large chunks into one buffer that is reused (`input.rs`), also from pass
+//! to pass of a loop; each record is checked to be whole before it is parsed (pcap record headers
+//! here, the file header and pcapng blocks by pcap-file), so a damaged file is reported with the
 //! byte offset where the damage starts and everything before it is delivered. Packet data is
 //! never allocated: the caller's buffer receives the Ethernet frame (see [`super::link`]).
 
 mod input;
 mod pcapng;
 
-use std::io::{self, Read};
+use std::io::{self, Read, Seek};
 
 use pcap_file::{
     Endianness, PcapError, TsResolution,
@@ -109,7 +110,6 @@ pub struct Reader<R> {
 
 enum Format {
     Pcap {
-        parser: PcapParser,
         link: Link,
         nanos: bool,
         endianness: Endianness,
@@ -130,7 +130,10 @@ pub(super) enum Step {
 impl<R: Read> Reader<R> {
     /// Reads the file header (pcap) or first section header (pcapng).
     pub fn new(inner: R) -> Result<Self, Error> {
-        let mut input = Input::new(inner);
+        Self::open(Input::new(inner))
+    }
+
+    fn open(mut input: Input<R>) -> Result<Self, Error> {
         if !input.fill(4)? {
             return Err(match input.available() {
                 [] => Error::Empty,
@@ -164,11 +167,10 @@ impl<R: Read> Reader<R> {
         loop {
             let step = match &mut self.format {
                 Format::Pcap {
-                    parser,
                     link,
                     nanos,
                     endianness,
-                } => next_pcap(&mut self.input, parser, *link, *nanos, *endianness, out)?,
+                } => next_pcap(&mut self.input, *link, *nanos, *endianness, out)?,
                 Format::PcapNg(section) => section.next(&mut self.input, self.last_ts, out)?,
             };
             match step {
@@ -199,6 +201,15 @@ impl<R: Read> Reader<R> {
     }
 }
 
+impl<R: Read + Seek> Reader<R> {
+    /// The same file from its start again (the next pass of `--loop`), in the same buffer.
+    pub fn rewind(mut self) -> Result<Self, Error> {
+        self.input.inner.rewind()?;
+        self.input.restart();
+        Self::open(self.input)
+    }
+}
+
 fn open_pcap<R: Read>(input: &mut Input<R>) -> Result<Format, Error> {
     if !input.fill(PCAP_HEADER_LEN)? {
         return Err(Error::Truncated {
@@ -224,20 +235,18 @@ fn open_pcap<R: Read>(input: &mut Input<R>) -> Result<Format, Error> {
         link,
         nanos: header.ts_resolution == TsResolution::NanoSecond,
         endianness: header.endianness,
-        parser,
     })
 }
 
 fn next_pcap<R: Read>(
     input: &mut Input<R>,
-    parser: &PcapParser,
     link: Link,
     nanos: bool,
     endianness: Endianness,
     out: &mut Vec<u8>,
 ) -> Result<Step, Error> {
     let offset = input.offset;
-    let truncated = Error::Truncated {
+    let truncated = || Error::Truncated {
         what: "packet record",
         offset,
     };
@@ -245,10 +254,10 @@ fn next_pcap<R: Read>(
         return if input.available().is_empty() {
             Ok(Step::End)
         } else {
-            Err(truncated)
+            Err(truncated())
         };
     }
-    let captured = read_u32(input.available(), 8, endianness).unwrap_or(0);
+    let [ts_sec, ts_frac, captured, original] = record_header(input.available(), endianness);
     if captured > MAX_RECORD_DATA {
         return Err(Error::Damaged {
             what: "packet record",
@@ -261,31 +270,41 @@ fn next_pcap<R: Read>(
     }
     let len = PCAP_RECORD_HEADER_LEN + captured as usize;
     if !input.fill(len)? {
-        return Err(truncated);
+        return Err(truncated());
     }
-    // Only the raw record: pcap-file's checked `PcapPacket` refuses packets longer on the wire
-    // than the snaplen, which is what every snaplen-cut capture holds.
-    let (_, raw) = parser
-        .next_raw_packet(input.available())
-        .map_err(|e| Error::Damaged {
-            what: "packet record",
-            offset,
-            why: describe(&e),
-        })?;
-    let frac = u64::from(raw.ts_frac);
+    // The record header's four fields are read here, not by pcap-file, once per packet: its
+    // checked `PcapPacket` refuses packets longer on the wire than the snaplen (what every
+    // snaplen-cut capture holds), and its raw one only checks the length checked above.
+    let frac = u64::from(ts_frac);
     let packet = Packet {
-        timestamp_ns: u64::from(raw.ts_sec) * NANOS_PER_SEC
-            + if nanos { frac } else { frac * 1000 },
-        captured_len: raw.incl_len,
-        original_len: raw.orig_len,
+        timestamp_ns: u64::from(ts_sec) * NANOS_PER_SEC + if nanos { frac } else { frac * 1000 },
+        captured_len: captured,
+        original_len: original,
         offset,
     };
-    let step = match link.to_ethernet(&raw.data, out) {
+    let data = input
+        .available()
+        .get(PCAP_RECORD_HEADER_LEN..len)
+        .unwrap_or_default();
+    let step = match link.to_ethernet(data, out) {
         Ok(()) => Step::Packet(packet),
         Err(link::Malformed) => Step::Malformed,
     };
     input.consume(len);
     Ok(step)
+}
+
+/// The four fields of a pcap record header (seconds, fraction, captured and original length),
+/// with one look at the byte order.
+fn record_header(bytes: &[u8], endianness: Endianness) -> [u32; 4] {
+    let Some(header) = bytes.first_chunk::<PCAP_RECORD_HEADER_LEN>() else {
+        return [0; 4];
+    };
+    let fields: [[u8; 4]; 4] = header.as_chunks().0.try_into().unwrap_or_default();
+    match endianness {
+        Endianness::Big => fields.map(u32::from_be_bytes),
+        Endianness::Little => fields.map(u32::from_le_bytes),
+    }
 }
 
 pub(super) fn read_u32(bytes: &[u8], at: usize, endianness: Endianness) -> Option<u32> {

@@ -18,16 +18,15 @@ use rtnetlink::{
     Handle, MulticastGroup,
     packet_core::NetlinkMessage,
     packet_route::{
-        AddressFamily, RouteNetlinkMessage,
+        RouteNetlinkMessage,
         link::{LinkAttribute, LinkFlags},
-        neighbour::{
-            NeighbourAddress, NeighbourAttribute, NeighbourExtFlags, NeighbourMessage,
-            NeighbourState,
-        },
-        route::{RouteAddress, RouteAttribute, RouteMessage, RouteMetric, RouteType},
+        neighbour::{NeighbourAttribute, NeighbourExtFlags, NeighbourMessage, NeighbourState},
+        route::{RouteAddress, RouteAttribute, RouteMetric, RouteType},
     },
     sys::SocketAddr,
 };
+
+use crate::kernel::route::{self, neighbour};
 
 /// Ethernet header length: destination and source MAC, EtherType.
 pub const ETH_LEN: usize = 14;
@@ -209,14 +208,14 @@ impl Follower {
     /// Removes the managed neighbour entries the agent made.
     pub async fn cleanup(&mut self) {
         for (ifindex, ip) in std::mem::take(&mut self.made) {
-            if let Some(entry) = self.neighbour(ifindex, ip).await {
+            if let Some(entry) = neighbour(&self.handle, ifindex, ip).await {
                 let _ = self.handle.neighbours().del(entry).execute().await;
             }
         }
     }
 
     async fn look_up(&mut self, remote: IpAddr) -> Hop {
-        let Some(route) = self.route(remote).await else {
+        let Some(route) = route::route_to(&self.handle, remote).await else {
             return Hop::Socket(SocketReason::NoRoute);
         };
         if route.header.kind != RouteType::Unicast {
@@ -269,18 +268,6 @@ impl Follower {
         })
     }
 
-    /// `ip route get REMOTE`.
-    async fn route(&self, remote: IpAddr) -> Option<RouteMessage> {
-        let mut message = RouteMessage::default();
-        message.header.address_family = family(remote);
-        message.header.destination_prefix_length = if remote.is_ipv4() { 32 } else { 128 };
-        message
-            .attributes
-            .push(RouteAttribute::Destination(RouteAddress::from(remote)));
-        let mut replies = self.handle.route().get(message).execute();
-        replies.try_next().await.ok().flatten()
-    }
-
     async fn link(&self, ifindex: u32) -> Option<Link> {
         let mut replies = self.handle.link().get().match_index(ifindex).execute();
         let message = replies.try_next().await.ok().flatten()?;
@@ -307,7 +294,7 @@ impl Follower {
     /// The MAC address of `ip` on `ifindex`, making a managed neighbour entry when there is
     /// none (the kernel resolves it; the event that follows brings the address).
     async fn resolved_mac(&mut self, ifindex: u32, ip: IpAddr) -> Option<[u8; 6]> {
-        let entry = self.neighbour(ifindex, ip).await;
+        let entry = neighbour(&self.handle, ifindex, ip).await;
         if let Some(entry) = &entry
             && let Some(mac) = usable_mac(entry)
         {
@@ -340,39 +327,12 @@ impl Follower {
         }
         None
     }
-
-    async fn neighbour(&self, ifindex: u32, ip: IpAddr) -> Option<NeighbourMessage> {
-        let mut entries = self
-            .handle
-            .neighbours()
-            .get()
-            .set_address_family(family(ip))
-            .execute();
-        while let Ok(Some(entry)) = entries.try_next().await {
-            if entry.header.ifindex == ifindex
-                && entry.attributes.iter().any(|a| {
-                    matches!(a, NeighbourAttribute::Destination(d) if neighbour_ip(d) == Some(ip))
-                })
-            {
-                return Some(entry);
-            }
-        }
-        None
-    }
 }
 
 struct Link {
     up: bool,
     mac: Option<[u8; 6]>,
     mtu: u32,
-}
-
-fn family(ip: IpAddr) -> AddressFamily {
-    if ip.is_ipv4() {
-        AddressFamily::Inet
-    } else {
-        AddressFamily::Inet6
-    }
 }
 
 fn ip_of(address: &RouteAddress) -> Option<IpAddr> {
@@ -383,36 +343,17 @@ fn ip_of(address: &RouteAddress) -> Option<IpAddr> {
     }
 }
 
-fn neighbour_ip(address: &NeighbourAddress) -> Option<IpAddr> {
-    match address {
-        NeighbourAddress::Inet(ip) => Some(IpAddr::V4(*ip)),
-        NeighbourAddress::Inet6(ip) => Some(IpAddr::V6(*ip)),
-        _ => None,
-    }
-}
-
 fn is_managed(attribute: &NeighbourAttribute) -> bool {
     matches!(attribute, NeighbourAttribute::ExtFlags(flags) if flags.contains(NeighbourExtFlags::Managed))
 }
 
-/// The entry's MAC address if the kernel would send to it now.
+/// The entry's MAC address if the kernel would send to it now (a `NOARP` entry too: its device
+/// resolves nothing).
 fn usable_mac(entry: &NeighbourMessage) -> Option<[u8; 6]> {
-    let usable = matches!(
-        entry.header.state,
-        NeighbourState::Reachable
-            | NeighbourState::Stale
-            | NeighbourState::Delay
-            | NeighbourState::Probe
-            | NeighbourState::Permanent
-            | NeighbourState::Noarp
-    );
-    if !usable {
-        return None;
-    }
-    entry.attributes.iter().find_map(|a| match a {
-        NeighbourAttribute::LinkLayerAddress(mac) => <[u8; 6]>::try_from(mac.as_slice()).ok(),
-        _ => None,
-    })
+    let state = entry.header.state;
+    (route::answered(state) || state == NeighbourState::Noarp)
+        .then(|| route::lladdr(entry))
+        .flatten()
 }
 
 /// The source address for `remote` when the route names none (IPv6 routes often do not): what

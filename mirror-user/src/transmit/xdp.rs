@@ -249,8 +249,8 @@ impl XdpPath {
             to.copy_from_slice(inner);
             (frame_at, Some(spare))
         };
-        let mut header = [0_u8; MAX_HEADER_LEN];
-        let header_len = encap.write_header_hashed(inner, meta, hash, &mut header);
+        // The headers go straight into the headroom, not through a buffer of their own.
+        let header_len = encap.header_len();
         let front = (ETH_LEN + header_len) as u64;
         let start = frame_at.wrapping_sub(front);
         let written = frame_at >= front
@@ -260,8 +260,7 @@ impl XdpPath {
             && unsafe { self.umem.bytes_mut(start, front as usize) }.is_some_and(|out| {
                 let (eth, ip) = out.split_at_mut(ETH_LEN);
                 eth.copy_from_slice(&route.eth);
-                ip.copy_from_slice(header.get(..header_len).unwrap_or_default());
-                true
+                encap.write_header_hashed(inner, meta, hash, ip) == header_len
             });
         let len = front as usize + inner.len();
         let queued = written

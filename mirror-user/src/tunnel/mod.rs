@@ -287,13 +287,14 @@ impl Encap {
     }
 
     /// [`Encap::write_header`] with `hash`, the inner frame's [`flow_hash`], computed by the
-    /// caller once for every remote (ignored where [`Encap::needs_hash`] is false).
+    /// caller once for every remote (ignored where [`Encap::needs_hash`] is false), into any
+    /// `out` of at least [`Encap::header_len`] bytes (else nothing is written and 0 returned).
     pub fn write_header_hashed(
         &mut self,
         inner: &[u8],
         meta: &CopyMeta,
         hash: u32,
-        out: &mut [u8; MAX_HEADER_LEN],
+        out: &mut [u8],
     ) -> usize {
         let len = self.header_len;
         let (Some(header), Some(template)) = (out.get_mut(..len), self.template.get(..len)) else {

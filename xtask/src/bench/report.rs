@@ -215,10 +215,7 @@ impl Columns {
                 header: "offered pps",
                 cell: |f| format!("{:.0}", f.offered_pps),
             },
-            Column {
-                header: "copies/s",
-                cell: |f| format!("{:.0}", f.delivered_pps),
-            },
+            COPIES,
         ];
         columns.extend(Self::common(peer));
         columns
@@ -231,46 +228,14 @@ impl Columns {
 
     /// The TCP scenarios' columns.
     pub fn iperf(peer: bool) -> Vec<Column> {
-        let mut columns = vec![
-            Column {
-                header: "Gbit/s",
-                cell: |f| opt(f.gbps, 2),
-            },
-            Column {
-                header: "kept %",
-                cell: |f| opt(f.iperf_retained_pct, 1),
-            },
-            Column {
-                header: "segments/s",
-                cell: |f| format!("{:.0}", f.offered_pps),
-            },
-        ];
+        let mut columns = vec![GBPS, KEPT, SEGMENTS];
         columns.extend(Self::common(peer));
         columns
     }
 
     /// The TCP scenario with cut copies: throughput kept and the machine's CPU per segment.
     pub fn iperf_cut() -> Vec<Column> {
-        vec![
-            Column {
-                header: "Gbit/s",
-                cell: |f| opt(f.gbps, 2),
-            },
-            Column {
-                header: "kept %",
-                cell: |f| opt(f.iperf_retained_pct, 1),
-            },
-            Column {
-                header: "segments/s",
-                cell: |f| format!("{:.0}", f.offered_pps),
-            },
-            Column {
-                header: "copies/s",
-                cell: |f| format!("{:.0}", f.delivered_pps),
-            },
-            RSS,
-            DROPPED,
-        ]
+        vec![GBPS, KEPT, SEGMENTS, COPIES, RSS, DROPPED]
     }
 
     fn common(peer: bool) -> Vec<Column> {
@@ -292,6 +257,22 @@ impl Columns {
     }
 }
 
+const COPIES: Column = Column {
+    header: "copies/s",
+    cell: |f| format!("{:.0}", f.delivered_pps),
+};
+const GBPS: Column = Column {
+    header: "Gbit/s",
+    cell: |f| opt(f.gbps, 2),
+};
+const KEPT: Column = Column {
+    header: "kept %",
+    cell: |f| opt(f.iperf_retained_pct, 1),
+};
+const SEGMENTS: Column = Column {
+    header: "segments/s",
+    cell: |f| format!("{:.0}", f.offered_pps),
+};
 const LOSS: Column = Column {
     header: "loss %",
     cell: |f| opt(f.loss_pct, 2),

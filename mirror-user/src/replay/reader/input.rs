@@ -34,7 +34,18 @@ impl<R: Read> Input<R> {
     }
 
     /// Makes at least `n` bytes available; `false` if the file ends first.
+    #[inline]
     pub(super) fn fill(&mut self, n: usize) -> io::Result<bool> {
+        // Twice per record: what is there already must cost no call.
+        if self.end - self.start >= n {
+            return Ok(true);
+        }
+        self.read_more(n)
+    }
+
+    /// Once per buffer's worth of the file.
+    #[inline(never)]
+    fn read_more(&mut self, n: usize) -> io::Result<bool> {
         while self.end - self.start < n {
             if self.eof {
                 return Ok(false);
@@ -56,6 +67,15 @@ impl<R: Read> Input<R> {
             }
         }
         Ok(true)
+    }
+
+    /// Starts again from the file's first byte (after the file was rewound), keeping the
+    /// buffer: a pass of a looped replay allocates nothing.
+    pub(super) fn restart(&mut self) {
+        self.start = 0;
+        self.end = 0;
+        self.offset = 0;
+        self.eof = false;
     }
 
     pub(super) fn consume(&mut self, n: usize) {
