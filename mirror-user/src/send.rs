@@ -508,7 +508,6 @@ impl Queue {
         id: u32,
     ) -> bool {
         let ipv6 = dest.addr.is_ipv6();
-        let piece = fragment::piece_len(dest.mtu, ipv6);
         let first = self.queued;
         let capacity = self.headers.len();
         let Some(header) = self.headers.get_mut(first) else {
@@ -521,9 +520,10 @@ impl Queue {
             fragment::IPV4_LEN
         };
         let tunnel_len = header_len.saturating_sub(ip_len);
-        let payload_len = tunnel_len + inner.len();
-        let count = payload_len.div_ceil(piece.max(1));
-        if piece <= tunnel_len || first + count > capacity {
+        let Some(plan) = fragment::Plan::new(dest.mtu, ipv6, tunnel_len, inner.len()) else {
+            return false;
+        };
+        if first + plan.count > capacity {
             return false;
         }
         let (mut v4, mut v6) = ([0; fragment::IPV4_LEN], [0; fragment::IPV6_LEN]);
@@ -537,10 +537,13 @@ impl Queue {
         } else {
             v4.copy_from_slice(header.get(..fragment::IPV4_LEN).unwrap_or_default());
         }
-        for k in 0..count {
-            let offset = k * piece;
-            let len = piece.min(payload_len - offset);
-            let more = k + 1 < count;
+        for fragment::Fragment {
+            offset,
+            len,
+            more,
+            frame,
+        } in plan.fragments()
+        {
             let slot = self.queued;
             let Some(header) = self.headers.get_mut(slot) else {
                 return false;
@@ -561,16 +564,12 @@ impl Queue {
             };
             // The first fragment carries the tunnel header (still in its buffer) and the start of
             // the frame; the others carry the frame's next bytes.
-            let (iov0_len, from, to) = if k == 0 {
-                (ip_header_len + tunnel_len, 0, len - tunnel_len)
+            let iov0_len = if offset == 0 {
+                ip_header_len + tunnel_len
             } else {
-                (
-                    ip_header_len,
-                    offset - tunnel_len,
-                    offset - tunnel_len + len,
-                )
+                ip_header_len
             };
-            let Some(piece_bytes) = inner.get(from..to) else {
+            let Some(piece_bytes) = inner.get(frame) else {
                 return false;
             };
             if !self.fill(slot, iov0_len, piece_bytes, dest.addr, (index, copy)) {

@@ -31,6 +31,71 @@ pub fn piece_len(mtu: usize, ipv6: bool) -> usize {
     mtu.saturating_sub(headers) / 8 * 8
 }
 
+/// How a packet is cut into fragments: its tunnel header (`tunnel_len` bytes behind the IP
+/// header) and inner frame, as IP payload, in pieces that fit the MTU. The first fragment
+/// carries the whole tunnel header, so the remote's tunnel sees it once reassembled and every
+/// other fragment carries frame bytes only.
+#[derive(Clone, Copy, Debug)]
+pub struct Plan {
+    piece: usize,
+    tunnel_len: usize,
+    payload_len: usize,
+    /// Fragments the packet becomes.
+    pub count: usize,
+}
+
+/// One fragment of a [`Plan`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fragment {
+    /// Where its payload starts in the packet's IP payload (a multiple of 8), and its length.
+    pub offset: usize,
+    pub len: usize,
+    /// Whether more fragments follow (MF).
+    pub more: bool,
+    /// The inner frame's bytes it carries (behind the tunnel header, for the first).
+    pub frame: std::ops::Range<usize>,
+}
+
+impl Plan {
+    /// The fragments of a packet of `tunnel_len` bytes of tunnel header and an `inner_len`-byte
+    /// frame over a path of `mtu`; `None` if the first fragment cannot hold the tunnel header.
+    pub fn new(mtu: usize, ipv6: bool, tunnel_len: usize, inner_len: usize) -> Option<Self> {
+        let piece = piece_len(mtu, ipv6);
+        let payload_len = tunnel_len + inner_len;
+        (piece > tunnel_len).then(|| Self {
+            piece,
+            tunnel_len,
+            payload_len,
+            count: payload_len.div_ceil(piece),
+        })
+    }
+
+    /// The largest IP payload of any fragment.
+    pub fn piece(&self) -> usize {
+        self.piece
+    }
+
+    pub fn fragments(&self) -> impl Iterator<Item = Fragment> + use<> {
+        let Self {
+            piece,
+            tunnel_len,
+            payload_len,
+            count,
+        } = *self;
+        (0..count).map(move |k| {
+            let offset = k * piece;
+            let len = piece.min(payload_len - offset);
+            let from = offset.saturating_sub(tunnel_len);
+            Fragment {
+                offset,
+                len,
+                more: k + 1 < count,
+                frame: from..offset + len - tunnel_len,
+            }
+        })
+    }
+}
+
 /// Turns `ip`, the packet's own IPv4 header, into the header of the fragment that carries
 /// `len` payload bytes from byte `offset` (a multiple of 8) on, `more` fragments following.
 pub fn patch_v4(ip: &mut [u8; IPV4_LEN], id: u16, offset: usize, len: usize, more: bool) {

@@ -6,7 +6,10 @@
 use super::{ETH_LEN, Queued, XdpPath};
 use crate::{
     kernel::umem::CHUNK_SIZE,
-    tunnel::{CopyMeta, Encap, MAX_HEADER_LEN, fragment},
+    tunnel::{
+        CopyMeta, Encap, MAX_HEADER_LEN,
+        fragment::{self, Fragment},
+    },
 };
 
 /// Most fragments of one copy sent this way (a 2048-byte copy at IPv6's smallest MTU takes 2);
@@ -49,13 +52,12 @@ impl XdpPath {
         let Some(tunnel) = header.get(ip_len..header_len) else {
             return false;
         };
-        let piece = fragment::piece_len(copy.mtu, copy.ipv6);
-        let payload_len = tunnel.len() + copy.inner.len();
-        let count = payload_len.div_ceil(piece.max(1));
-        if piece <= tunnel.len()
-            || count > MOST
-            || ETH_LEN + fragment_ip_len + piece > CHUNK_SIZE as usize
-        {
+        let Some(plan) = fragment::Plan::new(copy.mtu, copy.ipv6, tunnel.len(), copy.inner.len())
+        else {
+            return false;
+        };
+        let count = plan.count;
+        if count > MOST || ETH_LEN + fragment_ip_len + plan.piece() > CHUNK_SIZE as usize {
             return false;
         }
         let mut chunks = [0_u64; MOST];
@@ -73,34 +75,24 @@ impl XdpPath {
         }
         let mut descs = [EMPTY; MOST];
         let mut sizes = [0_usize; MOST];
-        for (k, (&chunk, (desc, size))) in chunks
-            .iter()
-            .zip(descs.iter_mut().zip(&mut sizes))
-            .take(count)
-            .enumerate()
+        for (piece, (&chunk, (desc, size))) in plan
+            .fragments()
+            .zip(chunks.iter().zip(descs.iter_mut().zip(&mut sizes)))
         {
-            let offset = k * piece;
-            let len = piece.min(payload_len - offset);
-            let total = ETH_LEN + fragment_ip_len + len;
+            let total = ETH_LEN + fragment_ip_len + piece.len;
             // SAFETY: the spare chunk is ours until it is queued below (or given back), and
             // neither `copy.inner` nor `tunnel` lies in it.
             let Some(out) = (unsafe { self.umem.bytes_mut(chunk, total) }) else {
                 self.spares.extend(chunks.iter().take(count));
                 return false;
             };
-            write_fragment(
-                out,
-                &route.eth,
-                &header,
-                copy,
-                (tunnel, offset, len, k + 1 < count),
-            );
+            *size = fragment_ip_len + piece.len;
+            write_fragment(out, &route.eth, &header, copy, (tunnel, &piece));
             *desc = libc::xdp_desc {
                 addr: chunk,
                 len: total as u32,
                 options: 0,
             };
-            *size = fragment_ip_len + len;
         }
         let queued = self
             .uplinks
@@ -128,37 +120,38 @@ const EMPTY: libc::xdp_desc = libc::xdp_desc {
 };
 
 /// Writes one fragment into `out` (exactly its length): Ethernet header `eth`, the IP header of
-/// `header` patched for the fragment that carries `len` bytes of the tunnel header and frame
-/// from `offset` on, then those bytes.
+/// `header` patched for `piece`, then its bytes: the tunnel header (the first fragment's) and
+/// its share of the frame.
 fn write_fragment(
     out: &mut [u8],
     eth: &[u8; ETH_LEN],
     header: &[u8; MAX_HEADER_LEN],
     copy: &Oversized<'_>,
-    (tunnel, offset, len, more): (&[u8], usize, usize, bool),
+    (tunnel, piece): (&[u8], &Fragment),
 ) {
+    const V6_LEN: usize = fragment::IPV6_LEN + fragment::FRAGMENT_HEADER_LEN;
+    let (offset, len, more) = (piece.offset, piece.len, piece.more);
     let (head, rest) = out.split_at_mut(ETH_LEN);
     head.copy_from_slice(eth);
     let rest = if copy.ipv6 {
-        let (ip, rest) = rest.split_at_mut(fragment::IPV6_LEN + fragment::FRAGMENT_HEADER_LEN);
-        if let (Some(own), Ok(ip)) = (header.first_chunk(), <&mut [u8; 48]>::try_from(ip)) {
+        let (ip, rest) = rest.split_at_mut(V6_LEN);
+        if let (Some(own), Ok(ip)) = (header.first_chunk(), <&mut [u8; V6_LEN]>::try_from(ip)) {
             fragment::patch_v6(own, ip, copy.id, offset, len, more);
         }
         rest
     } else {
         let (ip, rest) = rest.split_at_mut(fragment::IPV4_LEN);
-        if let (Some(own), Ok(ip)) = (header.first_chunk(), <&mut [u8; 20]>::try_from(ip)) {
+        if let (Some(own), Ok(ip)) = (
+            header.first_chunk(),
+            <&mut [u8; fragment::IPV4_LEN]>::try_from(ip),
+        ) {
             *ip = *own;
             fragment::patch_v4(ip, copy.id as u16, offset, len, more);
         }
         rest
     };
-    // The fragment's bytes of the tunnel header, then of the frame.
-    let from_tunnel = tunnel.get(offset.min(tunnel.len())..(offset + len).min(tunnel.len()));
-    let from_tunnel = from_tunnel.unwrap_or_default();
-    let frame_from = offset.saturating_sub(tunnel.len());
-    let frame_to = offset + len - tunnel.len();
-    let from_frame = copy.inner.get(frame_from..frame_to).unwrap_or_default();
+    let from_tunnel = if offset == 0 { tunnel } else { &[] };
+    let from_frame = copy.inner.get(piece.frame.clone()).unwrap_or_default();
     let (a, b) = rest.split_at_mut(from_tunnel.len().min(rest.len()));
     a.copy_from_slice(from_tunnel);
     if b.len() == from_frame.len() {
@@ -183,8 +176,7 @@ mod tests {
     ) -> (Vec<Vec<u8>>, Vec<u8>) {
         let (ip_len, frag_ip_len) = if ipv6 { (40, 48) } else { (20, 20) };
         let tunnel = &header[ip_len..header_len];
-        let piece = fragment::piece_len(mtu, ipv6);
-        let payload_len = tunnel.len() + inner.len();
+        let plan = fragment::Plan::new(mtu, ipv6, tunnel.len(), inner.len()).unwrap();
         let copy = Oversized {
             index: 0,
             copy: 0,
@@ -195,17 +187,14 @@ mod tests {
         };
         let mut out = Vec::new();
         let mut joined = Vec::new();
-        let count = payload_len.div_ceil(piece);
-        for k in 0..count {
-            let offset = k * piece;
-            let len = piece.min(payload_len - offset);
-            let mut bytes = vec![0; ETH_LEN + frag_ip_len + len];
+        for (k, piece) in plan.fragments().enumerate() {
+            let mut bytes = vec![0; ETH_LEN + frag_ip_len + piece.len];
             write_fragment(
                 &mut bytes,
                 &[0xee; ETH_LEN],
                 header,
                 &copy,
-                (tunnel, offset, len, k + 1 < count),
+                (tunnel, &piece),
             );
             assert!(bytes.len() - ETH_LEN <= mtu, "fragment {k} exceeds the MTU");
             joined.extend_from_slice(&bytes[ETH_LEN + frag_ip_len..]);
