@@ -289,9 +289,18 @@ pub struct Config {
     /// 1: whole copies of frames that are not GSO super-frames, up to [`RING_FRAME`] bytes, go
     /// through the `CUTS` ring buffer too; 0: every whole copy is a clone.
     pub ring_copies: u32,
-    /// Unused: keeps the struct free of padding (it is shared as plain bytes).
-    pub pad: u32,
+    /// Ring buffers in use (1..=[`MAX_WORKERS`]), one per capture thread: a copy taken on CPU
+    /// `c` goes into ring `c % workers` (0 counts as 1).
+    pub workers: u32,
 }
+
+/// Ring buffers of copies the classifiers have (`CUTS`, `CUTS_1` ...): capture threads at most.
+pub const MAX_WORKERS: usize = 8;
+
+/// The name of worker `index`'s ring buffer in the eBPF object.
+pub const CUTS_MAPS: [&str; MAX_WORKERS] = [
+    "CUTS", "CUTS_1", "CUTS_2", "CUTS_3", "CUTS_4", "CUTS_5", "CUTS_6", "CUTS_7",
+];
 
 /// Record size of the small class of the `CUTS` ring buffer (a 64-byte copy does not take a
 /// record of a full frame's size).

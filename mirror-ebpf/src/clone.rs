@@ -3,7 +3,10 @@ use aya_ebpf::{
     bindings::TC_ACT_UNSPEC,
     helpers::{
         bpf_ktime_get_ns,
-        generated::{bpf_get_prandom_u32, bpf_get_socket_cookie, bpf_skb_load_bytes},
+        generated::{
+            bpf_get_prandom_u32, bpf_get_smp_processor_id, bpf_get_socket_cookie,
+            bpf_skb_load_bytes,
+        },
     },
     macros::{classifier, map},
     maps::RingBuf,
@@ -20,10 +23,42 @@ use crate::{
     filter::FILTERS,
 };
 
-/// Copies cut to the snap length and whole copies of small frames ([`Cut`]), read by the agent's
-/// capture thread, which sets the size at load time.
+/// Copies cut to the snap length and whole copies of small frames ([`Cut`]), one ring buffer
+/// per capture thread of the agent (`Config::workers` of them in use), which sets their sizes
+/// at load time. A ring per thread, not one for all: a ring buffer has one reader.
 #[map]
 static CUTS: RingBuf = RingBuf::with_byte_size(4096, 0);
+#[map]
+static CUTS_1: RingBuf = RingBuf::with_byte_size(4096, 0);
+#[map]
+static CUTS_2: RingBuf = RingBuf::with_byte_size(4096, 0);
+#[map]
+static CUTS_3: RingBuf = RingBuf::with_byte_size(4096, 0);
+#[map]
+static CUTS_4: RingBuf = RingBuf::with_byte_size(4096, 0);
+#[map]
+static CUTS_5: RingBuf = RingBuf::with_byte_size(4096, 0);
+#[map]
+static CUTS_6: RingBuf = RingBuf::with_byte_size(4096, 0);
+#[map]
+static CUTS_7: RingBuf = RingBuf::with_byte_size(4096, 0);
+
+/// The ring buffer of the capture thread that serves this CPU.
+#[inline(always)]
+fn ring_of_this_cpu(config: &Config) -> &'static RingBuf {
+    // SAFETY: no preconditions.
+    let cpu = unsafe { bpf_get_smp_processor_id() };
+    match cpu % config.workers.max(1) {
+        1 => &CUTS_1,
+        2 => &CUTS_2,
+        3 => &CUTS_3,
+        4 => &CUTS_4,
+        5 => &CUTS_5,
+        6 => &CUTS_6,
+        7 => &CUTS_7,
+        _ => &CUTS,
+    }
+}
 
 #[classifier]
 pub fn mirror_ingress(ctx: TcContext) -> i32 {
@@ -178,12 +213,13 @@ fn ring_copy(ctx: &TcContext, config: &Config, cut: bool, gso: (u32, u32), mark:
     // A lost super-frame is all of its segments lost.
     let lost = if segment != 0 { gso_segs.max(1) } else { 1 };
     let copy = (len, whole, segment, lost);
+    let ring = ring_of_this_cpu(config);
     match len as usize {
-        0..=CUT_MAX => write_copy::<CUT_MAX>(ctx, copy, mark),
-        0..=RING_FRAME => write_copy::<RING_FRAME>(ctx, copy, mark),
+        0..=CUT_MAX => write_copy::<CUT_MAX>(ctx, ring, copy, mark),
+        0..=RING_FRAME => write_copy::<RING_FRAME>(ctx, ring, copy, mark),
         _ if segment == 0 => return false,
-        0..=RING_SUPER_SMALL => write_copy::<RING_SUPER_SMALL>(ctx, copy, mark),
-        0..=RING_SUPER => write_copy::<RING_SUPER>(ctx, copy, mark),
+        0..=RING_SUPER_SMALL => write_copy::<RING_SUPER_SMALL>(ctx, ring, copy, mark),
+        0..=RING_SUPER => write_copy::<RING_SUPER>(ctx, ring, copy, mark),
         _ => return false,
     }
     true
@@ -202,10 +238,15 @@ fn is_plain_tcp(ctx: &TcContext) -> bool {
 }
 
 /// Writes the first `len` (1..=N) of the packet's `whole` bytes, with its tag and the segment
-/// size of a super-frame, into a record of `N` bytes of the `CUTS` ring buffer (`N` a power of
-/// two); a full ring counts `lost` copies.
+/// size of a super-frame, into a record of `N` bytes of `ring` (`N` a power of two); a full ring
+/// counts `lost` copies.
 #[inline(always)]
-fn write_copy<const N: usize>(ctx: &TcContext, copy: (u32, u32, u16, u32), mark: u32) {
+fn write_copy<const N: usize>(
+    ctx: &TcContext,
+    ring: &RingBuf,
+    copy: (u32, u32, u16, u32),
+    mark: u32,
+) {
     let (len, whole, segment, lost) = copy;
     // The same value, in a form whose bounds the verifier sees: 1..=N.
     let len = ((len.wrapping_sub(1)) & (N as u32 - 1)) + 1;
@@ -217,7 +258,7 @@ fn write_copy<const N: usize>(ctx: &TcContext, copy: (u32, u32, u16, u32), mark:
     if whole > len {
         tag.flags |= TAG_TRUNCATED;
     }
-    let Some(mut entry) = CUTS.reserve::<Cut<N>>(0) else {
+    let Some(mut entry) = ring.reserve::<Cut<N>>(0) else {
         count_by(KernelCounter::CutRingFull, u64::from(lost));
         return;
     };

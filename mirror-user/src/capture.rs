@@ -1,10 +1,13 @@
-//! The capture thread: batches from the AF_XDP ring, tag checked and stripped, copies handed to
-//! the sender, frames returned to the fill ring. No allocation and no syscall per packet.
+//! A capture thread: batches from its ring buffer (and, on the first thread, from the AF_XDP
+//! ring of clones), tag checked and stripped, copies handed to the sender, frames returned to the
+//! fill ring. No allocation and no syscall per packet. One thread per agent CPU (`--cpus`), each
+//! with its own ring buffer, sender and uplink queues; they share the UMEM, the counters and the
+//! flow meter.
 mod order;
 mod segment;
 
 use std::{
-    os::fd::AsFd as _,
+    os::fd::{AsFd as _, AsRawFd as _},
     sync::{
         Arc, Mutex, PoisonError,
         atomic::{AtomicBool, AtomicU64, Ordering},
@@ -103,9 +106,12 @@ impl IfaceTable {
 }
 
 pub struct Capture {
-    pub xsk: Xsk,
-    /// Copies the classifiers cut to `--snaplen` and wrote into their ring buffer.
-    pub cuts: RingBuf<MapData>,
+    /// The clones' AF_XDP socket (the first thread's only: the mirror veth has one queue).
+    pub clones: Option<Xsk>,
+    /// The UMEM every socket of the agent shares.
+    pub umem: Arc<Umem>,
+    /// Copies the classifiers wrote into this thread's ring buffer.
+    pub ring: RingBuf<MapData>,
     pub sender: Sender,
     pub ifaces: Arc<IfaceTable>,
     pub clock: MonotonicToUnix,
@@ -113,8 +119,9 @@ pub struct Capture {
     pub inner_dst_mac: Option<[u8; 6]>,
     pub malformed: IntCounter,
     pub ring_full: IntCounter,
-    /// NetFlow of the same copies, when collectors are configured.
-    pub netflow: Option<FlowExport>,
+    /// NetFlow of the same copies, when collectors are configured (one meter for all threads,
+    /// taken once a round).
+    pub netflow: Option<Arc<Mutex<FlowExport>>>,
     /// `--filter`: only the copies it matches are sent and metered.
     pub filter: Option<Filter>,
     pub filtered: IntCounter,
@@ -126,7 +133,7 @@ pub struct Capture {
 }
 
 impl Capture {
-    /// Runs until `stop` is set and the ring is empty.
+    /// Runs until `stop` is set and the rings are empty.
     #[expect(
         clippy::too_many_lines,
         reason = "the one loop of the data path, step by step"
@@ -155,17 +162,16 @@ impl Capture {
             self.give_back(&mut recycle)?;
             // The ring buffer first: a clone taken before its copies has had the time to
             // cross the veth by the time the AF_XDP ring is read, and is sent before them.
-            read_cuts(&mut self.cuts, &mut gather, &mut cut_frames);
-            let rx = self.xsk.socket.rx.as_mut().context("no RX ring")?;
-            let received = rx.consume(&mut descs);
+            read_cuts(&mut self.ring, &mut gather, &mut cut_frames);
+            let received = match &mut self.clones {
+                Some(xsk) => xsk.socket.rx.as_mut().context("no RX ring")?.consume(&mut descs),
+                None => 0,
+            };
             if received == 0 && cut_frames.is_empty() {
                 if stop.load(Ordering::Relaxed) {
                     break;
                 }
-                self.xsk
-                    .socket
-                    .poll_rx(IDLE_POLL_MS, self.cuts.as_fd())
-                    .context("polling the AF_XDP socket")?;
+                self.wait_for_copies()?;
             } else {
                 if self.ifaces.version() != version {
                     // The tallies are all zero here: the last round added them to the counters.
@@ -183,7 +189,7 @@ impl Capture {
                     descs.get(..received).unwrap_or_default(),
                     &cut_frames,
                     gather.is_open(),
-                    &self.xsk.umem,
+                    &self.umem,
                     &gather,
                     &mut round,
                 );
@@ -200,7 +206,7 @@ impl Capture {
                             let (at, len) = (desc.addr, desc.len as usize);
                             // SAFETY: the kernel wrote this piece and hands it to us until we
                             // give the chunk back.
-                            let piece = unsafe { self.xsk.umem.bytes(at, len) };
+                            let piece = unsafe { self.umem.bytes(at, len) };
                             let last = desc.options & XDP_PKT_CONTD == 0;
                             let done = gather.add(piece.unwrap_or_default(), last);
                             recycle.push(Umem::chunk_of(at));
@@ -221,7 +227,7 @@ impl Capture {
                             Some(index) => gather.frame_mut(index).get_mut(TAG_LEN..TAG_LEN + 6),
                             // SAFETY: the chunk is ours until it goes back to the fill ring or
                             // leaves on an uplink, and no other slice of it lives.
-                            None => unsafe { self.xsk.umem.bytes_mut(at + TAG_OFFSET, 6) }
+                            None => unsafe { self.umem.bytes_mut(at + TAG_OFFSET, 6) }
                                 .filter(|_| len >= TAG_LEN + 6),
                         };
                         if let Some(dst) = dst {
@@ -232,7 +238,7 @@ impl Capture {
                         Some(index) => gather.frame(index),
                         // SAFETY: the kernel wrote this frame and hands it to us until we give
                         // the chunk back; only the bytes in front of it are written below.
-                        None => unsafe { self.xsk.umem.bytes(at, len) }.unwrap_or_default(),
+                        None => unsafe { self.umem.bytes(at, len) }.unwrap_or_default(),
                     };
                     let Some((tag, frame)) = split_tag(data) else {
                         self.malformed.inc();
@@ -318,16 +324,24 @@ impl Capture {
                 next_stats += STATS_EVERY;
                 self.check_socket()?;
                 ring_full_seen = self.update_ring_full(ring_full_seen);
-                if let Some(netflow) = &mut self.netflow {
-                    netflow.tick(clock::unix_now_ns());
+                if let Some(netflow) = &self.netflow {
+                    lock(netflow).tick(clock::unix_now_ns());
                 }
             }
         }
         self.update_ring_full(ring_full_seen);
-        if let Some(netflow) = &mut self.netflow {
-            netflow.finish(clock::unix_now_ns());
-        }
         Ok(())
+    }
+
+    /// Sleeps until the clones' socket or the ring buffer has copies, at most [`IDLE_POLL_MS`].
+    fn wait_for_copies(&self) -> anyhow::Result<()> {
+        match &self.clones {
+            Some(xsk) => xsk
+                .socket
+                .poll_rx(IDLE_POLL_MS, self.ring.as_fd())
+                .context("polling the AF_XDP socket"),
+            None => poll_one(self.ring.as_fd().as_raw_fd()).context("polling the ring buffer"),
+        }
     }
 
     /// Puts the chunks of `recycle` back on the fill ring and empties it.
@@ -335,7 +349,9 @@ impl Capture {
         if recycle.is_empty() {
             return Ok(());
         }
-        let fill = self.xsk.socket.fill.as_mut().context("no fill ring")?;
+        // Without the clones' socket every chunk is a spare the sender keeps: nothing comes here.
+        let xsk = self.clones.as_mut().context("chunks to give back without a fill ring")?;
+        let fill = xsk.socket.fill.as_mut().context("no fill ring")?;
         let given = fill.produce(recycle);
         anyhow::ensure!(
             given == recycle.len(),
@@ -347,11 +363,14 @@ impl Capture {
     }
 
     /// Hands the round's copies to the flow meter, at kernel time `latest`.
-    fn observe_flows(&mut self, flows: &[Observed], gather: &Gather, latest: u64) {
-        let Some(netflow) = &mut self.netflow else {
+    fn observe_flows(&self, flows: &[Observed], gather: &Gather, latest: u64) {
+        let Some(netflow) = &self.netflow else {
             return;
         };
-        let umem = &self.xsk.umem;
+        if flows.is_empty() {
+            return;
+        }
+        let umem = &self.umem;
         let frames = flows.iter().filter_map(|o| {
             let frame = match o.at {
                 // SAFETY: the frames are ours (or only read by an uplink) until given back
@@ -361,14 +380,14 @@ impl Capture {
             };
             Some((frame, Interfaces::mirrored(o.ifindex, o.direction)))
         });
-        netflow.observe(frames, self.clock.unix_ns(latest));
+        lock(netflow).observe(frames, self.clock.unix_ns(latest));
     }
 
     /// Fails once the socket has an error: the kernel sets ENETDOWN when the far end of the
     /// mirror veth goes away under it, and nothing will ever arrive again. (The control plane
     /// usually notices first.)
     fn check_socket(&self) -> anyhow::Result<()> {
-        match self.xsk.socket.error() {
+        match self.clones.as_ref().and_then(|xsk| xsk.socket.error()) {
             Some(err) => anyhow::bail!(
                 "the AF_XDP socket on {} failed: {err} (was the mirror veth deleted?)",
                 crate::kernel::veth::FAR
@@ -379,12 +398,34 @@ impl Capture {
 
     /// Copies the kernel dropped because the ring or the fill ring had no room.
     fn update_ring_full(&self, seen: u64) -> u64 {
-        let Ok(now) = self.xsk.socket.rx_dropped() else {
+        let Some(Ok(now)) = self.clones.as_ref().map(|xsk| xsk.socket.rx_dropped()) else {
             return seen;
         };
         self.ring_full.inc_by(now.saturating_sub(seen));
         now
     }
+}
+
+/// The flow meter, whichever thread panicked while holding it.
+pub fn lock(netflow: &Mutex<FlowExport>) -> std::sync::MutexGuard<'_, FlowExport> {
+    netflow.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Waits up to [`IDLE_POLL_MS`] for `fd` to be readable.
+fn poll_one(fd: std::os::fd::RawFd) -> std::io::Result<()> {
+    let mut pollfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    if unsafe { libc::poll(&raw mut pollfd, 1, IDLE_POLL_MS) } < 0 {
+        let err = std::io::Error::last_os_error();
+        if err.kind() != std::io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+    Ok(())
 }
 
 /// A copy of the round, for the flow meter once the round is sent.

@@ -1,5 +1,6 @@
 //! `mirror run`: sets the data path up, runs it until a signal, and takes it all down again.
 pub mod args;
+mod cpus;
 mod features;
 mod follow;
 mod links;
@@ -8,7 +9,7 @@ mod pods;
 use std::{
     ffi::CString,
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicBool, Ordering},
     },
     time::{Duration, Instant},
@@ -27,7 +28,7 @@ use self::{
 };
 use crate::{
     UsageError,
-    capture::{Capture, IfaceTable},
+    capture::{self, Capture, IfaceTable},
     clock::MonotonicToUnix,
     filter::Filter,
     kernel::{
@@ -40,12 +41,13 @@ use crate::{
     netflow::collector::{FlowExport, NetflowVersion},
     output::{
         self,
-        args::{BalanceArg, SendPathArg},
+        args::{BalanceArg, OutputArgs, SendPathArg},
         flow_export, resolve_remotes, sender,
     },
     pod::{Resolution, api::PodUpdates, wanted::WantedSet},
     remote::Remote,
     transmit::{self, next_hop},
+    tunnel::TunnelKind,
 };
 
 /// Chunks kept for the copies to all remotes but the last (`--balance replicate`), and for the
@@ -167,9 +169,9 @@ async fn run_async(args: &RunArgs, ifaces: Vec<Iface>, remotes: Vec<Remote>) -> 
     result.and(removed)
 }
 
-/// The kernel programs, configured for `args` (the largest frame is raised once the capture
-/// socket says it takes multi-buffer frames).
-fn load_programs(args: &RunArgs, veth: &MirrorVeth) -> anyhow::Result<Programs> {
+/// The kernel programs, configured for `args` and `workers` capture threads (the largest frame
+/// is raised once the capture socket says it takes multi-buffer frames).
+fn load_programs(args: &RunArgs, veth: &MirrorVeth, workers: usize) -> anyhow::Result<Programs> {
     Programs::load(Config {
         mirror_ifindex: veth.near_ifindex,
         agent_mark: args.output.agent_mark,
@@ -178,8 +180,45 @@ fn load_programs(args: &RunArgs, veth: &MirrorVeth) -> anyhow::Result<Programs> 
         max_frame: ONE_CHUNK_FRAME,
         cut_ring: u32::from(cut_in_ring(args.output.snaplen)),
         ring_copies: u32::from(whole_in_ring(args)),
+        workers: u32::try_from(workers).unwrap_or(1),
         ..Config::default()
     })
+}
+
+/// The CPUs of the capture threads: `--cpus` or the process's own, but one thread where only
+/// one can work: without the ring buffers (the clones' socket is one queue) and for tunnels
+/// that number their packets per remote (one counter, one thread).
+fn capture_cpus(args: &RunArgs) -> anyhow::Result<Vec<usize>> {
+    let mut chosen = cpus::choose(args.cpus.as_ref())?;
+    let why_one = if !ring_in_use(args) {
+        Some("--capture-path clone")
+    } else if numbered(&args.output) {
+        Some("the tunnel numbers its packets")
+    } else {
+        None
+    };
+    if let Some(why) = why_one
+        && chosen.len() > 1
+    {
+        if args.cpus.is_some() {
+            tracing::info!(
+                "mirror: one capture thread ({why}), on CPU {}",
+                chosen.first().copied().unwrap_or_default()
+            );
+        }
+        chosen.truncate(1);
+    }
+    Ok(chosen)
+}
+
+/// Whether each packet to a remote carries a sequence number (GRE with sequence numbers,
+/// ERSPAN II and III).
+fn numbered(output: &OutputArgs) -> bool {
+    match output.tunnel {
+        TunnelKind::Gre => output.gre_seq,
+        TunnelKind::Erspan2 | TunnelKind::Erspan3 => true,
+        TunnelKind::Vxlan | TunnelKind::Erspan1 => false,
+    }
 }
 
 /// Whether copies cut to `snaplen` go through the classifiers' ring buffer instead of clones.
@@ -229,8 +268,9 @@ async fn mirror(
     veth: &MirrorVeth,
     hops: Option<next_hop::Follower>,
 ) -> anyhow::Result<()> {
-    let mut programs = load_programs(args, veth)?;
-    let cuts = programs.take_cuts()?;
+    let cpus = capture_cpus(args)?;
+    let mut programs = load_programs(args, veth, cpus.len())?;
+    let rings = programs.take_rings(cpus.len())?;
     veth.up().await?;
     programs.attach_xsk(veth::FAR)?;
     if args.threaded_napi {
@@ -241,49 +281,66 @@ async fn mirror(
     size_copies(&mut programs, &xsk)?;
     programs.attach_tagger(veth::NEAR)?;
 
-    let mut sender = sender(&args.output, remotes, metrics)?;
-    let follow = send_from_af_xdp(hops, &mut xsk, &mut sender, remotes, metrics).await?;
+    let mut senders = cpus
+        .iter()
+        .map(|_| sender(&args.output, remotes, metrics))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let follow = send_from_af_xdp(hops, &mut xsk, &mut senders, remotes, metrics).await?;
     let netflow = flow_export(&args.output, metrics)?;
     let filter = output::filter(&args.output)?;
     if let Some(filter) = &filter {
         install_filter(&mut programs, filter, args.filter_path);
     }
     // The first sockets go to the classifiers; all of them carry the agent's mark anyway.
-    let own: Vec<_> = sender
-        .sockets()
-        .into_iter()
+    let own: Vec<_> = senders
+        .iter()
+        .flat_map(crate::send::Sender::sockets)
         .chain(netflow.iter().flat_map(FlowExport::sockets))
         .take(OWN_SOCKETS)
         .collect();
     programs.set_own_sockets(&own)?;
+    let netflow = netflow.map(|n| Arc::new(Mutex::new(n)));
     let table = Arc::new(IfaceTable::default());
-    let capture = Capture {
-        xsk,
-        cuts,
-        sender,
-        ifaces: Arc::clone(&table),
-        clock: MonotonicToUnix::now(),
-        inner_dst_mac: args.output.inner_dst_mac,
-        malformed: metrics.dropped(DropReason::Malformed),
-        ring_full: metrics.dropped(DropReason::RingFull),
-        netflow,
-        filter,
-        filtered: metrics.dropped(DropReason::Filtered),
-        filter_kept: metrics.filter_packets("user", "kept"),
-        filter_left_out: metrics.filter_packets("user", "left_out"),
-        truncated_snaplen: metrics.truncated("snaplen"),
-    };
+    let clock = MonotonicToUnix::now();
+    let umem = Arc::clone(&xsk.umem);
+    let mut clones = Some(xsk);
     let stop = Arc::new(AtomicBool::new(false));
-    let (done_tx, mut done_rx) = tokio::sync::oneshot::channel();
-    let thread = std::thread::Builder::new()
-        .name("mirror-capture".into())
-        .spawn({
-            let stop = Arc::clone(&stop);
-            move || {
+    // Every thread says here when it ends; the first to end (an error) ends the agent.
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut threads = Vec::new();
+    for (index, ((ring, sender), cpu)) in rings.into_iter().zip(senders).zip(cpus.clone()).enumerate()
+    {
+        let capture = Capture {
+            clones: clones.take(),
+            umem: Arc::clone(&umem),
+            ring,
+            sender,
+            ifaces: Arc::clone(&table),
+            clock,
+            inner_dst_mac: args.output.inner_dst_mac,
+            malformed: metrics.dropped(DropReason::Malformed),
+            ring_full: metrics.dropped(DropReason::RingFull),
+            netflow: netflow.clone(),
+            filter: output::filter(&args.output)?,
+            filtered: metrics.dropped(DropReason::Filtered),
+            filter_kept: metrics.filter_packets("user", "kept"),
+            filter_left_out: metrics.filter_packets("user", "left_out"),
+            truncated_snaplen: metrics.truncated("snaplen"),
+        };
+        let (stop, done_tx) = (Arc::clone(&stop), done_tx.clone());
+        let pin = cpus.len() > 1 || args.cpus.is_some();
+        let thread = std::thread::Builder::new()
+            .name(format!("mirror-capture-{index}"))
+            .spawn(move || {
+                if pin && let Err(err) = cpus::pin(cpu) {
+                    tracing::warn!("mirror: capture thread {index} not pinned to CPU {cpu}: {err}");
+                }
                 let _ = done_tx.send(capture.run(&stop));
-            }
-        })
-        .context("starting the capture thread")?;
+            })
+            .context("starting a capture thread")?;
+        threads.push(thread);
+    }
+    drop(done_tx);
 
     let mut kernel = KernelCounters::new(metrics);
     let mut follower = Follower::new(
@@ -303,6 +360,12 @@ async fn mirror(
             term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
             capture: &mut done_rx,
         };
+        tracing::info!(
+            "mirror: {} capture thread{} on CPU {}",
+            cpus.len(),
+            if cpus.len() == 1 { "" } else { "s" },
+            cpus::list(&cpus)
+        );
         attach_all(&mut programs, &mut follower, sources)?;
         tracing::info!("{}", ready_line(args, remotes, &follower));
         wait(
@@ -317,14 +380,21 @@ async fn mirror(
         .await
     }
     .await;
-    // Stop new copies first, then let the thread drain what is already in the ring.
+    // Stop new copies first, then let the threads drain what is already in the rings.
     programs.pause()?;
     stop.store(true, Ordering::Relaxed);
-    let finished = match done_rx.await {
-        Ok(result) => result,
-        Err(_) => Err(anyhow::anyhow!("the capture thread panicked")),
-    };
-    let _ = thread.join();
+    let mut finished = Ok(());
+    for thread in threads {
+        if thread.join().is_err() {
+            finished = Err(anyhow::anyhow!("a capture thread panicked"));
+        }
+    }
+    while let Ok(result) = done_rx.try_recv() {
+        finished = finished.and(result);
+    }
+    if let Some(netflow) = &netflow {
+        capture::lock(netflow).finish(crate::clock::unix_now_ns());
+    }
     if let Some(follow) = follow {
         follow.stop().await;
     }
@@ -346,27 +416,59 @@ fn spares(args: &RunArgs, remotes: &[Remote]) -> usize {
     }
 }
 
-/// Gives `sender` the AF_XDP path on the capture socket's UMEM when `hops` (not `--send-path
-/// socket`), else shows every remote on the raw socket.
+/// Gives each of `senders` (one per capture thread) the AF_XDP path on the capture socket's
+/// UMEM, its share of the spare chunks and its own queue of each uplink, when `hops` (not
+/// `--send-path socket`); else shows every remote on the raw socket.
 async fn send_from_af_xdp(
     hops: Option<next_hop::Follower>,
     xsk: &mut Xsk,
-    sender: &mut crate::send::Sender,
+    senders: &mut [crate::send::Sender],
     remotes: &[Remote],
     metrics: &Metrics,
 ) -> anyhow::Result<Option<transmit::FollowTask>> {
     let labels: Vec<String> = remotes.iter().map(Remote::label).collect();
+    let count = senders.len();
+    for (index, sender) in senders.iter_mut().enumerate() {
+        sender.set_thread(index, count);
+    }
     let Some(follower) = hops else {
         transmit::socket_only(&labels, metrics);
         return Ok(None);
     };
-    let owner = xsk
-        .fd()
-        .try_clone_to_owned()
-        .context("duplicating the AF_XDP socket")?;
-    let (umem, spares) = (Arc::clone(&xsk.umem), xsk.take_spares());
-    let task = transmit::start_af_xdp(follower, umem, Some(owner), spares, sender, labels, metrics);
-    Ok(Some(task.await))
+    let (table, task) = transmit::follow(follower).await;
+    let mut spares = xsk.take_spares();
+    let share = spares.len() / count.max(1);
+    for (index, sender) in senders.iter_mut().enumerate() {
+        let owner = xsk
+            .fd()
+            .try_clone_to_owned()
+            .context("duplicating the AF_XDP socket")?;
+        let mine = if index + 1 == count {
+            std::mem::take(&mut spares)
+        } else {
+            spares.split_off(spares.len() - share)
+        };
+        // The first thread's path says where each remote's copies go, in the log and gauges.
+        let gauges = if index == 0 {
+            labels.iter().map(|l| metrics.send_path(l)).collect()
+        } else {
+            Vec::new()
+        };
+        let umem = Arc::clone(&xsk.umem);
+        let mut path = transmit::xdp::XdpPath::new(
+            umem,
+            Some(owner),
+            Arc::clone(&table),
+            mine,
+            gauges,
+            labels.clone(),
+        );
+        path.say = index == 0;
+        path.queue = u32::try_from(index).unwrap_or(u32::MAX);
+        sender.set_xdp(path);
+        sender.refresh();
+    }
+    Ok(Some(task))
 }
 
 /// `mirror: ready: copying WHAT (DIRECTION) to WHERE`.
@@ -426,7 +528,7 @@ fn attach_all(
 struct Ends<'a> {
     int: tokio::signal::unix::Signal,
     term: tokio::signal::unix::Signal,
-    capture: &'a mut tokio::sync::oneshot::Receiver<anyhow::Result<()>>,
+    capture: &'a mut tokio::sync::mpsc::UnboundedReceiver<anyhow::Result<()>>,
 }
 
 /// the mirror veth (an error), following interfaces and pods meanwhile.
@@ -445,10 +547,10 @@ async fn wait(
         tokio::select! {
             _ = ends.int.recv() => return Ok(()),
             _ = ends.term.recv() => return Ok(()),
-            result = &mut *ends.capture => {
+            result = ends.capture.recv() => {
                 return result
-                    .unwrap_or_else(|_| Err(anyhow::anyhow!("the capture thread panicked")))
-                    .and_then(|()| Err(anyhow::anyhow!("the capture thread stopped")));
+                    .unwrap_or_else(|| Err(anyhow::anyhow!("a capture thread panicked")))
+                    .and_then(|()| Err(anyhow::anyhow!("a capture thread stopped")));
             }
             _ = tick.tick() => {
                 kernel.update(programs);

@@ -118,6 +118,15 @@ struct FlushCounts {
     bytes: u64,
 }
 
+/// The identification of the next fragmented packet after `last`, `step` on (never 0).
+fn next_fragment_id(last: &mut u32, step: u32) -> u32 {
+    *last = last.wrapping_add(step);
+    if *last == 0 {
+        *last = step;
+    }
+    *last
+}
+
 /// Messages of one address family waiting for `sendmmsg`.
 struct Queue {
     fd: OwnedFd,
@@ -141,8 +150,10 @@ pub struct Sender {
     tallies: Vec<FlushCounts>,
     /// The copies pushed since the last flush, in order.
     pending: Vec<Pending>,
-    /// Identification of the next fragmented packet.
+    /// Identification of the last fragmented packet, and the step to the next: each capture
+    /// thread's sender takes its own residue class, so no two threads send the same id.
     fragment_id: u32,
+    fragment_step: u32,
     /// AF_XDP transmit, for the remotes it can serve (live capture only).
     xdp: Option<XdpPath>,
     /// Whether a copy's inner flow hash is needed (balancing, or some remote's headers).
@@ -176,10 +187,18 @@ impl Sender {
             destinations,
             options,
             counters,
-            fragment_id: 1,
+            fragment_id: 0,
+            fragment_step: 1,
             xdp: None,
             needs_hash,
         })
+    }
+
+    /// Makes this the sender of capture thread `index` of `count`: its fragment ids are its own.
+    pub fn set_thread(&mut self, index: usize, count: usize) {
+        let step = count.max(1).next_power_of_two();
+        self.fragment_step = u32::try_from(step).unwrap_or(1);
+        self.fragment_id = u32::try_from(index % step).unwrap_or(0);
     }
 
     /// Sends from AF_XDP to the remotes `path` can serve; the raw sockets serve the rest.
@@ -316,7 +335,7 @@ impl Sender {
                 && inner.len() > dest.max_inner
                 && let Some(xdp) = &mut self.xdp
             {
-                let id = self.fragment_id.wrapping_add(1).max(1);
+                let id = next_fragment_id(&mut self.fragment_id, self.fragment_step);
                 let oversized = Oversized {
                     index,
                     copy,
@@ -326,7 +345,6 @@ impl Sender {
                     inner,
                 };
                 if xdp.send_fragments(&oversized, &mut dest.encap, (&meta, hash)) {
-                    self.fragment_id = id;
                     self.counters.fragmented.inc();
                     continue;
                 }
@@ -356,9 +374,8 @@ impl Sender {
         let queued = if inner.len() <= dest.max_inner {
             queue.push(index, copy, dest, inner, (&meta, hash))
         } else if self.options.oversize == Oversize::Fragment {
-            self.fragment_id = self.fragment_id.wrapping_add(1).max(1);
-            let queued =
-                queue.push_fragmented(index, copy, dest, inner, (&meta, hash), self.fragment_id);
+            let id = next_fragment_id(&mut self.fragment_id, self.fragment_step);
+            let queued = queue.push_fragmented(index, copy, dest, inner, (&meta, hash), id);
             if queued {
                 self.counters.fragmented.inc();
             }

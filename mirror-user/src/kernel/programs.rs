@@ -11,12 +11,14 @@ use aya::{
     },
     util::KernelVersion,
 };
-use mirror_common::{Config, Direction, KERNEL_COUNTERS, KernelCounter, OWN_SOCKETS, filter_slot};
+use mirror_common::{
+    CUTS_MAPS, Config, Direction, KERNEL_COUNTERS, KernelCounter, OWN_SOCKETS, filter_slot,
+};
 
 use super::filter_prog::{self, KernelFilter};
 use crate::filter::Filter;
 
-/// Bytes of the `CUTS` ring buffer when `--snaplen` copies go through it: about 58,000 copies,
+/// Bytes of the `CUTS` ring buffers (shared out among the capture threads) when `--snaplen` copies go through it: about 58,000 copies,
 /// enough to ride out an agent that shares its core with a busy pod (4 MiB lost copies under
 /// unpaced TCP on the bench).
 const CUTS_BYTES: u32 = 16 << 20;
@@ -27,6 +29,16 @@ const CUTS_BYTES: u32 = 16 << 20;
 const WHOLE_BYTES: u32 = 8 << 20;
 /// Its size otherwise (a ring buffer is at least a page).
 const CUTS_UNUSED: u32 = 4096;
+
+/// The size of each ring buffer when `workers` share `total` bytes: a power of two and at
+/// least a page, one page for those no thread reads.
+fn ring_sizes(total: u32, workers: u32) -> [u32; CUTS_MAPS.len()] {
+    let workers = workers.clamp(1, CUTS_MAPS.len() as u32);
+    let share = (total / workers).max(CUTS_UNUSED);
+    // Rounded down to a power of two.
+    let share = 1 << (u32::BITS - 1 - share.leading_zeros());
+    std::array::from_fn(|i| if (i as u32) < workers { share } else { CUTS_UNUSED })
+}
 
 /// The programs, built by `build.rs` (empty when the build had no bpf-linker).
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/mirror-ebpf"));
@@ -64,17 +76,21 @@ impl Programs {
                 "kernel {kernel:?} lacks TCX (bpf_mprog links for tc, Linux 6.6); the mirror needs it"
             );
         }
-        // The ring buffer of copies is mapped (and resident) whole: full size only when the
-        // classifiers use it, one page otherwise.
-        let cuts = if config.cut_ring != 0 {
+        // The ring buffers of copies are mapped (and resident) whole: full size only when the
+        // classifiers use them, one page otherwise.
+        let total = if config.cut_ring != 0 {
             CUTS_BYTES
         } else if config.ring_copies != 0 {
             WHOLE_BYTES
         } else {
             CUTS_UNUSED
         };
-        let mut ebpf = EbpfLoader::new()
-            .map_max_entries("CUTS", cuts)
+        let sizes = ring_sizes(total, config.workers);
+        let mut loader = EbpfLoader::new();
+        for (name, size) in CUTS_MAPS.iter().zip(sizes) {
+            loader.map_max_entries(name, size);
+        }
+        let mut ebpf = loader
             .load(OBJECT)
             .context("loading the eBPF programs (needs root or CAP_BPF+CAP_NET_ADMIN)")?;
         let mut cfg: Array<_, Config> =
@@ -133,10 +149,20 @@ impl Programs {
         self.change_config(|config| config.mirror_ifindex = 0)
     }
 
-    /// The ring buffer of copies cut in the classifiers (`CUTS`), for the capture thread.
-    pub fn take_cuts(&mut self) -> anyhow::Result<RingBuf<MapData>> {
-        let map = self.ebpf.take_map("CUTS").context("map CUTS missing")?;
-        RingBuf::try_from(map).context("map CUTS is not a ring buffer")
+    /// The ring buffers of copies cut in the classifiers, one for each of `workers` capture
+    /// threads.
+    pub fn take_rings(&mut self, workers: usize) -> anyhow::Result<Vec<RingBuf<MapData>>> {
+        CUTS_MAPS
+            .iter()
+            .take(workers.max(1))
+            .map(|name| {
+                let map = self
+                    .ebpf
+                    .take_map(name)
+                    .with_context(|| format!("map {name} missing"))?;
+                RingBuf::try_from(map).with_context(|| format!("map {name} is not a ring buffer"))
+            })
+            .collect()
     }
 
     /// Sets the largest frame the classifiers copy (what the AF_XDP socket can take).
@@ -267,4 +293,22 @@ fn socket_cookie(socket: BorrowedFd<'_>) -> std::io::Result<u64> {
 fn program<'a>(ebpf: &'a mut Ebpf, name: &str) -> anyhow::Result<&'a mut aya::programs::Program> {
     ebpf.program_mut(name)
         .with_context(|| format!("program {name} missing from the eBPF object"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rings_share_the_bytes_in_powers_of_two() {
+        let one = ring_sizes(WHOLE_BYTES, 1);
+        assert_eq!(one[0], WHOLE_BYTES);
+        assert!(one[1..].iter().all(|&s| s == CUTS_UNUSED));
+        assert_eq!(ring_sizes(WHOLE_BYTES, 0), one, "0 counts as 1");
+        let three = ring_sizes(WHOLE_BYTES, 3);
+        assert_eq!(&three[..4], &[2 << 20, 2 << 20, 2 << 20, CUTS_UNUSED]);
+        let all = ring_sizes(CUTS_UNUSED, 8);
+        assert!(all.iter().all(|&s| s == CUTS_UNUSED), "at least a page");
+        assert_eq!(ring_sizes(WHOLE_BYTES, 99), [1 << 20; 8]);
+    }
 }

@@ -2,6 +2,7 @@
 //! [`OutputArgs`].
 use clap::{Args, ValueEnum};
 
+use super::cpus::{self, CpuList};
 use crate::{
     output::args::OutputArgs,
     pod::{PodName, Wanted, api::LabelSelector},
@@ -73,6 +74,14 @@ pub struct RunArgs {
     /// overtaken by a later copy from the ring.
     #[arg(long, value_enum, default_value_t = CapturePathArg::Ring)]
     pub capture_path: CapturePathArg,
+
+    /// CPUs of the capture threads, one pinned to each (e.g. `0-3,6`; at most 8). Copies taken
+    /// on CPU c go to the (c mod N)-th thread, which sends them from its own queue of each uplink
+    /// (queue i for the i-th; a device with fewer queues gets the raw socket from the threads
+    /// beyond). Default: every CPU the agent may run on. One thread with `--capture-path clone`
+    /// and for tunnels that number their packets (GRE sequence numbers, ERSPAN II and III).
+    #[arg(long, value_name = "LIST", value_parser = cpus::parse)]
+    pub cpus: Option<CpuList>,
 
     #[command(flatten)]
     pub output: OutputArgs,

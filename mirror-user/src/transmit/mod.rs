@@ -8,7 +8,10 @@ use std::{net::IpAddr, os::fd::OwnedFd, sync::Arc};
 
 use anyhow::Context as _;
 
-use self::{next_hop::Follower, xdp::XdpPath};
+use self::{
+    next_hop::{Follower, NextHopTable},
+    xdp::XdpPath,
+};
 use crate::{kernel::umem::Umem, metrics::Metrics, send::Sender};
 
 /// The next-hop follower's task and what stops it (then it removes what it added to the host).
@@ -24,12 +27,24 @@ impl FollowTask {
     }
 }
 
+/// Looks the next hops `follower` follows up once now, so that the first copies already take
+/// the right path (and the log says which), then follows changes in a task; returns the table
+/// the senders' AF_XDP paths read.
+pub async fn follow(mut follower: Follower) -> (Arc<NextHopTable>, FollowTask) {
+    follower.refresh().await;
+    let table = follower.table();
+    let (stop, stopped) = tokio::sync::oneshot::channel();
+    let task = FollowTask {
+        stop,
+        task: tokio::spawn(follower.run(stopped)),
+    };
+    (table, task)
+}
+
 /// Gives `sender` the AF_XDP path on `umem` (registered by `owner`, or else by the first
-/// uplink), with `spares` of its chunks, and the next hops `follower` looks up: once now, so
-/// that the first copies already take the right path (and the log says which), then following
-/// changes in a task.
+/// uplink), with `spares` of its chunks, and the next hops `follower` looks up.
 pub async fn start_af_xdp(
-    mut follower: Follower,
+    follower: Follower,
     umem: Arc<Umem>,
     owner: Option<OwnedFd>,
     spares: Vec<u64>,
@@ -37,19 +52,15 @@ pub async fn start_af_xdp(
     labels: Vec<String>,
     metrics: &Metrics,
 ) -> FollowTask {
-    follower.refresh().await;
+    let (table, task) = follow(follower).await;
     let owner_is_capture = owner.is_some();
     let gauges = labels.iter().map(|l| metrics.send_path(l)).collect();
-    let mut path = XdpPath::new(umem, owner, follower.table(), spares, gauges, labels);
+    let mut path = XdpPath::new(umem, owner, table, spares, gauges, labels);
     // A replay's stderr is its summary; its paths are in the metrics.
     path.say = owner_is_capture;
     sender.set_xdp(path);
     sender.refresh();
-    let (stop, stopped) = tokio::sync::oneshot::channel();
-    FollowTask {
-        stop,
-        task: tokio::spawn(follower.run(stopped)),
-    }
+    task
 }
 
 /// Chunks of a UMEM of the sender's own (replay): every copy is written into one.

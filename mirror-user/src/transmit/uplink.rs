@@ -30,9 +30,9 @@ pub struct Uplink {
 }
 
 impl Uplink {
-    /// Binds queue 0 of `ifindex`, sharing the UMEM of the socket `capture`.
-    pub fn open(capture: BorrowedFd<'_>, ifindex: u32) -> io::Result<Self> {
-        let socket = XdpSocket::share(capture, ifindex, 0, SIZES)?;
+    /// Binds queue `queue` of `ifindex`, sharing the UMEM of the socket `capture`.
+    pub fn open(capture: BorrowedFd<'_>, ifindex: u32, queue: u32) -> io::Result<Self> {
+        let socket = XdpSocket::share(capture, ifindex, queue, SIZES)?;
         // One sendto for a whole flush where the kernel allows it (6.17+).
         let _ = socket.set_tx_budget(TX_RING);
         Ok(Self { ifindex, socket })

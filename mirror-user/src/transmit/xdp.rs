@@ -68,8 +68,10 @@ pub struct XdpPath {
     gauges: Vec<PathGauges>,
     labels: Vec<String>,
     /// Whether path changes are said on stderr (not by `mirror replay`, whose stderr is its
-    /// summary).
+    /// summary, nor by capture threads but the first, which also keeps the path gauges).
     pub say: bool,
+    /// The queue of each uplink this path binds: the capture thread's own.
+    pub queue: u32,
     /// This round's packets, accounted by the flush.
     pub queued: Vec<Queued>,
 }
@@ -107,6 +109,7 @@ impl XdpPath {
             gauges,
             labels,
             say: true,
+            queue: 0,
             queued: Vec::new(),
         }
     }
@@ -184,7 +187,7 @@ impl XdpPath {
             return None;
         }
         let opened = match &self.owner {
-            Some(owner) => Uplink::open(owner.as_fd(), ifindex),
+            Some(owner) => Uplink::open(owner.as_fd(), ifindex, self.queue),
             None => Uplink::register(&self.umem, ifindex).and_then(|uplink| {
                 self.owner = Some(uplink.fd().try_clone_to_owned()?);
                 Ok(uplink)
@@ -197,7 +200,13 @@ impl XdpPath {
             }
             Err(err) => {
                 tracing::warn!(
-                    "mirror: ifindex {ifindex} refused an AF_XDP socket ({err}); its remotes get the raw socket"
+                    "mirror: ifindex {ifindex} refused an AF_XDP socket on queue {} ({err}); its remotes get the raw socket{}",
+                    self.queue,
+                    if self.queue > 0 {
+                        " from this capture thread (the device has fewer queues than the agent has CPUs)"
+                    } else {
+                        ""
+                    }
                 );
                 self.refused.push(ifindex);
                 None
