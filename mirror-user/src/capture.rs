@@ -130,6 +130,8 @@ pub struct Capture {
     pub filter_left_out: IntCounter,
     /// Copies the kernel cut to `--snaplen` before they crossed the mirror veth.
     pub truncated_snaplen: IntCounter,
+    /// Copies this thread read (`mirror_capture_thread_copies_total{cpu}`).
+    pub read: IntCounter,
 }
 
 impl Capture {
@@ -312,6 +314,7 @@ impl Capture {
                 flows.clear();
                 gather.next_round();
                 let from_ring = cut_frames.len();
+                self.read.inc_by((received + from_ring) as u64);
                 cut_frames.clear();
                 self.give_back(&mut recycle)?;
                 if received < BATCH && from_ring < BATCH {

@@ -25,6 +25,7 @@ pub struct Metrics {
     truncated: IntCounterVec,
     filter_packets: IntCounterVec,
     kernel_copies: IntCounterVec,
+    thread_copies: IntCounterVec,
     send_path: IntGaugeVec,
     netflow_records: IntCounterVec,
     netflow_datagrams: IntCounterVec,
@@ -253,6 +254,11 @@ impl Metrics {
                 "Copies the classifiers made, by how they reach the agent: ring (written into the BPF ring buffer) or clone (cloned through the mirror veth)",
                 &["path"],
             )?,
+            thread_copies: counter(
+                "mirror_capture_thread_copies_total",
+                "Copies each capture thread read from its ring buffer (and, the first, from the mirror veth), by the CPU it is pinned to (--cpus)",
+                &["cpu"],
+            )?,
             send_path: {
                 let vec = IntGaugeVec::new(
                     Opts::new(
@@ -439,6 +445,11 @@ impl Metrics {
     /// Copies the classifiers made, by `path` (`ring`, `clone`).
     pub fn kernel_copies(&self, path: &str) -> IntCounter {
         self.kernel_copies.with_label_values(&[path])
+    }
+
+    /// Copies the capture thread on `cpu` read.
+    pub fn thread_copies(&self, cpu: usize) -> IntCounter {
+        self.thread_copies.with_label_values(&[&cpu.to_string()])
     }
 
     /// Copies cut by `--snaplen` (`snaplen`) or to fit the path MTU (`mtu`).

@@ -46,7 +46,10 @@ use crate::{
     },
     pod::{Resolution, api::PodUpdates, wanted::WantedSet},
     remote::Remote,
-    transmit::{self, next_hop},
+    transmit::{
+        self,
+        next_hop::{self, Hop, NextHopTable},
+    },
     tunnel::TunnelKind,
 };
 
@@ -185,11 +188,36 @@ fn load_programs(args: &RunArgs, veth: &MirrorVeth, workers: usize) -> anyhow::R
     })
 }
 
-/// The CPUs of the capture threads: `--cpus` or the process's own, but one thread where only
-/// one can work: without the ring buffers (the clones' socket is one queue) and for tunnels
-/// that number their packets per remote (one counter, one thread).
-fn capture_cpus(args: &RunArgs) -> anyhow::Result<Vec<usize>> {
+/// The CPUs of the capture threads: `--cpus`, or by default the process's own but no more than
+/// the uplinks in `hops` have transmit queues (each thread sends from a queue of its own); and
+/// one thread where only one can work: without the ring buffers (the clones' socket is one
+/// queue) and for tunnels that number their packets per remote (one counter, one thread).
+fn capture_cpus(args: &RunArgs, hops: Option<&NextHopTable>) -> anyhow::Result<Vec<usize>> {
     let mut chosen = cpus::choose(args.cpus.as_ref())?;
+    if args.cpus.is_none()
+        && let Some(table) = hops
+    {
+        let mut now = Vec::new();
+        table.snapshot(&mut now);
+        let fewest = now
+            .iter()
+            .filter_map(|hop| match hop {
+                Hop::Xdp(next) => transmit::uplink::tx_queues(next.ifindex),
+                Hop::Socket(_) => None,
+            })
+            .min();
+        if let Some(queues) = fewest
+            && queues < chosen.len()
+        {
+            tracing::info!(
+                "mirror: {} capture thread{}: an uplink has {queues} transmit queue{} (--cpus to choose)",
+                queues.max(1),
+                if queues > 1 { "s" } else { "" },
+                if queues > 1 { "s" } else { "" },
+            );
+            chosen.truncate(queues.max(1));
+        }
+    }
     let why_one = if !ring_in_use(args) {
         Some("--capture-path clone")
     } else if numbered(&args.output) {
@@ -268,7 +296,13 @@ async fn mirror(
     veth: &MirrorVeth,
     hops: Option<next_hop::Follower>,
 ) -> anyhow::Result<()> {
-    let cpus = capture_cpus(args)?;
+    // Looked up before the threads are counted: by default no more of them than the uplinks
+    // have queues.
+    let hops = match hops {
+        Some(follower) => Some(transmit::follow(follower).await),
+        None => None,
+    };
+    let cpus = capture_cpus(args, hops.as_ref().map(|(table, _)| table.as_ref()))?;
     let mut programs = load_programs(args, veth, cpus.len())?;
     let rings = programs.take_rings(cpus.len())?;
     veth.up().await?;
@@ -326,6 +360,7 @@ async fn mirror(
             filter_kept: metrics.filter_packets("user", "kept"),
             filter_left_out: metrics.filter_packets("user", "left_out"),
             truncated_snaplen: metrics.truncated("snaplen"),
+            read: metrics.thread_copies(cpu),
         };
         let (stop, done_tx) = (Arc::clone(&stop), done_tx.clone());
         let pin = cpus.len() > 1 || args.cpus.is_some();
@@ -420,7 +455,7 @@ fn spares(args: &RunArgs, remotes: &[Remote]) -> usize {
 /// UMEM, its share of the spare chunks and its own queue of each uplink, when `hops` (not
 /// `--send-path socket`); else shows every remote on the raw socket.
 async fn send_from_af_xdp(
-    hops: Option<next_hop::Follower>,
+    hops: Option<(Arc<NextHopTable>, transmit::FollowTask)>,
     xsk: &mut Xsk,
     senders: &mut [crate::send::Sender],
     remotes: &[Remote],
@@ -431,11 +466,10 @@ async fn send_from_af_xdp(
     for (index, sender) in senders.iter_mut().enumerate() {
         sender.set_thread(index, count);
     }
-    let Some(follower) = hops else {
+    let Some((table, task)) = hops else {
         transmit::socket_only(&labels, metrics);
         return Ok(None);
     };
-    let (table, task) = transmit::follow(follower).await;
     let mut spares = xsk.take_spares();
     let share = spares.len() / count.max(1);
     for (index, sender) in senders.iter_mut().enumerate() {

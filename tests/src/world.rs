@@ -61,6 +61,8 @@ pub struct WorldConfig {
     pub uplink_mtu: u32,
     /// Whether the uplink pair also gets [`NODE_UPLINK_IP6`] and [`REMOTE_IP6`].
     pub ipv6_uplink: bool,
+    /// Transmit and receive queues of both ends of the node-remote link.
+    pub uplink_queues: u32,
 }
 
 impl Default for WorldConfig {
@@ -70,6 +72,7 @@ impl Default for WorldConfig {
             vxlan_port: 4789,
             uplink_mtu: UPLINK_MTU,
             ipv6_uplink: false,
+            uplink_queues: 1,
         }
     }
 }
@@ -115,6 +118,7 @@ impl World {
     fn wire(&self) -> Result<()> {
         let (node, pod, remote) = (&self.node, &self.pod, &self.remote);
         let mtu = self.config.uplink_mtu.to_string();
+        let queues = self.config.uplink_queues.max(1).to_string();
 
         node.ip([
             "link",
@@ -135,6 +139,10 @@ impl World {
             NODE_UPLINK_IF,
             "mtu",
             &mtu,
+            "numtxqueues",
+            &queues,
+            "numrxqueues",
+            &queues,
             "type",
             "veth",
             "peer",
@@ -142,6 +150,10 @@ impl World {
             REMOTE_IF,
             "mtu",
             &mtu,
+            "numtxqueues",
+            &queues,
+            "numrxqueues",
+            &queues,
             "netns",
             remote.name(),
         ])
@@ -326,6 +338,17 @@ impl World {
     /// `ping -c COUNT -i 0.01 -q [-s SIZE] NODE_POD_IP` from the pod: `COUNT` echo requests and
     /// as many replies cross `vethpod`.
     pub fn ping_node_from_pod(&self, count: usize, size: Option<usize>) -> Result<()> {
+        self.ping_node_from_pod_on(None, count, size)
+    }
+
+    /// [`World::ping_node_from_pod`] with ping pinned to `cpu` (`taskset`): the pod's frames,
+    /// the node's replies and so their copies are all taken on that CPU.
+    pub fn ping_node_from_pod_on(
+        &self,
+        cpu: Option<usize>,
+        count: usize,
+        size: Option<usize>,
+    ) -> Result<()> {
         let mut args = vec![
             "-c".to_owned(),
             count.to_string(),
@@ -337,8 +360,18 @@ impl World {
             args.extend(["-s".to_owned(), size.to_string()]);
         }
         args.push(NODE_POD_IP.to_owned());
+        let (program, args) = match cpu {
+            Some(cpu) => (
+                "taskset",
+                ["-c".to_owned(), cpu.to_string(), "ping".to_owned()]
+                    .into_iter()
+                    .chain(args)
+                    .collect(),
+            ),
+            None => ("ping", args),
+        };
         self.pod
-            .run("ping", &args)
+            .run(program, &args)
             .map(drop)
             .with_context(|| format!("pinging the node from the pod ({})", args.join(" ")))
     }
@@ -346,8 +379,18 @@ impl World {
     /// The pod's own capture of its frames while it pings the node `count` times: exactly the
     /// `2 * count` echo requests and replies, or an error saying the world is not quiet.
     pub fn pod_ping_frames(&self, count: usize, size: Option<usize>) -> Result<Vec<Vec<u8>>> {
+        self.pod_ping_frames_on(None, count, size)
+    }
+
+    /// [`World::pod_ping_frames`] with ping pinned to `cpu`.
+    pub fn pod_ping_frames_on(
+        &self,
+        cpu: Option<usize>,
+        count: usize,
+        size: Option<usize>,
+    ) -> Result<Vec<Vec<u8>>> {
         let mut capture = Capture::start(&self.pod, POD_IF, Direction::InOut, None)?;
-        self.ping_node_from_pod(count, size)?;
+        self.ping_node_from_pod_on(cpu, count, size)?;
         let frames = capture.finish()?;
         anyhow::ensure!(
             frames.len() == 2 * count,

@@ -24,6 +24,25 @@ const SIZES: RingSizes = RingSizes {
 /// `sendto` calls per flush at most, when the kernel keeps asking to be called again.
 const MAX_KICKS: usize = 64;
 
+/// How many transmit queues device `ifindex` has (the queue ids an AF_XDP socket may bind
+/// there); `None` if the device or its sysfs entry is gone.
+pub fn tx_queues(ifindex: u32) -> Option<usize> {
+    let mut name = [0 as libc::c_char; libc::IF_NAMESIZE];
+    // SAFETY: the buffer holds IF_NAMESIZE bytes, as the call requires.
+    let named = unsafe { libc::if_indextoname(ifindex, name.as_mut_ptr()) };
+    if named.is_null() {
+        return None;
+    }
+    // SAFETY: if_indextoname wrote a NUL-terminated name.
+    let name = unsafe { std::ffi::CStr::from_ptr(name.as_ptr()) }.to_str().ok()?;
+    let queues = std::fs::read_dir(format!("/sys/class/net/{name}/queues")).ok()?;
+    let tx = queues
+        .flatten()
+        .filter(|q| q.file_name().to_string_lossy().starts_with("tx-"))
+        .count();
+    Some(tx)
+}
+
 pub struct Uplink {
     pub ifindex: u32,
     socket: XdpSocket,

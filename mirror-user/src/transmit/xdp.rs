@@ -128,20 +128,21 @@ impl XdpPath {
                 continue;
             };
             let route = match hop {
-                Hop::Xdp(next) => match self.uplink(next.ifindex) {
-                    Some(uplink) => {
-                        if next.source != dest.encap.source() {
-                            dest.encap.set_source(next.source);
-                        }
-                        *dest.mtu = next.mtu as usize;
-                        *dest.max_inner = dest.encap.max_inner_len(next.mtu);
-                        Ok(Route {
+                Hop::Xdp(next) => {
+                    // The raw socket, should it serve, goes the same way with the same MTU.
+                    if next.source != dest.encap.source() {
+                        dest.encap.set_source(next.source);
+                    }
+                    *dest.mtu = next.mtu as usize;
+                    *dest.max_inner = dest.encap.max_inner_len(next.mtu);
+                    match self.uplink(next.ifindex) {
+                        Some(uplink) => Ok(Route {
                             uplink,
                             eth: next.eth,
-                        })
+                        }),
+                        None => Err(SocketReason::BindFailed),
                     }
-                    None => Err(SocketReason::BindFailed),
-                },
+                }
                 Hop::Socket(reason) => Err(reason),
             };
             if let Some(slot) = self.routes.get_mut(index) {
