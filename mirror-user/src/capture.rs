@@ -166,7 +166,12 @@ impl Capture {
             // cross the veth by the time the AF_XDP ring is read, and is sent before them.
             read_cuts(&mut self.ring, &mut gather, &mut cut_frames);
             let received = match &mut self.clones {
-                Some(xsk) => xsk.socket.rx.as_mut().context("no RX ring")?.consume(&mut descs),
+                Some(xsk) => xsk
+                    .socket
+                    .rx
+                    .as_mut()
+                    .context("no RX ring")?
+                    .consume(&mut descs),
                 None => 0,
             };
             if received == 0 && cut_frames.is_empty() {
@@ -353,7 +358,10 @@ impl Capture {
             return Ok(());
         }
         // Without the clones' socket every chunk is a spare the sender keeps: nothing comes here.
-        let xsk = self.clones.as_mut().context("chunks to give back without a fill ring")?;
+        let xsk = self
+            .clones
+            .as_mut()
+            .context("chunks to give back without a fill ring")?;
         let fill = xsk.socket.fill.as_mut().context("no fill ring")?;
         let given = fill.produce(recycle);
         anyhow::ensure!(

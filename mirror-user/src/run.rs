@@ -319,63 +319,26 @@ async fn mirror(
         .iter()
         .map(|_| sender(&args.output, remotes, metrics))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let follow = send_from_af_xdp(hops, &mut xsk, &mut senders, remotes, metrics).await?;
+    let follow = send_from_af_xdp(hops, &mut xsk, &mut senders, remotes, metrics)?;
     let netflow = flow_export(&args.output, metrics)?;
     let filter = output::filter(&args.output)?;
     if let Some(filter) = &filter {
         install_filter(&mut programs, filter, args.filter_path);
     }
-    // The first sockets go to the classifiers; all of them carry the agent's mark anyway.
-    let own: Vec<_> = senders
-        .iter()
-        .flat_map(crate::send::Sender::sockets)
-        .chain(netflow.iter().flat_map(FlowExport::sockets))
-        .take(OWN_SOCKETS)
-        .collect();
-    programs.set_own_sockets(&own)?;
+    set_own_sockets(&mut programs, &senders, netflow.as_ref())?;
     let netflow = netflow.map(|n| Arc::new(Mutex::new(n)));
     let table = Arc::new(IfaceTable::default());
-    let clock = MonotonicToUnix::now();
-    let umem = Arc::clone(&xsk.umem);
-    let mut clones = Some(xsk);
     let stop = Arc::new(AtomicBool::new(false));
-    // Every thread says here when it ends; the first to end (an error) ends the agent.
-    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel();
-    let mut threads = Vec::new();
-    for (index, ((ring, sender), cpu)) in rings.into_iter().zip(senders).zip(cpus.clone()).enumerate()
-    {
-        let capture = Capture {
-            clones: clones.take(),
-            umem: Arc::clone(&umem),
-            ring,
-            sender,
-            ifaces: Arc::clone(&table),
-            clock,
-            inner_dst_mac: args.output.inner_dst_mac,
-            malformed: metrics.dropped(DropReason::Malformed),
-            ring_full: metrics.dropped(DropReason::RingFull),
-            netflow: netflow.clone(),
-            filter: output::filter(&args.output)?,
-            filtered: metrics.dropped(DropReason::Filtered),
-            filter_kept: metrics.filter_packets("user", "kept"),
-            filter_left_out: metrics.filter_packets("user", "left_out"),
-            truncated_snaplen: metrics.truncated("snaplen"),
-            read: metrics.thread_copies(cpu),
-        };
-        let (stop, done_tx) = (Arc::clone(&stop), done_tx.clone());
-        let pin = cpus.len() > 1 || args.cpus.is_some();
-        let thread = std::thread::Builder::new()
-            .name(format!("mirror-capture-{index}"))
-            .spawn(move || {
-                if pin && let Err(err) = cpus::pin(cpu) {
-                    tracing::warn!("mirror: capture thread {index} not pinned to CPU {cpu}: {err}");
-                }
-                let _ = done_tx.send(capture.run(&stop));
-            })
-            .context("starting a capture thread")?;
-        threads.push(thread);
-    }
-    drop(done_tx);
+    let threads = Threads {
+        cpus: &cpus,
+        rings,
+        senders,
+        clones: xsk,
+        ifaces: &table,
+        netflow: netflow.as_ref(),
+        stop: &stop,
+    };
+    let (threads, mut done_rx) = threads.start(args, metrics)?;
 
     let mut kernel = KernelCounters::new(metrics);
     let mut follower = Follower::new(
@@ -418,18 +381,7 @@ async fn mirror(
     // Stop new copies first, then let the threads drain what is already in the rings.
     programs.pause()?;
     stop.store(true, Ordering::Relaxed);
-    let mut finished = Ok(());
-    for thread in threads {
-        if thread.join().is_err() {
-            finished = Err(anyhow::anyhow!("a capture thread panicked"));
-        }
-    }
-    while let Ok(result) = done_rx.try_recv() {
-        finished = finished.and(result);
-    }
-    if let Some(netflow) = &netflow {
-        capture::lock(netflow).finish(crate::clock::unix_now_ns());
-    }
+    let finished = join(threads, &mut done_rx, netflow.as_ref());
     if let Some(follow) = follow {
         follow.stop().await;
     }
@@ -438,6 +390,111 @@ async fn mirror(
     // Dropping the programs detaches every TCX and XDP link.
     drop(programs);
     outcome.and(finished)
+}
+
+/// Tells the classifiers the agent's own sockets (the first ones; all of them carry the
+/// agent's mark anyway).
+fn set_own_sockets(
+    programs: &mut Programs,
+    senders: &[crate::send::Sender],
+    netflow: Option<&FlowExport>,
+) -> anyhow::Result<()> {
+    let own: Vec<_> = senders
+        .iter()
+        .flat_map(crate::send::Sender::sockets)
+        .chain(netflow.into_iter().flat_map(FlowExport::sockets))
+        .take(OWN_SOCKETS)
+        .collect();
+    programs.set_own_sockets(&own)
+}
+
+/// Waits for the capture threads to drain and end, then has the flow meter export what it
+/// still holds; the first error of any thread.
+fn join(
+    threads: Vec<std::thread::JoinHandle<()>>,
+    done: &mut Done,
+    netflow: Option<&Arc<Mutex<FlowExport>>>,
+) -> anyhow::Result<()> {
+    let mut finished = Ok(());
+    for thread in threads {
+        if thread.join().is_err() {
+            finished = Err(anyhow::anyhow!("a capture thread panicked"));
+        }
+    }
+    while let Ok(result) = done.try_recv() {
+        finished = finished.and(result);
+    }
+    if let Some(netflow) = netflow {
+        capture::lock(netflow).finish(crate::clock::unix_now_ns());
+    }
+    finished
+}
+
+/// What the capture threads are made of: one ring buffer, sender and CPU each; the clones'
+/// socket for the first; the interfaces, flow meter and stop flag for all.
+struct Threads<'a> {
+    cpus: &'a [usize],
+    rings: Vec<aya::maps::RingBuf<aya::maps::MapData>>,
+    senders: Vec<crate::send::Sender>,
+    clones: Xsk,
+    ifaces: &'a Arc<IfaceTable>,
+    netflow: Option<&'a Arc<Mutex<FlowExport>>>,
+    stop: &'a Arc<AtomicBool>,
+}
+
+/// Where each capture thread says it ended.
+type Done = tokio::sync::mpsc::UnboundedReceiver<anyhow::Result<()>>;
+
+impl Threads<'_> {
+    /// Starts the threads, each pinned to its CPU when there are several (or `--cpus` said).
+    fn start(
+        self,
+        args: &RunArgs,
+        metrics: &Metrics,
+    ) -> anyhow::Result<(Vec<std::thread::JoinHandle<()>>, Done)> {
+        let clock = MonotonicToUnix::now();
+        let umem = Arc::clone(&self.clones.umem);
+        let mut clones = Some(self.clones);
+        // Every thread says here when it ends; the first to end (an error) ends the agent.
+        let (done_tx, done_rx) = tokio::sync::mpsc::unbounded_channel();
+        let pin = self.cpus.len() > 1 || args.cpus.is_some();
+        let mut threads = Vec::new();
+        let parts = self.rings.into_iter().zip(self.senders).zip(self.cpus);
+        for (index, ((ring, sender), &cpu)) in parts.enumerate() {
+            let capture = Capture {
+                clones: clones.take(),
+                umem: Arc::clone(&umem),
+                ring,
+                sender,
+                ifaces: Arc::clone(self.ifaces),
+                clock,
+                inner_dst_mac: args.output.inner_dst_mac,
+                malformed: metrics.dropped(DropReason::Malformed),
+                ring_full: metrics.dropped(DropReason::RingFull),
+                netflow: self.netflow.cloned(),
+                filter: output::filter(&args.output)?,
+                filtered: metrics.dropped(DropReason::Filtered),
+                filter_kept: metrics.filter_packets("user", "kept"),
+                filter_left_out: metrics.filter_packets("user", "left_out"),
+                truncated_snaplen: metrics.truncated("snaplen"),
+                read: metrics.thread_copies(cpu),
+            };
+            let (stop, done_tx) = (Arc::clone(self.stop), done_tx.clone());
+            let thread = std::thread::Builder::new()
+                .name(format!("mirror-capture-{index}"))
+                .spawn(move || {
+                    if pin && let Err(err) = cpus::pin(cpu) {
+                        tracing::warn!(
+                            "mirror: capture thread {index} not pinned to CPU {cpu}: {err}"
+                        );
+                    }
+                    let _ = done_tx.send(capture.run(&stop));
+                })
+                .context("starting a capture thread")?;
+            threads.push(thread);
+        }
+        Ok((threads, done_rx))
+    }
 }
 
 /// Spare chunks for the copies of all but the last remote, when every remote gets each copy,
@@ -454,7 +511,7 @@ fn spares(args: &RunArgs, remotes: &[Remote]) -> usize {
 /// Gives each of `senders` (one per capture thread) the AF_XDP path on the capture socket's
 /// UMEM, its share of the spare chunks and its own queue of each uplink, when `hops` (not
 /// `--send-path socket`); else shows every remote on the raw socket.
-async fn send_from_af_xdp(
+fn send_from_af_xdp(
     hops: Option<(Arc<NextHopTable>, transmit::FollowTask)>,
     xsk: &mut Xsk,
     senders: &mut [crate::send::Sender],
@@ -562,7 +619,7 @@ fn attach_all(
 struct Ends<'a> {
     int: tokio::signal::unix::Signal,
     term: tokio::signal::unix::Signal,
-    capture: &'a mut tokio::sync::mpsc::UnboundedReceiver<anyhow::Result<()>>,
+    capture: &'a mut Done,
 }
 
 /// the mirror veth (an error), following interfaces and pods meanwhile.

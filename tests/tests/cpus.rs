@@ -196,7 +196,9 @@ fn default_fits_the_uplink() -> Result<()> {
     let agent = agent(&world, &[])?;
     let lines = agent.stderr_lines();
     ensure!(
-        lines.iter().any(|l| l.contains("mirror: 1 capture thread on CPU")),
+        lines
+            .iter()
+            .any(|l| l.contains("mirror: 1 capture thread on CPU")),
         "one queue on the uplink, but: {lines:?}"
     );
     let mut expected = Vec::new();

@@ -37,7 +37,13 @@ fn ring_sizes(total: u32, workers: u32) -> [u32; CUTS_MAPS.len()] {
     let share = (total / workers).max(CUTS_UNUSED);
     // Rounded down to a power of two.
     let share = 1 << (u32::BITS - 1 - share.leading_zeros());
-    std::array::from_fn(|i| if (i as u32) < workers { share } else { CUTS_UNUSED })
+    std::array::from_fn(|i| {
+        if (i as u32) < workers {
+            share
+        } else {
+            CUTS_UNUSED
+        }
+    })
 }
 
 /// The programs, built by `build.rs` (empty when the build had no bpf-linker).

@@ -129,7 +129,14 @@ mod tests {
         let allowed = allowed().unwrap();
         assert!(!allowed.is_empty());
         let chosen = choose(None).unwrap();
-        assert_eq!(chosen, allowed.iter().copied().take(MAX_WORKERS).collect::<Vec<_>>());
+        assert_eq!(
+            chosen,
+            allowed
+                .iter()
+                .copied()
+                .take(MAX_WORKERS)
+                .collect::<Vec<_>>()
+        );
         let too_many = CpuList((0..=MAX_WORKERS).collect());
         assert!(choose(Some(&too_many)).is_err());
         let foreign = CpuList(vec![libc::CPU_SETSIZE as usize - 1]);

@@ -34,7 +34,9 @@ pub fn tx_queues(ifindex: u32) -> Option<usize> {
         return None;
     }
     // SAFETY: if_indextoname wrote a NUL-terminated name.
-    let name = unsafe { std::ffi::CStr::from_ptr(name.as_ptr()) }.to_str().ok()?;
+    let name = unsafe { std::ffi::CStr::from_ptr(name.as_ptr()) }
+        .to_str()
+        .ok()?;
     let queues = std::fs::read_dir(format!("/sys/class/net/{name}/queues")).ok()?;
     let tx = queues
         .flatten()
