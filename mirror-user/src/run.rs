@@ -222,6 +222,10 @@ fn capture_cpus(args: &RunArgs, hops: Option<&NextHopTable>) -> anyhow::Result<V
         Some("--capture-path clone")
     } else if numbered(&args.output) {
         Some("the tunnel numbers its packets")
+    } else if !args.output.netflow.is_empty() {
+        // Threads would meter a flow's packets out of order (a FIN before the ACK in front
+        // of it), and the records would no longer be what a probe on the wire reports.
+        Some("NetFlow meters packets in wire order")
     } else {
         None
     };

@@ -52,7 +52,8 @@
 //! | `-M dont`/`want` | `--oversize fragment`: a copy too big for the path leaves in IP fragments, as packet-agent's kernel sent it |
 //! | `-s N` (default 2048) | `--snaplen N`; live capture gets `--snaplen 2048` when `-s` is not given; `-s 0`, negative or above 65535: `--snaplen 65535` (packet-agent sent at most 65535 bytes of a frame); 1-13 refused; with `-f`, packet-agent ignored `-s`, mirror applies it |
 //! | `-c N` | `N <= 0` (unlimited) accepted; `N > 0` refused: mirror has no packet count |
-//! | `-t`, `-b`, `-p`, `--cpu` | checked (a whole number where one is due) and without effect: libpcap's buffer timeout and size, scheduling priority and CPU affinity change no copy |
+//! | `-t`, `-b`, `-p` | checked (a whole number where one is due) and without effect: libpcap's buffer timeout and size and scheduling priority change no copy |
+//! | `--cpu ID` | checked (a whole number); live capture: `--cpus ID` (one capture thread, pinned to that CPU, as pktminerg pinned itself); with `-f` without effect |
 //! | `--nofilter` | accepted: mirror never excludes hosts (see below) |
 //! | `--expression F`, positional words | `--filter F` (all of them joined with spaces; libpcap compiles both) |
 //! | `--dump` | refused |
@@ -123,7 +124,8 @@ Usage: pktminerg -i NIC | -f PCAP  [-r IP[,IP...]] [-k KEY] [options]
   --proto-config JSON       tunnel plugin: libproto_gre.so, libproto_vxlan.so,
                             libproto_erspan_type1.so, _type2.so, _type3.so
   --monitor-config JSON     libmonitor_netflow.so: collectors_ipport   -> --netflow IP:PORT ...
-  -t, -b, -p, --cpu, --nofilter   accepted, without effect here
+  --cpu ID                  pin the capture to CPU ID                  -> run --cpus ID
+  -t, -b, -p, --nofilter    accepted, without effect here
   --expression F, filter words  the capture filter                        -> --filter F
   -c N>0, --dump            refused: mirror has no such feature
   -v, --version             mirror's version
@@ -284,6 +286,18 @@ pub fn translate_with(args: &[String], routes: &dyn Routes) -> Result<Vec<String
     if let Some(snaplen) = snaplen(&parsed, live)? {
         argv.extend(["--snaplen".to_owned(), snaplen.to_string()]);
     }
+    // pktminerg pinned its one capture thread to `--cpu`; so does `--cpus` of one CPU.
+    if live && let Some(cpu) = parsed.value(Opt::Cpu) {
+        let id = int(Opt::Cpu, cpu)?;
+        if id < 0 {
+            // pktminerg's affinity call failed on an empty CPU set and it stopped.
+            return Err(TranslateError::invalid(
+                Opt::Cpu.label(),
+                format!("'{cpu}' is no CPU"),
+            ));
+        }
+        argv.extend(["--cpus".to_owned(), id.to_string()]);
+    }
     if let Some(oversize) = oversize(&parsed, proto.as_ref())? {
         argv.extend(["--oversize".to_owned(), oversize.to_owned()]);
     }
@@ -317,7 +331,7 @@ fn refuse_unsupported(parsed: &Parsed) -> Result<(), TranslateError> {
             }
             Opt::Timeout | Opt::BuffSize | Opt::Cpu => {
                 // Checked as pktminerg did, then without effect: libpcap's buffer timeout and
-                // size and the CPU affinity change no copy.
+                // size change no copy (and `--cpu` becomes `--cpus` of a live capture).
                 int(*opt, value)?;
                 continue;
             }

@@ -399,11 +399,13 @@ fn knobs_without_effect_are_checked_and_accepted() {
             "-b",
             "512",
             "-p",
-            "--cpu",
-            "1",
             "--nofilter"
         ]),
         plain
+    );
+    assert_eq!(
+        ok(&["-i", "e", "-r", "198.18.0.2", "--cpu", "1"]),
+        format!("{plain} --cpus 1")
     );
     assert_eq!(ok(&["-pie", "-r", "198.18.0.2", "-t0"]), plain);
     for (option, message) in [
@@ -413,6 +415,12 @@ fn knobs_without_effect_are_checked_and_accepted() {
     ] {
         assert_err(&["-i", "e", "-r", "198.18.0.2", option, "x"], message);
     }
+    assert_err(
+        &["-i", "e", "-r", "198.18.0.2", "--cpu", "-1"],
+        "--cpu: '-1' is no CPU",
+    );
+    // A replay is not pinned: the CPU is checked and has no effect.
+    assert!(!ok(&["-f", "t.pcap", "-r", "198.18.0.2", "--cpu", "1"]).contains("--cpus"));
 }
 
 #[test]

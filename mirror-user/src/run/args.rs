@@ -79,7 +79,8 @@ pub struct RunArgs {
     /// on CPU c go to the (c mod N)-th thread, which sends them from its own queue of each uplink
     /// (queue i for the i-th; a device with fewer queues gets the raw socket from the threads
     /// beyond). Default: every CPU the agent may run on. One thread with `--capture-path clone`
-    /// and for tunnels that number their packets (GRE sequence numbers, ERSPAN II and III).
+    /// for tunnels that number their packets (GRE sequence numbers, ERSPAN II and III) and with
+    /// `--netflow` (a flow meter needs the packets in wire order).
     #[arg(long, value_name = "LIST", value_parser = cpus::parse)]
     pub cpus: Option<CpuList>,
 

@@ -1,7 +1,11 @@
 //! A TX-only AF_XDP socket on one egress device, sharing the capture socket's UMEM. It has no
 //! RX ring and the agent loads no XDP program on the device, so none of the node's own traffic
 //! can be diverted into it.
-use std::{io, os::fd::BorrowedFd};
+use std::{
+    io,
+    os::fd::BorrowedFd,
+    time::{Duration, Instant},
+};
 
 use crate::kernel::{
     ring::Producer,
@@ -45,6 +49,24 @@ pub fn tx_queues(ifindex: u32) -> Option<usize> {
     Some(tx)
 }
 
+/// How long a bind is retried while the queue is still busy.
+const BUSY_FOR: Duration = Duration::from_millis(500);
+
+/// Retries `bind` while it fails with `EBUSY`, for at most [`BUSY_FOR`]. The kernel frees a
+/// closed socket's queue from a work queue (`xp_put_pool` -> `xp_release_deferred`), so a bind
+/// right after another process let go of the queue can find it still taken for a moment.
+fn while_busy<T>(mut bind: impl FnMut() -> io::Result<T>) -> io::Result<T> {
+    let until = Instant::now() + BUSY_FOR;
+    loop {
+        match bind() {
+            Err(err) if err.raw_os_error() == Some(libc::EBUSY) && Instant::now() < until => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            done => return done,
+        }
+    }
+}
+
 pub struct Uplink {
     pub ifindex: u32,
     socket: XdpSocket,
@@ -53,7 +75,7 @@ pub struct Uplink {
 impl Uplink {
     /// Binds queue `queue` of `ifindex`, sharing the UMEM of the socket `capture`.
     pub fn open(capture: BorrowedFd<'_>, ifindex: u32, queue: u32) -> io::Result<Self> {
-        let socket = XdpSocket::share(capture, ifindex, queue, SIZES)?;
+        let socket = while_busy(|| XdpSocket::share(capture, ifindex, queue, SIZES))?;
         // One sendto for a whole flush where the kernel allows it (6.17+).
         let _ = socket.set_tx_budget(TX_RING);
         Ok(Self { ifindex, socket })
@@ -62,7 +84,7 @@ impl Uplink {
     /// Binds queue 0 of `ifindex` and registers `umem` there (a replay, which has no capture
     /// socket).
     pub fn register(umem: &Umem, ifindex: u32) -> io::Result<Self> {
-        let socket = XdpSocket::register(umem, ifindex, 0, SIZES)?;
+        let socket = while_busy(|| XdpSocket::register(umem, ifindex, 0, SIZES))?;
         let _ = socket.set_tx_budget(TX_RING);
         Ok(Self { ifindex, socket })
     }
