@@ -414,8 +414,13 @@ impl Sender {
         }
         if let Some(xdp) = &mut self.xdp {
             let failed = xdp.flush();
-            for queued in xdp.queued.drain(..) {
-                if failed & 1_u64.checked_shl(queued.uplink as u32).unwrap_or(0) != 0 {
+            let mut round = std::mem::take(&mut xdp.queued);
+            for queued in &round {
+                // A packet the uplink's device dropped is a send error, as a raw socket's
+                // packet the qdisc dropped.
+                if failed & 1_u64.checked_shl(queued.uplink as u32).unwrap_or(0) != 0
+                    || xdp.was_dropped(queued)
+                {
                     self.counters.send_error.inc();
                     if let Some(copy) = self.pending.get_mut(queued.copy) {
                         copy.fail(Failure::SendError);
@@ -425,6 +430,8 @@ impl Sender {
                     tally.bytes += queued.bytes;
                 }
             }
+            round.clear();
+            xdp.queued = round;
         }
         for copy in self.pending.drain(..) {
             if let Some(outcome) = outcomes.get_mut(usize::from(copy.owner)) {

@@ -7,6 +7,9 @@
 //!   makes a managed one, the kernel resolves it, and no copy is lost.
 //! - `uplink_down_and_up`: copies taken while the uplink is down count as `send_error`, the
 //!   others arrive; exactly.
+//! - `device_drops_count_as_send_errors`: the uplink's far end takes smaller frames than the
+//!   route allows, so the veth drops the big copies AF_XDP hands it (NET_XMIT_DROP): those count
+//!   as `send_error`, not as sent, and captured = sent + dropped still holds.
 //! - `mtu_change_is_followed`: the uplink's MTU drops to 1500 mid-run: full-size copies are cut to
 //!   fit (`--oversize truncate`) instead of being refused by the device.
 //! - `remotes_behind_two_uplinks`: two remotes on two uplinks both get every copy (one of them
@@ -21,7 +24,7 @@ use anyhow::{Context as _, Result, ensure};
 use mirror_tests::{
     Agent, AgentArgs, Capture, Direction, Metrics, Signal, World, diff_frames, report,
     skip_unless_root,
-    world::{NODE_POD_IF, NODE_UPLINK_IF, REMOTE_IP, REMOTE_VTEP_IF},
+    world::{NODE_POD_IF, NODE_UPLINK_IF, REMOTE_IF, REMOTE_IP, REMOTE_VTEP_IF},
 };
 
 const VNI: u32 = 42;
@@ -33,6 +36,8 @@ const UPLINK2: &str = "uplink2";
 const REMOTE_IF2: &str = "eth1";
 const NODE_IP2: &str = "198.18.1.1";
 const REMOTE_IP2: &str = "198.18.1.2";
+/// A ping payload whose copies outgrow a 1280-byte MTU in their tunnel.
+const BIG_PING: usize = 1400;
 /// How soon the copies must follow a change.
 const FOLLOW: Duration = Duration::from_secs(1);
 
@@ -258,6 +263,56 @@ fn uplink_down_and_up() -> Result<()> {
 }
 
 #[test]
+fn device_drops_count_as_send_errors() -> Result<()> {
+    if skip_unless_root("device_drops_count_as_send_errors") {
+        return Ok(());
+    }
+    let world = World::new(VNI)?;
+    let (mut remote, agent) = vtep_and_agent(&world, &[])?;
+    pings_arrive(&world, &mut remote, 0)?;
+
+    // The node's end keeps its 9000-byte MTU, and so its route; a veth drops a frame longer
+    // than its peer's MTU (`is_skb_forwardable`), after AF_XDP handed it over.
+    world.remote.ip(["link", "set", REMOTE_IF, "mtu", "1280"])?;
+    pod_pings(&world, Some(BIG_PING))?;
+    let metrics = agent.wait_for_metrics(Duration::from_secs(10), |m| {
+        m.total("mirror_dropped_packets_total", &[("reason", "send_error")]) >= count(FRAMES)
+    })?;
+    let errors = metrics.total("mirror_dropped_packets_total", &[("reason", "send_error")]);
+    let sent = metrics.total("mirror_sent_packets_total", &[]);
+    ensure!(
+        errors == count(FRAMES) && sent == count(FRAMES),
+        "with the far end's MTU at 1280 {errors} copies counted as send_error and {sent} as sent, \
+         expected {FRAMES} and {FRAMES} (those before); remotes on af_xdp {}, socket {}; the \
+         agent said {:?}",
+        on_path(&metrics, "af_xdp"),
+        on_path(&metrics, "socket"),
+        agent.stderr_lines()
+    );
+
+    world.remote.ip(["link", "set", REMOTE_IF, "mtu", "9000"])?;
+    pings_arrive(&world, &mut remote, FRAMES)?;
+    let metrics = agent.wait_for_metrics(Duration::from_secs(5), |m| {
+        m.total("mirror_sent_packets_total", &[]) >= count(2 * FRAMES)
+    })?;
+    let captured = metrics.total("mirror_captured_packets_total", &[("iface", NODE_POD_IF)]);
+    let sent = metrics.total("mirror_sent_packets_total", &[]);
+    let dropped = metrics.total("mirror_dropped_packets_total", &[]);
+    let paths = [on_path(&metrics, "af_xdp"), on_path(&metrics, "socket")];
+    report(&format!(
+        "device drops: captured {captured}, sent {sent}, dropped {dropped}; \
+         remotes on af_xdp/socket {paths:?}"
+    ));
+    ensure!(
+        captured == count(3 * FRAMES) && sent == count(2 * FRAMES) && dropped == count(FRAMES),
+        "captured {captured}, sent {sent}, dropped {dropped}; expected {}, {}, {FRAMES}",
+        3 * FRAMES,
+        2 * FRAMES
+    );
+    Ok(())
+}
+
+#[test]
 fn mtu_change_is_followed() -> Result<()> {
     if skip_unless_root("mtu_change_is_followed") {
         return Ok(());
@@ -320,7 +375,7 @@ fn remotes_behind_two_uplinks() -> Result<()> {
     add_second_uplink(&world)?;
     let mut first = Capture::start_filtered(
         &world.remote,
-        mirror_tests::world::REMOTE_IF,
+        REMOTE_IF,
         Direction::In,
         None,
         Some("udp port 4789"),

@@ -158,6 +158,18 @@ impl<T: Copy> Producer<T> {
         flags & libc::XDP_RING_NEED_WAKEUP != 0
     }
 
+    /// The entry the kernel consumed last, if it has consumed any of ours. Valid until we
+    /// produce again (its slot is free).
+    pub fn last_consumed(&self) -> Option<T> {
+        let consumer = self.shared.consumer().load(Ordering::Acquire);
+        let last = consumer.wrapping_sub(1);
+        // Only an entry between our first and our latest produce (in ring order) is ours.
+        (self.head.wrapping_sub(last).wrapping_sub(1) < self.shared.size)
+            // SAFETY: the slot is in the ring; we wrote it and do not write again before this
+            // read returns.
+            .then(|| unsafe { self.shared.slot(last).read() })
+    }
+
     /// Entries produced that the kernel has not consumed yet.
     pub fn outstanding(&mut self) -> u32 {
         self.shared.size - self.free(self.shared.size)

@@ -98,9 +98,7 @@ impl XdpSocket {
     }
 
     /// Asks the kernel to send what is on the TX ring (copy mode sends only from a syscall).
-    /// `Ok(true)` when it took everything it could, `Ok(false)` when it asks to be called again
-    /// (its per-call budget or the completion ring ran out).
-    pub fn kick_tx(&self) -> io::Result<bool> {
+    pub fn kick_tx(&self) -> io::Result<Kick> {
         // SAFETY: a plain sendto with no data on our own socket.
         let rc = unsafe {
             libc::sendto(
@@ -113,11 +111,14 @@ impl XdpSocket {
             )
         };
         if rc >= 0 {
-            return Ok(true);
+            return Ok(Kick::Done);
         }
         let err = io::Error::last_os_error();
         match err.raw_os_error() {
-            Some(libc::EAGAIN | libc::EBUSY | libc::ENOBUFS) => Ok(false),
+            // `__xsk_generic_xmit`: the device dropped the packet it took last (NET_XMIT_DROP,
+            // e.g. a veth peer's full ring); it is consumed and completed, not sent.
+            Some(libc::EBUSY) => Ok(Kick::Dropped),
+            Some(libc::EAGAIN | libc::ENOBUFS) => Ok(Kick::Again),
             _ => Err(err),
         }
     }
@@ -253,4 +254,15 @@ fn mmap_offsets(fd: BorrowedFd<'_>) -> io::Result<libc::xdp_mmap_offsets> {
     let mut offsets: libc::xdp_mmap_offsets = unsafe { std::mem::zeroed() };
     sockopt::get_into(fd, libc::SOL_XDP, libc::XDP_MMAP_OFFSETS, &mut offsets)?;
     Ok(offsets)
+}
+
+/// What one `sendto` on the TX ring did.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Kick {
+    /// The kernel took what it could; call again only if entries remain.
+    Done,
+    /// The kernel asks to be called again (budget spent, completion ring or device busy).
+    Again,
+    /// The last entry the kernel took was dropped by the device; call again for the rest.
+    Dropped,
 }

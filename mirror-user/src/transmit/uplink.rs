@@ -10,7 +10,7 @@ use std::{
 use crate::kernel::{
     ring::Producer,
     umem::Umem,
-    xdp_socket::{RingSizes, XdpSocket},
+    xdp_socket::{Kick, RingSizes, XdpSocket},
 };
 
 /// TX ring entries: more than the copies of a few batches.
@@ -115,15 +115,22 @@ impl Uplink {
         tx.free(want) >= want && tx.produce(descs) == descs.len()
     }
 
-    /// Has the kernel send what is on the TX ring.
-    pub fn kick(&mut self) -> io::Result<()> {
+    /// Has the kernel send what is on the TX ring; the UMEM address of each packet the device
+    /// dropped goes to `dropped`.
+    pub fn kick(&mut self, dropped: &mut Vec<u64>) -> io::Result<()> {
         for _ in 0..MAX_KICKS {
             let pending = self.socket.tx.as_mut().map_or(0, Producer::outstanding);
             if pending == 0 {
                 return Ok(());
             }
-            if self.socket.kick_tx()? {
-                return Ok(());
+            match self.socket.kick_tx()? {
+                Kick::Done => return Ok(()),
+                Kick::Again => {}
+                Kick::Dropped => {
+                    if let Some(desc) = self.socket.tx.as_ref().and_then(Producer::last_consumed) {
+                        dropped.push(desc.addr);
+                    }
+                }
             }
         }
         Ok(())

@@ -48,6 +48,8 @@ pub struct Queued {
     pub destination: usize,
     pub copy: usize,
     pub bytes: u64,
+    /// Where the packet starts in the UMEM (tells a dropped packet's copy).
+    pub addr: u64,
 }
 
 pub struct XdpPath {
@@ -74,6 +76,9 @@ pub struct XdpPath {
     pub queue: u32,
     /// This round's packets, accounted by the flush.
     pub queued: Vec<Queued>,
+    /// Packets the uplinks' devices dropped in the last flush: (uplink, UMEM address).
+    pub dropped: Vec<(usize, u64)>,
+    scratch: Vec<u64>,
 }
 
 /// The destination fields the next hop decides.
@@ -111,6 +116,8 @@ impl XdpPath {
             say: true,
             queue: 0,
             queued: Vec::new(),
+            dropped: Vec::new(),
+            scratch: Vec::new(),
         }
     }
 
@@ -290,23 +297,37 @@ impl XdpPath {
             destination: index,
             copy,
             bytes: (header_len + inner.len()) as u64,
+            addr: start,
         });
         true
     }
 
     /// Sends what the round queued; returns the uplinks whose kick failed, one bit each (their
-    /// packets of the round count as send errors).
+    /// packets of the round count as send errors). Packets a device dropped are in `dropped`.
     pub fn flush(&mut self) -> u64 {
         let mut failed = 0;
+        self.dropped.clear();
         for (at, uplink) in self.uplinks.iter_mut().enumerate() {
             if !self.queued.iter().any(|q| q.uplink == at) {
                 continue;
             }
-            if uplink.kick().is_err() {
+            self.scratch.clear();
+            if uplink.kick(&mut self.scratch).is_err() {
                 failed |= 1_u64.checked_shl(at as u32).unwrap_or(0);
             }
+            self.dropped
+                .extend(self.scratch.iter().map(|&addr| (at, addr)));
         }
         failed
+    }
+
+    /// Whether the device dropped `queued` in the last flush.
+    pub fn was_dropped(&self, queued: &Queued) -> bool {
+        !self.dropped.is_empty()
+            && self
+                .dropped
+                .iter()
+                .any(|&(uplink, addr)| uplink == queued.uplink && addr == queued.addr)
     }
 
     /// Chunks the kernel is done with: spares are kept back, the rest go to `out` (for the

@@ -102,13 +102,19 @@ impl XdpPath {
             self.spares.extend(chunks.iter().take(count));
             return false;
         }
-        self.queued
-            .extend(sizes.iter().take(count).map(|&bytes| Queued {
-                uplink: route.uplink,
-                destination: copy.index,
-                copy: copy.copy,
-                bytes: bytes as u64,
-            }));
+        self.queued.extend(
+            sizes
+                .iter()
+                .zip(&chunks)
+                .take(count)
+                .map(|(&bytes, &addr)| Queued {
+                    uplink: route.uplink,
+                    destination: copy.index,
+                    copy: copy.copy,
+                    bytes: bytes as u64,
+                    addr,
+                }),
+        );
         true
     }
 }
