@@ -349,6 +349,14 @@ impl Sender {
                     continue;
                 }
             }
+            if self.xdp.as_ref().is_some_and(|xdp| xdp.link_down(index)) {
+                // No carrier: a copy cannot leave, and the socket would not say so.
+                self.counters.send_error.inc();
+                if let Some(pending) = self.pending.get_mut(copy) {
+                    pending.fail(Failure::SendError);
+                }
+                continue;
+            }
             self.push_raw(index, copy, inner, (&meta, hash));
         }
         in_place

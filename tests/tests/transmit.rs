@@ -5,8 +5,8 @@
 //!   1 s the copies leave there, and every one reaches the remote VTEP.
 //! - `neighbour_deleted_is_resolved_again`: the next hop's neighbour entry is deleted; the agent
 //!   makes a managed one, the kernel resolves it, and no copy is lost.
-//! - `uplink_down_and_up`: copies taken while the uplink is down count as `send_error`, the
-//!   others arrive; exactly.
+//! - `uplink_down_and_up`, `carrier_lost_and_back`: copies taken while the uplink is down, or up
+//!   without a carrier (its far end down), count as `send_error`, the others arrive; exactly.
 //! - `device_drops_count_as_send_errors`: the uplink's far end takes smaller frames than the
 //!   route allows, so the veth drops the big copies AF_XDP hands it (NET_XMIT_DROP): those count
 //!   as `send_error`, not as sent, and captured = sent + dropped still holds.
@@ -22,8 +22,9 @@ use std::{thread, time::Duration};
 
 use anyhow::{Context as _, Result, ensure};
 use mirror_tests::{
-    Agent, AgentArgs, Capture, Direction, Metrics, Signal, World, diff_frames, report,
-    skip_unless_root,
+    Agent, AgentArgs, Capture, Direction, Metrics, Signal, World, diff_frames,
+    netns::Netns,
+    report, skip_unless_root,
     world::{NODE_POD_IF, NODE_UPLINK_IF, REMOTE_IF, REMOTE_IP, REMOTE_VTEP_IF},
 };
 
@@ -227,23 +228,44 @@ fn uplink_down_and_up() -> Result<()> {
         return Ok(());
     }
     let world = World::new(VNI)?;
-    let (mut remote, agent) = vtep_and_agent(&world, &[])?;
-    pings_arrive(&world, &mut remote, 0)?;
+    copies_lost_while_down(&world, &world.node, NODE_UPLINK_IF, "uplink down and up")
+}
 
-    world.node.ip(["link", "set", NODE_UPLINK_IF, "down"])?;
-    pod_pings(&world, None)?;
+#[test]
+fn carrier_lost_and_back() -> Result<()> {
+    if skip_unless_root("carrier_lost_and_back") {
+        return Ok(());
+    }
+    let world = World::new(VNI)?;
+    // The far end down: the node's uplink stays up, keeps its route, and has no carrier.
+    copies_lost_while_down(&world, &world.remote, REMOTE_IF, "carrier lost and back")
+}
+
+/// While `iface` of `netns` is down, every copy counts as `send_error` (none as sent); once it
+/// is up again AF_XDP serves the remote and every copy arrives; captured = sent + dropped.
+fn copies_lost_while_down(world: &World, netns: &Netns, iface: &str, what: &str) -> Result<()> {
+    let (mut remote, agent) = vtep_and_agent(world, &[])?;
+    pings_arrive(world, &mut remote, 0)?;
+
+    netns.ip(["link", "set", iface, "down"])?;
+    thread::sleep(FOLLOW);
+    pod_pings(world, None)?;
     let metrics = agent.wait_for_metrics(Duration::from_secs(10), |m| {
         m.total("mirror_dropped_packets_total", &[("reason", "send_error")]) >= count(FRAMES)
     })?;
     let errors = metrics.total("mirror_dropped_packets_total", &[("reason", "send_error")]);
+    let sent = metrics.total("mirror_sent_packets_total", &[]);
     ensure!(
-        errors == count(FRAMES),
-        "with the uplink down {errors} copies counted as send_error, expected {FRAMES}"
+        errors == count(FRAMES) && sent == count(FRAMES),
+        "{what}: while down {errors} copies counted as send_error and {sent} as sent, expected \
+         {FRAMES} and {FRAMES} (those before); remotes on af_xdp {}, socket {}",
+        on_path(&metrics, "af_xdp"),
+        on_path(&metrics, "socket"),
     );
 
-    world.node.ip(["link", "set", NODE_UPLINK_IF, "up"])?;
+    netns.ip(["link", "set", iface, "up"])?;
     wait_for_af_xdp(&agent, 1)?;
-    pings_arrive(&world, &mut remote, FRAMES)?;
+    pings_arrive(world, &mut remote, FRAMES)?;
     let metrics = agent.wait_for_metrics(Duration::from_secs(5), |m| {
         m.total("mirror_sent_packets_total", &[]) >= count(2 * FRAMES)
     })?;
@@ -251,11 +273,11 @@ fn uplink_down_and_up() -> Result<()> {
     let sent = metrics.total("mirror_sent_packets_total", &[]);
     let dropped = metrics.total("mirror_dropped_packets_total", &[]);
     report(&format!(
-        "uplink down and up: captured {captured}, sent {sent}, dropped {dropped}"
+        "{what}: captured {captured}, sent {sent}, dropped {dropped}"
     ));
     ensure!(
         captured == count(3 * FRAMES) && sent == count(2 * FRAMES) && dropped == count(FRAMES),
-        "captured {captured}, sent {sent}, dropped {dropped}; expected {}, {}, {FRAMES}",
+        "{what}: captured {captured}, sent {sent}, dropped {dropped}; expected {}, {}, {FRAMES}",
         3 * FRAMES,
         2 * FRAMES
     );

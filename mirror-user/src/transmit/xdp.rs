@@ -227,6 +227,16 @@ impl XdpPath {
         matches!(self.routes.get(index), Some(Some(_)))
     }
 
+    /// Whether remote `index`'s egress device is down; in practice up without a carrier (a
+    /// device set down loses its routes), where the raw socket would queue the copies behind a
+    /// neighbour entry that cannot resolve and report them sent.
+    pub fn link_down(&self, index: usize) -> bool {
+        matches!(
+            self.hops.get(index),
+            Some(Hop::Socket(SocketReason::LinkDown))
+        )
+    }
+
     /// Sends `inner` to remote `index`: in place when it lies at UMEM address `at` and
     /// `in_place`, else in a spare chunk. `false` when no chunk or ring slot was free (the
     /// caller sends it another way).

@@ -218,11 +218,11 @@ mod tests {
     fn golden_erspan2_over_ipv6_untagged() {
         let mut encap = encap(&ERSPAN2, true);
         let inner = inner_frame(22);
-        assert_eq!(outer_label(&inner), 0xb_c5ed);
+        assert_eq!(outer_label(&inner), 0x1_f0cc);
         let header = headers(&mut encap, &inner, &CopyMeta::default());
         #[rustfmt::skip]
         let expected = [
-            0x60, 0x0b, 0xc5, 0xed, // version 6, traffic class 0, flow label 0xbc5ed
+            0x60, 0x01, 0xf0, 0xcc, // version 6, traffic class 0, flow label 0x1f0cc
             0x00, 0x50, 0x2f, 0x40, // payload length 80 = 16 + 64, GRE, hop limit 64
         ];
         assert_eq!(header[..8], expected);
@@ -283,10 +283,10 @@ mod tests {
         };
         let header = headers(&mut encap, &inner, &meta);
         assert_eq!(header.len(), 68);
-        assert_eq!(outer_label(&inner), 0xb_c5ed);
+        assert_eq!(outer_label(&inner), 0x1_f0cc);
         #[rustfmt::skip]
         let ip = [
-            0x60, 0x0b, 0xc5, 0xed, // version 6, traffic class 0, flow label 0xbc5ed
+            0x60, 0x01, 0xf0, 0xcc, // version 6, traffic class 0, flow label 0x1f0cc
             0x00, 0x5c, 0x2f, 0x40, // payload length 92 = 28 + 64, GRE, hop limit 64
         ];
         assert_eq!(header[..8], ip);

@@ -104,7 +104,7 @@ mod tests {
         #[rustfmt::skip]
         let expected = [
             // IPv6
-            0x60, 0x0b, 0xc5, 0xed, // version 6, traffic class 0, flow label from the flow hash
+            0x60, 0x01, 0xf0, 0xcc, // version 6, traffic class 0, flow label from the flow hash
             0x00, 0x4c, 0x2f, 0x40, // payload length 76 = 12 + 64, next header 47 (GRE), hop
                                     //   limit 64
             0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, // 2001:db8::1
@@ -118,7 +118,7 @@ mod tests {
     }
 
     /// The flow label of `inner_frame(22)`, as `flow_hash` gives it.
-    const FLOW_LABEL: u32 = 0xb_c5ed;
+    const FLOW_LABEL: u32 = 0x1_f0cc;
 
     #[test]
     fn golden_erspan1_over_both_families() {
@@ -149,7 +149,7 @@ mod tests {
         #[rustfmt::skip]
         let expected = [
             // IPv6
-            0x60, 0x0b, 0xc5, 0xed, // version 6, traffic class 0, flow label
+            0x60, 0x01, 0xf0, 0xcc, // version 6, traffic class 0, flow label
             0x00, 0x44, 0x2f, 0x40, // payload length 68 = 4 + 64, GRE, hop limit 64
             0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
             0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2,

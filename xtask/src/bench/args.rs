@@ -48,7 +48,7 @@ pub struct BenchArgs {
     /// The peer's name in tables and JSON (e.g. `pktminerg 0.4.0`).
     #[arg(long, requires = "peer", default_value = "peer")]
     pub peer_name: String,
-    /// The remote of the live scenarios: the kernel VTEP (decapsulates, as a real remote would,
+    /// The remote of the live and replay scenarios: the kernel VTEP (decapsulates, as a real remote would,
     /// but on the sending CPU), an XDP sink on the remote's uplink end that counts the tunnel
     /// packets and drops them (the mirror's own cost alone), or both, one after the other.
     #[arg(long, value_enum, default_value_t = RemoteChoice::Both)]

@@ -173,7 +173,9 @@ fn run(args: BenchArgs, command: &str) -> Result<()> {
             settings.cpu
         );
     }
-    let sink = scenarios.iter().any(|s| matches!(s.kind, Kind::Live(_)))
+    let sink = scenarios
+        .iter()
+        .any(|s| matches!(s.kind, Kind::Live(_) | Kind::Replay))
         && settings.remote_kinds.contains(&RemoteKind::Sink);
     let bench = prepare(settings, sink)?;
     let busy = cpu::machine_busy_pct(Duration::from_secs(1))?;

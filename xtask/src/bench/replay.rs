@@ -2,7 +2,8 @@
 //! replay` into VxLAN towards the remote namespace, against `tcpreplay --topspeed` of the same
 //! file onto a kernel `vxlan` device in the node with the same remote, both pinned to the same
 //! CPU. Sent packets per second (the replay's summary line, tcpreplay's `Actual:` line) and
-//! copies decapsulated by the remote's kernel VTEP (once its count stops moving).
+//! copies that arrived (once their count stops moving), for each remote kind: decapsulated by the
+//! remote's kernel VTEP, or counted and dropped by the XDP sink on the remote's uplink end.
 
 use std::{fmt::Write as _, fs, path::Path, time::Duration};
 
@@ -17,10 +18,10 @@ use mirror_tests::{
 use super::{
     Bench, Outcome, RemoteOutcome, VNI,
     json::Json,
+    remote::{Counter, RemoteKind},
     report::{Headline, markdown},
     scenarios::Scenario,
     stats::{median, per_second, to_f64},
-    world::{delivered, settled_delivered},
 };
 
 /// The node's kernel VxLAN device of the baseline.
@@ -120,6 +121,43 @@ pub fn run(bench: &Bench, world: &World, scenario: &Scenario) -> Result<Outcome>
         KERNEL_VTEP,
         &file,
     ];
+    let mut results = Vec::new();
+    for &remote in &settings.remote_kinds {
+        let counter = Counter::new(world, remote, bench.sink_object.as_deref())
+            .with_context(|| format!("setting up the {} remote", remote.label()))?;
+        let rows = remote_runs(bench, world, &counter, remote, [&mirror_argv, &kernel_argv])?;
+        // Detaches the sink before the next remote kind.
+        drop(counter);
+        results.push(remote_outcome(remote, &rows));
+    }
+    world.node.ip(["link", "del", KERNEL_VTEP])?;
+    let mut title = format!(
+        "{} ({} runs each, medians; sender pinned to CPU {}; {} frames x {} passes)\n",
+        scenario.title, settings.runs, settings.cpu, settings.frames, settings.loops
+    );
+    if let Some(first) = results.first() {
+        title.push_str(&first.commands);
+    }
+    Ok(Outcome::new(
+        title,
+        vec![
+            ("frames", Json::Int(u64::from(settings.frames))),
+            ("loops", Json::Int(u64::from(settings.loops))),
+        ],
+        results.into_iter().map(|r| r.outcome).collect(),
+    ))
+}
+
+/// The runs of both subjects (`argvs`: the mirror's, the kernel's) towards one remote kind.
+fn remote_runs(
+    bench: &Bench,
+    world: &World,
+    counter: &Counter<'_>,
+    remote: RemoteKind,
+    argvs: [&[&str]; 2],
+) -> Result<[Row; 2]> {
+    let settings = &bench.settings;
+    let expected = u64::from(settings.frames) * u64::from(settings.loops);
     let mut mirror = Row {
         subject: "mirror replay",
         command: String::new(),
@@ -132,19 +170,14 @@ pub fn run(bench: &Bench, world: &World, scenario: &Scenario) -> Result<Outcome>
         runs: Vec::new(),
         baseline: true,
     };
-    let expected = u64::from(settings.frames) * u64::from(settings.loops);
     // Alternating, so that a drift of the machine's speed hits both alike.
     for run in 1..=settings.runs {
-        for row in [&mut mirror, &mut kernel] {
-            let argv = if row.baseline {
-                &kernel_argv
-            } else {
-                &mirror_argv
-            };
-            let (command, measure) = measure_run(world, argv, row.baseline)?;
+        for (row, argv) in [&mut mirror, &mut kernel].into_iter().zip(argvs) {
+            let (command, measure) = measure_run(world, counter, argv, row.baseline)?;
             println!(
-                "   run {run} {:<32} sent {:>10.0} pps, arrived {:>10.0} pps ({} of {expected} packets \
-                 arrived, {:.3} s)",
+                "   run {run} {:<6} {:<32} sent {:>10.0} pps, arrived {:>10.0} pps ({} of \
+                 {expected} packets arrived, {:.3} s)",
+                remote.label(),
                 row.subject,
                 measure.sent_pps(),
                 measure.arrived_pps(),
@@ -160,9 +193,7 @@ pub fn run(bench: &Bench, world: &World, scenario: &Scenario) -> Result<Outcome>
             row.runs.push(measure);
         }
     }
-    world.node.ip(["link", "del", KERNEL_VTEP])?;
-    let rows = [mirror, kernel];
-    Ok(outcome(bench, scenario, &rows))
+    Ok([mirror, kernel])
 }
 
 /// A pcap of `frames` 64-byte UDP frames, 1 µs apart, at `path` (written unless it is there).
@@ -182,9 +213,14 @@ fn write_udp64(path: &Path, frames: u32) -> Result<()> {
         .with_context(|| format!("writing {}", path.display()))
 }
 
-/// Runs `taskset ARGV` in the node once and counts what the remote VTEP decapsulated.
-fn measure_run(world: &World, argv: &[&str], kernel: bool) -> Result<(String, Measure)> {
-    let before = delivered(world)?;
+/// Runs `taskset ARGV` in the node once and counts what arrived at the remote.
+fn measure_run(
+    world: &World,
+    counter: &Counter<'_>,
+    argv: &[&str],
+    kernel: bool,
+) -> Result<(String, Measure)> {
+    let before = counter.delivered()?;
     let mut cmd = world.node.command("taskset", argv);
     let command = super::shown_command(argv);
     let mut process = Background::spawn("bench", &mut cmd)?;
@@ -197,7 +233,7 @@ fn measure_run(world: &World, argv: &[&str], kernel: bool) -> Result<(String, Me
         "`{command}` exited with {status}: {}",
         stderr.join("\n")
     );
-    let arrived = settled_delivered(world)? - before;
+    let arrived = counter.settled(0)? - before;
     let (sent, seconds) = if kernel {
         tcpreplay_actual(&stdout).with_context(|| {
             format!(
@@ -243,13 +279,16 @@ fn tcpreplay_actual(stdout: &[String]) -> Option<(u64, f64)> {
     Some((packets, seconds))
 }
 
-fn table(bench: &Bench, scenario: &Scenario, rows: &[Row]) -> String {
-    let settings = &bench.settings;
+/// One remote kind's figures, and the subjects' command lines.
+struct KindOutcome {
+    outcome: RemoteOutcome,
+    commands: String,
+}
+
+/// The table of one remote kind's rows.
+fn table(remote: RemoteKind, rows: &[Row]) -> String {
     let baseline = rows.iter().find(|r| r.baseline);
-    let mut out = format!(
-        "{} ({} runs each, medians; sender pinned to CPU {}; {} frames x {} passes)\n\n",
-        scenario.title, settings.runs, settings.cpu, settings.frames, settings.loops
-    );
+    let mut out = format!("{}\n\n", remote.describe());
     let mut cells = vec![
         [
             "subject",
@@ -280,33 +319,30 @@ fn table(bench: &Bench, scenario: &Scenario, rows: &[Row]) -> String {
         ]);
     }
     out.push_str(&markdown(&cells));
-    out.push('\n');
-    for row in rows {
-        let _ = writeln!(out, "{}: {}", row.subject, row.command);
-    }
     out
 }
 
-/// The mirror's headline figures (the first row), the table and the JSON.
-fn outcome(bench: &Bench, scenario: &Scenario, rows: &[Row]) -> Outcome {
+/// The mirror's headline figures (the first row), the table and the JSON of one remote kind.
+fn remote_outcome(remote: RemoteKind, rows: &[Row]) -> KindOutcome {
     let headline = Headline {
+        remote,
         offered_pps: Some(rows[0].median(Measure::sent_pps)),
         loss_pct: Some(rows[0].median(Measure::loss_pct)),
         run_seconds: rows[0].median(|m| m.seconds),
         expected: &["offered_pps", "loss_pct"],
         ..Headline::default()
     };
-    Outcome {
-        table: table(bench, scenario, rows),
-        details: vec![
-            ("frames", Json::Int(u64::from(bench.settings.frames))),
-            ("loops", Json::Int(u64::from(bench.settings.loops))),
-        ],
-        results: vec![RemoteOutcome {
-            table: String::new(),
+    let mut commands = String::new();
+    for row in rows {
+        let _ = writeln!(commands, "{}: {}", row.subject, row.command);
+    }
+    KindOutcome {
+        outcome: RemoteOutcome {
+            table: table(remote, rows),
             headline,
             subjects: subjects(rows),
-        }],
+        },
+        commands,
     }
 }
 

@@ -155,7 +155,8 @@ pub fn estimate(settings: &Settings, scenarios: &[Scenario]) -> Duration {
         .iter()
         .map(|s| match s.kind {
             Kind::Replay => {
-                settings.runs as u64
+                remotes
+                    * settings.runs as u64
                     * 2
                     * (u64::from(settings.frames) * u64::from(settings.loops) / 200_000 + overhead)
             }
