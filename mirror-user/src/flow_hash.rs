@@ -111,8 +111,7 @@ fn ip_hash(src: Address, dst: Address, ports: (u16, u16), protocol: u8) -> u32 {
     match (src, dst) {
         (Address::V4(src), Address::V4(dst)) => v4_hash(src, dst, ports, protocol),
         (src, dst) => {
-            let ((a, a_port), (b, b_port)) =
-                ordered((wide(src), ports.0), (wide(dst), ports.1));
+            let ((a, a_port), (b, b_port)) = ordered((wide(src), ports.0), (wide(dst), ports.1));
             Mix::new()
                 .word(a as u64)
                 .word((a >> 64) as u64)
@@ -189,7 +188,9 @@ impl Mix {
     }
 
     fn word(self, word: u64) -> Self {
-        Mix((self.0 ^ word).wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(31))
+        Mix((self.0 ^ word)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            .rotate_left(31))
     }
 
     fn write(self, bytes: &[u8]) -> Self {

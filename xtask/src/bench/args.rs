@@ -48,11 +48,17 @@ pub struct BenchArgs {
     /// The peer's name in tables and JSON (e.g. `pktminerg 0.4.0`).
     #[arg(long, requires = "peer", default_value = "peer")]
     pub peer_name: String,
-    /// The remote of the live and replay scenarios: the kernel VTEP (decapsulates, as a real remote would,
-    /// but on the sending CPU), an XDP sink on the remote's uplink end that counts the tunnel
-    /// packets and drops them (the mirror's own cost alone), or both, one after the other.
+    /// The remote of the live and replay scenarios: the kernel VTEP (decapsulates, as a real
+    /// remote would, but on the sending CPU), an XDP sink on the remote's uplink end that counts
+    /// the tunnel packets and drops them (the mirror's own cost alone), or both, one after the
+    /// other.
     #[arg(long, value_enum, default_value_t = RemoteChoice::Both)]
     pub remote_kind: RemoteChoice,
+    /// Runs the sink's receive on this CPU (threaded NAPI on the remote's uplink end, its thread
+    /// pinned here) instead of in the sender's softirq on the sending CPU, as a remote on
+    /// another machine would: every subject's own CPU then leaves out the sink's work.
+    #[arg(long)]
+    pub sink_cpu: Option<u32>,
     /// A short run that only checks that the bench works: 1 run of 2 s, 50k pps, one TCP round,
     /// a small replay, the kernel made into a peer unless `--peer` is given; fails when a figure
     /// is missing, never on a speed.
@@ -161,6 +167,8 @@ pub struct Settings {
     pub peer: Option<PeerSpec>,
     /// The remotes of the live scenarios, in the order they run.
     pub remote_kinds: Vec<RemoteKind>,
+    /// Where the sink's receive runs, if not on the sending CPU.
+    pub sink_cpu: Option<u32>,
 }
 
 impl Settings {
@@ -182,6 +190,7 @@ impl Settings {
                 ready_line: args.peer_ready_line,
             }),
             remote_kinds: args.remote_kind.kinds(),
+            sink_cpu: args.sink_cpu,
         };
         if args.smoke {
             settings.peer.get_or_insert_with(PeerSpec::kernel_made);

@@ -50,12 +50,22 @@ pub enum Counter<'w> {
 }
 
 impl<'w> Counter<'w> {
-    /// The counter of `kind` on `world`; the sink's program is at `object`.
-    pub fn new(world: &'w World, kind: RemoteKind, object: Option<&Path>) -> Result<Self> {
+    /// The counter of `kind` on `world`; the sink's program is at `object`, its receive on
+    /// `sink_cpu` if given.
+    pub fn new(
+        world: &'w World,
+        kind: RemoteKind,
+        object: Option<&Path>,
+        sink_cpu: Option<u32>,
+    ) -> Result<Self> {
         Ok(match kind {
             RemoteKind::Vtep => Self::Vtep(world),
             RemoteKind::Sink => Self::Sink {
-                sink: Sink::attach(world, object.context("the sink's program was not built")?)?,
+                sink: Sink::attach(
+                    world,
+                    object.context("the sink's program was not built")?,
+                    sink_cpu,
+                )?,
                 port: world.config.vxlan_port,
                 vni: world.config.vni,
             },

@@ -1,7 +1,9 @@
 //! The sink remote: `sink.bpf.c`, built with clang (which `cargo xtask setup` installs; no
 //! nightly, no bpf-linker) and attached in native mode to the remote's uplink end with `ip link
 //! set xdpdrv`, counts the tunnel packets by kind and VNI/key and drops them. Its counts are read
-//! from its map with bpftool.
+//! from its map with bpftool. With a CPU of its own (`--sink-cpu`) the uplink end's receive runs
+//! in a NAPI thread pinned there (`/sys/class/net/DEV/threaded`), no longer in the sender's
+//! softirq on the sending CPU.
 
 use std::{
     fs,
@@ -61,15 +63,17 @@ impl TunnelKey {
     }
 }
 
-/// The sink on `world`'s remote, detached on drop.
+/// The sink on `world`'s remote, detached (and its receive threaded no more) on drop.
 pub struct Sink<'w> {
     world: &'w World,
     map: u64,
+    threaded: bool,
 }
 
 impl<'w> Sink<'w> {
-    /// Attaches the program at `object` to the remote's uplink end.
-    pub fn attach(world: &'w World, object: &Path) -> Result<Self> {
+    /// Attaches the program at `object` to the remote's uplink end; its receive runs on `cpu`
+    /// if given.
+    pub fn attach(world: &'w World, object: &Path, cpu: Option<u32>) -> Result<Self> {
         let object = object.to_string_lossy();
         world
             .remote
@@ -78,7 +82,11 @@ impl<'w> Sink<'w> {
             ])
             .context("attaching the sink's XDP program to the remote's uplink end")?;
         // From here on, drop detaches it.
-        let mut sink = Self { world, map: 0 };
+        let mut sink = Self {
+            world,
+            map: 0,
+            threaded: false,
+        };
         let prog = bpftool::xdp_prog_id(&world.remote, REMOTE_IF)?
             .context("no XDP program on the remote's uplink end after attaching the sink")?;
         let maps = bpftool::prog_map_ids(prog)?;
@@ -87,7 +95,53 @@ impl<'w> Sink<'w> {
             "the sink's XDP program {prog} has maps {maps:?}, expected one"
         );
         sink.map = maps[0];
+        if let Some(cpu) = cpu {
+            sink.receive_on(cpu)?;
+        }
         Ok(sink)
+    }
+
+    /// Threads the uplink end's NAPI and pins the new threads (`napi/DEV-ID`) to `cpu`.
+    fn receive_on(&mut self, cpu: u32) -> Result<()> {
+        let before = napi_threads()?;
+        self.set_threaded(true)?;
+        self.threaded = true;
+        // The kernel starts the thread as it enables threading; give it a moment to show.
+        let mut ours = Vec::new();
+        for _ in 0..50 {
+            ours = napi_threads()?
+                .into_iter()
+                .filter(|pid| !before.contains(pid))
+                .collect();
+            if !ours.is_empty() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        ensure!(
+            !ours.is_empty(),
+            "no NAPI thread of {REMOTE_IF} appeared after threading its receive (--sink-cpu)"
+        );
+        for pid in ours {
+            run(&mut command(
+                "taskset",
+                ["-pc", &cpu.to_string(), &pid.to_string()],
+            ))
+            .with_context(|| format!("pinning the sink's NAPI thread {pid} to CPU {cpu}"))?;
+        }
+        Ok(())
+    }
+
+    fn set_threaded(&self, on: bool) -> Result<()> {
+        let script = format!(
+            "echo {} > /sys/class/net/{REMOTE_IF}/threaded",
+            u8::from(on)
+        );
+        self.world
+            .remote
+            .run("sh", ["-c", &script])
+            .map(drop)
+            .with_context(|| format!("`{script}` in the remote (threaded NAPI, --sink-cpu)"))
     }
 
     /// Everything counted so far.
@@ -136,8 +190,30 @@ impl<'w> Sink<'w> {
     }
 }
 
+/// The pids of the kernel's NAPI threads of devices named like the remote's uplink end.
+fn napi_threads() -> Result<Vec<u32>> {
+    let prefix = format!("napi/{REMOTE_IF}-");
+    let mut pids = Vec::new();
+    for entry in fs::read_dir("/proc").context("listing /proc")? {
+        let Ok(entry) = entry else { continue };
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse().ok()) else {
+            continue;
+        };
+        let comm = fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+        if comm.trim_end().starts_with(&prefix) {
+            pids.push(pid);
+        }
+    }
+    Ok(pids)
+}
+
 impl Drop for Sink<'_> {
     fn drop(&mut self) {
+        if self.threaded
+            && let Err(err) = self.set_threaded(false)
+        {
+            eprintln!("cleanup: {err:#}");
+        }
         if let Err(err) = self
             .world
             .remote
