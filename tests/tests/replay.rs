@@ -12,7 +12,8 @@
 //!   record length, a truncated pcapng, an empty file, a text file, an unsupported link type:
 //!   exit code 2, exactly one `error:` line naming the file (and, for damage, the byte offset
 //!   where it starts), no panic, and every packet before the damage delivered.
-//! - `--speed 1` keeps the capture's inter-packet gaps within [`GAP_TOLERANCE`].
+//! - `--speed 1` keeps the capture's schedule: packets arrive within [`GAP_TOLERANCE`] of it,
+//!   but for [`STALLS_ALLOWED`] the host may have stalled.
 //! - Link types that carry IP (NFLOG captured by tcpdump; BSD loopback, enc, pflog, PPP, Cisco
 //!   HDLC, SLIP, PKTAP, IPNET, Juniper and radiotap 802.11 written byte by byte and read by
 //!   tcpdump first): the
@@ -47,8 +48,12 @@ const REPLAY_TIMEOUT: Duration = Duration::from_secs(30);
 const ARRIVAL: Duration = Duration::from_secs(10);
 /// Waited after the expected count, so that extra frames would be caught too.
 const SETTLE: Duration = Duration::from_millis(500);
-/// How far a received gap may be from the capture's under `--speed 1`.
+/// How far a packet may arrive from the capture's schedule under `--speed 1`.
 const GAP_TOLERANCE: Duration = Duration::from_millis(5);
+/// Packets of the 25 that may miss [`GAP_TOLERANCE`]: a busy host stalls a sleeping thread
+/// for a few milliseconds now and then, which no pacing can undo. A pacer that ignores the
+/// gaps, or lets errors add up, misses it for most packets.
+const STALLS_ALLOWED: usize = 2;
 /// A time in 2023, for synthetic captures.
 const T0: Duration = Duration::from_secs(1_700_000_000);
 
@@ -769,41 +774,49 @@ fn speed_one_keeps_the_gaps() -> Result<()> {
             run.command
         );
     }
-    let mut worst = (Duration::ZERO, 1);
-    for (i, gap) in GAPS_MS.iter().enumerate() {
-        let want = Duration::from_millis(*gap);
-        let got = received[i + 1]
-            .timestamp
-            .saturating_sub(received[i].timestamp);
-        let error = got.abs_diff(want);
-        if error > worst.0 {
-            worst = (error, i + 1);
-        }
-    }
+    // Each packet's arrival against its due time, both counted from the first packet; then
+    // from the median of those offsets, so that a late first packet does not shift them all.
+    let offsets: Vec<i128> = received
+        .iter()
+        .zip(&times)
+        .map(|(packet, due)| {
+            let got = packet.timestamp.saturating_sub(received[0].timestamp);
+            got.as_nanos().cast_signed() - due.saturating_sub(times[0]).as_nanos().cast_signed()
+        })
+        .collect();
+    let mut sorted = offsets.clone();
+    sorted.sort_unstable();
+    let anchor = sorted[sorted.len() / 2];
+    let off: Vec<Duration> = offsets
+        .iter()
+        .map(|offset| {
+            Duration::from_nanos(u64::try_from(offset.abs_diff(anchor)).unwrap_or(u64::MAX))
+        })
+        .collect();
+    let (worst, worst_at) = off
+        .iter()
+        .enumerate()
+        .map(|(i, off)| (*off, i))
+        .max()
+        .unwrap_or_default();
+    let mut sorted_off = off.clone();
+    sorted_off.sort_unstable();
+    let median_off = sorted_off[sorted_off.len() / 2];
+    let late: Vec<usize> = (0..off.len()).filter(|&i| off[i] > GAP_TOLERANCE).collect();
     let span = received[received.len() - 1]
         .timestamp
         .saturating_sub(received[0].timestamp);
     let want_span = times[times.len() - 1].saturating_sub(times[0]);
     report(&format!(
-        "speed_one_keeps_the_gaps: worst gap error {:?} (after packet {} of {}, gap {} ms); span \
-         {span:?} for {want_span:?}",
-        worst.0,
-        worst.1,
+        "speed_one_keeps_the_gaps: median {median_off:?} off the schedule, worst {worst:?} \
+         (packet {worst_at} of {}); {} beyond {GAP_TOLERANCE:?}; span {span:?} for {want_span:?}",
         frames.len(),
-        GAPS_MS[worst.1 - 1]
+        late.len()
     ));
     ensure!(
-        worst.0 <= GAP_TOLERANCE,
-        "`{}`: the gap after packet {} arrived {:?} off the capture's {} ms (tolerance \
-         {GAP_TOLERANCE:?})",
-        run.command,
-        worst.1,
-        worst.0,
-        GAPS_MS[worst.1 - 1]
-    );
-    ensure!(
-        span.abs_diff(want_span) <= GAP_TOLERANCE,
-        "`{}`: the packets spanned {span:?} at the receiver, {want_span:?} in the file",
+        late.len() <= STALLS_ALLOWED && median_off <= GAP_TOLERANCE / 5,
+        "`{}`: packets {late:?} arrived more than {GAP_TOLERANCE:?} off the capture's schedule \
+         (at most {STALLS_ALLOWED} may, for the machine's own stalls); median {median_off:?}",
         run.command
     );
     Ok(())
