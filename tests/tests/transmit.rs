@@ -250,38 +250,11 @@ fn copies_lost_while_down(world: &World, netns: &Netns, iface: &str, what: &str)
     netns.ip(["link", "set", iface, "down"])?;
     thread::sleep(FOLLOW);
     pod_pings(world, None)?;
-    let metrics = agent.wait_for_metrics(Duration::from_secs(10), |m| {
-        m.total("mirror_dropped_packets_total", &[("reason", "send_error")]) >= count(FRAMES)
-    })?;
-    let errors = metrics.total("mirror_dropped_packets_total", &[("reason", "send_error")]);
-    let sent = metrics.total("mirror_sent_packets_total", &[]);
-    ensure!(
-        errors == count(FRAMES) && sent == count(FRAMES),
-        "{what}: while down {errors} copies counted as send_error and {sent} as sent, expected \
-         {FRAMES} and {FRAMES} (those before); remotes on af_xdp {}, socket {}",
-        on_path(&metrics, "af_xdp"),
-        on_path(&metrics, "socket"),
-    );
+    lost_as_send_errors(&agent, &format!("{what}: while down"))?;
 
     netns.ip(["link", "set", iface, "up"])?;
     wait_for_af_xdp(&agent, 1)?;
-    pings_arrive(world, &mut remote, FRAMES)?;
-    let metrics = agent.wait_for_metrics(Duration::from_secs(5), |m| {
-        m.total("mirror_sent_packets_total", &[]) >= count(2 * FRAMES)
-    })?;
-    let captured = metrics.total("mirror_captured_packets_total", &[("iface", NODE_POD_IF)]);
-    let sent = metrics.total("mirror_sent_packets_total", &[]);
-    let dropped = metrics.total("mirror_dropped_packets_total", &[]);
-    report(&format!(
-        "{what}: captured {captured}, sent {sent}, dropped {dropped}"
-    ));
-    ensure!(
-        captured == count(3 * FRAMES) && sent == count(2 * FRAMES) && dropped == count(FRAMES),
-        "{what}: captured {captured}, sent {sent}, dropped {dropped}; expected {}, {}, {FRAMES}",
-        3 * FRAMES,
-        2 * FRAMES
-    );
-    Ok(())
+    delivered_after_the_loss(world, &mut remote, &agent, what)
 }
 
 #[test]
@@ -297,6 +270,15 @@ fn device_drops_count_as_send_errors() -> Result<()> {
     // than its peer's MTU (`is_skb_forwardable`), after AF_XDP handed it over.
     world.remote.ip(["link", "set", REMOTE_IF, "mtu", "1280"])?;
     pod_pings(&world, Some(BIG_PING))?;
+    lost_as_send_errors(&agent, "with the far end's MTU at 1280")?;
+
+    world.remote.ip(["link", "set", REMOTE_IF, "mtu", "9000"])?;
+    delivered_after_the_loss(&world, &mut remote, &agent, "device drops")
+}
+
+/// After [`FRAMES`] copies that arrived, the next [`FRAMES`] count as `send_error`, none as
+/// sent.
+fn lost_as_send_errors(agent: &Agent<'_>, what: &str) -> Result<()> {
     let metrics = agent.wait_for_metrics(Duration::from_secs(10), |m| {
         m.total("mirror_dropped_packets_total", &[("reason", "send_error")]) >= count(FRAMES)
     })?;
@@ -304,16 +286,24 @@ fn device_drops_count_as_send_errors() -> Result<()> {
     let sent = metrics.total("mirror_sent_packets_total", &[]);
     ensure!(
         errors == count(FRAMES) && sent == count(FRAMES),
-        "with the far end's MTU at 1280 {errors} copies counted as send_error and {sent} as sent, \
-         expected {FRAMES} and {FRAMES} (those before); remotes on af_xdp {}, socket {}; the \
-         agent said {:?}",
+        "{what} {errors} copies counted as send_error and {sent} as sent, expected {FRAMES} and \
+         {FRAMES} (those before); remotes on af_xdp {}, socket {}; the agent said {:?}",
         on_path(&metrics, "af_xdp"),
         on_path(&metrics, "socket"),
         agent.stderr_lines()
     );
+    Ok(())
+}
 
-    world.remote.ip(["link", "set", REMOTE_IF, "mtu", "9000"])?;
-    pings_arrive(&world, &mut remote, FRAMES)?;
+/// The third [`FRAMES`] copies arrive, and the counters add up: captured = sent + dropped, the
+/// [`FRAMES`] lost in between the only ones dropped.
+fn delivered_after_the_loss(
+    world: &World,
+    remote: &mut Capture,
+    agent: &Agent<'_>,
+    what: &str,
+) -> Result<()> {
+    pings_arrive(world, remote, FRAMES)?;
     let metrics = agent.wait_for_metrics(Duration::from_secs(5), |m| {
         m.total("mirror_sent_packets_total", &[]) >= count(2 * FRAMES)
     })?;
@@ -322,12 +312,12 @@ fn device_drops_count_as_send_errors() -> Result<()> {
     let dropped = metrics.total("mirror_dropped_packets_total", &[]);
     let paths = [on_path(&metrics, "af_xdp"), on_path(&metrics, "socket")];
     report(&format!(
-        "device drops: captured {captured}, sent {sent}, dropped {dropped}; \
-         remotes on af_xdp/socket {paths:?}"
+        "{what}: captured {captured}, sent {sent}, dropped {dropped}; remotes on af_xdp/socket \
+         {paths:?}"
     ));
     ensure!(
         captured == count(3 * FRAMES) && sent == count(2 * FRAMES) && dropped == count(FRAMES),
-        "captured {captured}, sent {sent}, dropped {dropped}; expected {}, {}, {FRAMES}",
+        "{what}: captured {captured}, sent {sent}, dropped {dropped}; expected {}, {}, {FRAMES}",
         3 * FRAMES,
         2 * FRAMES
     );

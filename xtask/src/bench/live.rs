@@ -83,13 +83,7 @@ pub fn run(bench: &Bench, world: &World, scenario: &Scenario, traffic: Traffic) 
     }
     let mut results = Vec::new();
     for &remote in &settings.remote_kinds {
-        let counter = Counter::new(
-            world,
-            remote,
-            bench.sink_object.as_deref(),
-            settings.sink_cpu,
-        )
-        .with_context(|| format!("setting up the {} remote", remote.label()))?;
+        let counter = Counter::new(bench, world, remote)?;
         let mut runs = SubjectRuns::all(peer);
         for run in 0..settings.runs {
             for subject in Subject::order(run, peer) {

@@ -1,11 +1,10 @@
 //! The two kinds of remote a live scenario's copies go to, and how each counts them.
 
-use std::path::Path;
-
 use anyhow::{Context as _, Result};
 use mirror_tests::World;
 
 use super::{
+    Bench,
     sink::Sink,
     world::{delivered, settled},
 };
@@ -50,22 +49,17 @@ pub enum Counter<'w> {
 }
 
 impl<'w> Counter<'w> {
-    /// The counter of `kind` on `world`; the sink's program is at `object`, its receive on
-    /// `sink_cpu` if given.
-    pub fn new(
-        world: &'w World,
-        kind: RemoteKind,
-        object: Option<&Path>,
-        sink_cpu: Option<u32>,
-    ) -> Result<Self> {
+    /// The counter of `kind` on `world`, with the sink's program and CPU the bench was given.
+    pub fn new(bench: &Bench, world: &'w World, kind: RemoteKind) -> Result<Self> {
         Ok(match kind {
             RemoteKind::Vtep => Self::Vtep(world),
             RemoteKind::Sink => Self::Sink {
-                sink: Sink::attach(
-                    world,
-                    object.context("the sink's program was not built")?,
-                    sink_cpu,
-                )?,
+                sink: bench
+                    .sink_object
+                    .as_deref()
+                    .context("the sink's program was not built")
+                    .and_then(|object| Sink::attach(world, object, bench.settings.sink_cpu))
+                    .with_context(|| format!("setting up the {} remote", kind.label()))?,
                 port: world.config.vxlan_port,
                 vni: world.config.vni,
             },

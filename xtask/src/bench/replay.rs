@@ -123,13 +123,7 @@ pub fn run(bench: &Bench, world: &World, scenario: &Scenario) -> Result<Outcome>
     ];
     let mut results = Vec::new();
     for &remote in &settings.remote_kinds {
-        let counter = Counter::new(
-            world,
-            remote,
-            bench.sink_object.as_deref(),
-            settings.sink_cpu,
-        )
-        .with_context(|| format!("setting up the {} remote", remote.label()))?;
+        let counter = Counter::new(bench, world, remote)?;
         let rows = remote_runs(bench, world, &counter, remote, [&mirror_argv, &kernel_argv])?;
         // Detaches the sink before the next remote kind.
         drop(counter);
