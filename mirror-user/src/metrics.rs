@@ -263,7 +263,7 @@ impl Metrics {
                 let vec = IntGaugeVec::new(
                     Opts::new(
                         "mirror_remote_send_path",
-                        "1 for the way copies to the remote leave now: af_xdp (the uplink's AF_XDP transmit ring) or socket (the raw socket)",
+                        "Senders (capture threads; 1 for a replay) whose copies to the remote leave this way now: af_xdp (the uplink's AF_XDP transmit ring) or socket (the raw socket)",
                     ),
                     &["remote", "path"],
                 )?;

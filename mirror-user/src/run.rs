@@ -528,7 +528,7 @@ fn send_from_af_xdp(
         sender.set_thread(index, count);
     }
     let Some((table, task)) = hops else {
-        transmit::socket_only(&labels, metrics);
+        transmit::socket_only(&labels, metrics, count);
         return Ok(None);
     };
     let mut spares = xsk.take_spares();
@@ -543,12 +543,8 @@ fn send_from_af_xdp(
         } else {
             spares.split_off(spares.len() - share)
         };
-        // The first thread's path says where each remote's copies go, in the log and gauges.
-        let gauges = if index == 0 {
-            labels.iter().map(|l| metrics.send_path(l)).collect()
-        } else {
-            Vec::new()
-        };
+        // Every thread counts itself in the path gauges; the first says changes in the log.
+        let gauges = labels.iter().map(|l| metrics.send_path(l)).collect();
         let umem = Arc::clone(&xsk.umem);
         let mut path = transmit::xdp::XdpPath::new(
             umem,

@@ -146,9 +146,14 @@ fn second_cpu_comes_and_goes() -> Result<()> {
         "captured {captured}, sent {sent}, dropped {dropped}"
     );
     // Both threads sent from AF_XDP on their own queue, none through the raw socket.
+    let paths = [
+        metrics.total("mirror_remote_send_path", &[("path", "af_xdp")]),
+        metrics.total("mirror_remote_send_path", &[("path", "socket")]),
+    ];
     ensure!(
-        metrics.total("mirror_remote_send_path", &[("path", "af_xdp")]) == 1,
-        "the remote is not served from AF_XDP"
+        paths == [2, 0],
+        "threads sending the remote's copies from AF_XDP and through the raw socket: {paths:?}, \
+         expected [2, 0]"
     );
     drop(agent);
     same_frames(&expected, &mut remote)

@@ -78,7 +78,7 @@ pub async fn start_own_umem(
 ) -> anyhow::Result<Option<FollowTask>> {
     let labels: Vec<String> = remotes.iter().map(|(_, label)| label.clone()).collect();
     if !af_xdp || remotes.is_empty() {
-        socket_only(&labels, metrics);
+        socket_only(&labels, metrics, 1);
         return Ok(None);
     }
     let umem = match Umem::new(OWN_CHUNKS) {
@@ -87,7 +87,7 @@ pub async fn start_own_umem(
             tracing::warn!(
                 "mirror: no memory for an AF_XDP UMEM ({err}); sending through the raw socket"
             );
-            socket_only(&labels, metrics);
+            socket_only(&labels, metrics, 1);
             return Ok(None);
         }
     };
@@ -108,9 +108,13 @@ pub async fn start_own_umem(
     Ok(Some(task.await))
 }
 
-/// Shows every remote (by metric label) on the raw socket's path (`--send-path socket`).
-pub fn socket_only(labels: &[String], metrics: &Metrics) {
+/// Shows every remote (by metric label) on the raw socket's path (`--send-path socket`) for
+/// `senders` senders.
+pub fn socket_only(labels: &[String], metrics: &Metrics, senders: usize) {
     for label in labels {
-        metrics.send_path(label).socket.set(1);
+        metrics
+            .send_path(label)
+            .socket
+            .set(i64::try_from(senders).unwrap_or(i64::MAX));
     }
 }

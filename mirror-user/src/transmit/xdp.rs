@@ -35,10 +35,17 @@ struct Route {
     eth: [u8; ETH_LEN],
 }
 
-/// The two values of `mirror_remote_send_path{remote,path}` of one remote.
+/// The two values of `mirror_remote_send_path{remote,path}` of one remote: how many senders
+/// (capture threads, or the replay) send its copies each way now.
 pub struct PathGauges {
     pub af_xdp: IntGauge,
     pub socket: IntGauge,
+}
+
+impl PathGauges {
+    fn way(&self, af_xdp: bool) -> &IntGauge {
+        if af_xdp { &self.af_xdp } else { &self.socket }
+    }
 }
 
 /// A packet put on an uplink's TX ring this round, for the flush to account.
@@ -68,9 +75,11 @@ pub struct XdpPath {
     spares: Vec<u64>,
     spare_target: usize,
     gauges: Vec<PathGauges>,
+    /// Per remote, the gauge this path counts itself in: AF_XDP's (`true`) or the socket's.
+    counted: Vec<Option<bool>>,
     labels: Vec<String>,
     /// Whether path changes are said on stderr (not by `mirror replay`, whose stderr is its
-    /// summary, nor by capture threads but the first, which also keeps the path gauges).
+    /// summary, nor by capture threads but the first).
     pub say: bool,
     /// The queue of each uplink this path binds: the capture thread's own.
     pub queue: u32,
@@ -112,6 +121,7 @@ impl XdpPath {
             spare_target: spares.len(),
             spares,
             gauges,
+            counted: Vec::new(),
             labels,
             say: true,
             queue: 0,
@@ -162,12 +172,21 @@ impl XdpPath {
     }
 
     /// Logs and shows the path of remote `index` after a change.
-    fn report(&self, index: usize, hop: Hop, fallback: Option<SocketReason>) {
-        let label = self.labels.get(index).map_or("?", String::as_str);
+    fn report(&mut self, index: usize, hop: Hop, fallback: Option<SocketReason>) {
         if let Some(gauges) = self.gauges.get(index) {
-            gauges.af_xdp.set(i64::from(fallback.is_none()));
-            gauges.socket.set(i64::from(fallback.is_some()));
+            if self.counted.len() <= index {
+                self.counted.resize(index + 1, None);
+            }
+            let af_xdp = fallback.is_none();
+            let was = self.counted[index].replace(af_xdp);
+            if was != Some(af_xdp) {
+                if let Some(was) = was {
+                    gauges.way(was).dec();
+                }
+                gauges.way(af_xdp).inc();
+            }
         }
+        let label = self.labels.get(index).map_or("?", String::as_str);
         if !self.say {
             return;
         }
@@ -359,6 +378,17 @@ impl XdpPath {
         }
         for addr in self.spares.iter_mut().skip(first) {
             *addr = Umem::chunk_of(*addr);
+        }
+    }
+}
+
+/// A sender that stops no longer counts in the path gauges.
+impl Drop for XdpPath {
+    fn drop(&mut self) {
+        for (gauges, af_xdp) in self.gauges.iter().zip(&self.counted) {
+            if let Some(af_xdp) = af_xdp {
+                gauges.way(*af_xdp).dec();
+            }
         }
     }
 }
