@@ -248,7 +248,10 @@ fn copies_lost_while_down(world: &World, netns: &Netns, iface: &str, what: &str)
     pings_arrive(world, &mut remote, 0)?;
 
     netns.ip(["link", "set", iface, "down"])?;
-    thread::sleep(FOLLOW);
+    // Once the agent has seen it (how fast is `route_moves_to_another_uplink`'s business).
+    agent.wait_for_metrics(Duration::from_secs(10), |m| {
+        on_path(m, "socket") == 1 && on_path(m, "af_xdp") == 0
+    })?;
     pod_pings(world, None)?;
     lost_as_send_errors(&agent, &format!("{what}: while down"))?;
 
