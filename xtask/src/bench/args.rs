@@ -59,6 +59,10 @@ pub struct BenchArgs {
     /// another machine would: every subject's own CPU then leaves out the sink's work.
     #[arg(long)]
     pub sink_cpu: Option<u32>,
+    /// Turns GRO on at the remote's uplink end, as a physical NIC has it (veth has it off): the
+    /// VTEP then decapsulates coalesced runs of a flow's packets once instead of each.
+    #[arg(long)]
+    pub remote_gro: bool,
     /// A short run that only checks that the bench works: 1 run of 2 s, 50k pps, one TCP round,
     /// a small replay, the kernel made into a peer unless `--peer` is given; fails when a figure
     /// is missing, never on a speed.
@@ -169,6 +173,8 @@ pub struct Settings {
     pub remote_kinds: Vec<RemoteKind>,
     /// Where the sink's receive runs, if not on the sending CPU.
     pub sink_cpu: Option<u32>,
+    /// GRO on at the remote's uplink end.
+    pub remote_gro: bool,
 }
 
 impl Settings {
@@ -191,6 +197,7 @@ impl Settings {
             }),
             remote_kinds: args.remote_kind.kinds(),
             sink_cpu: args.sink_cpu,
+            remote_gro: args.remote_gro,
         };
         if args.smoke {
             settings.peer.get_or_insert_with(PeerSpec::kernel_made);

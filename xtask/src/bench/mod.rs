@@ -231,7 +231,10 @@ fn run_scenarios<'s>(
         {
             // The old world goes first: one world at a time.
             drop(world.take());
-            world = Some(world::build(scenario.uplink_mtu)?);
+            world = Some(world::build(
+                scenario.uplink_mtu,
+                bench.settings.remote_gro,
+            )?);
         }
         let world = world.as_ref().context("the world was just built")?;
         println!("\n== {}: {}", scenario.name, scenario.title);

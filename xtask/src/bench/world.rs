@@ -16,7 +16,10 @@ use std::{
 };
 
 use anyhow::{Context as _, Result};
-use mirror_tests::{World, WorldConfig, world::REMOTE_VTEP_IF};
+use mirror_tests::{
+    World, WorldConfig,
+    world::{REMOTE_IF, REMOTE_VTEP_IF},
+};
 
 use super::VNI;
 
@@ -30,14 +33,21 @@ const SETTLE_STEP: Duration = Duration::from_millis(200);
 /// (libpcap's, 3 s by default in pktminerg) then delivers late instead of losing.
 const SETTLE_QUIET_MISSING: Duration = Duration::from_millis(3500);
 
-/// Builds the world with an uplink of `uplink_mtu` and prepares it for measuring.
-pub fn build(uplink_mtu: u32) -> Result<World> {
+/// Builds the world with an uplink of `uplink_mtu` (GRO on at the remote's end if
+/// `remote_gro`) and prepares it for measuring.
+pub fn build(uplink_mtu: u32, remote_gro: bool) -> Result<World> {
     let world = World::build(WorldConfig {
         vni: VNI,
         uplink_mtu,
         ..WorldConfig::default()
     })
     .context("building the bench world")?;
+    if remote_gro {
+        world
+            .remote
+            .run("ethtool", ["-K", REMOTE_IF, "gro", "on"])
+            .context("turning GRO on at the remote's uplink end")?;
+    }
     world
         .node
         .run("sysctl", ["-qw", "net.ipv4.ip_forward=0"])
