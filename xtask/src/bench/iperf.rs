@@ -27,6 +27,7 @@ use super::{
     report::{Columns, remote_outcome, title},
     scenarios::Scenario,
     stats::to_f64,
+    stop,
     subject::{Running, Subject},
     world::{delivered, settled_delivered},
 };
@@ -46,6 +47,7 @@ pub fn run(
     let mut runs = SubjectRuns::all(peer);
     for round in 0..settings.iperf_rounds {
         for subject in Subject::order(round, peer) {
+            stop::check()?;
             let (sample, command) = measure(bench, world, subject, &extra)
                 .with_context(|| format!("round {} of {}", round + 1, subject.label()))?;
             println!(

@@ -26,6 +26,7 @@ use super::{
     report::{Columns, remote_outcome, title},
     scenarios::Scenario,
     stats::to_f64,
+    stop,
     subject::{Running, Selection, Subject},
     world::SINK_IP,
 };
@@ -87,6 +88,7 @@ pub fn run(bench: &Bench, world: &World, scenario: &Scenario, traffic: Traffic) 
         let mut runs = SubjectRuns::all(peer);
         for run in 0..settings.runs {
             for subject in Subject::order(run, peer) {
+                stop::check()?;
                 let (sample, command) = measure(
                     bench,
                     world,

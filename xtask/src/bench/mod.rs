@@ -43,6 +43,7 @@ mod report;
 mod scenarios;
 mod sink;
 mod stats;
+mod stop;
 mod subject;
 mod summary;
 mod world;
@@ -147,6 +148,7 @@ pub fn smoke() -> Result<()> {
 
 fn run(args: BenchArgs, command: &str) -> Result<()> {
     setup()?;
+    stop::catch()?;
     if !is_root() {
         bail!("the bench needs root: it builds network namespaces");
     }
@@ -225,6 +227,7 @@ fn run_scenarios<'s>(
     let mut world: Option<World> = None;
     let mut results = Vec::new();
     for scenario in scenarios {
+        stop::check()?;
         if world
             .as_ref()
             .is_none_or(|w| w.config.uplink_mtu != scenario.uplink_mtu)

@@ -22,6 +22,7 @@ use super::{
     report::{Headline, markdown},
     scenarios::Scenario,
     stats::{median, per_second, to_f64},
+    stop,
 };
 
 /// The node's kernel VxLAN device of the baseline.
@@ -172,6 +173,7 @@ fn remote_runs(
     // Alternating, so that a drift of the machine's speed hits both alike.
     for run in 1..=settings.runs {
         for (row, argv) in [&mut mirror, &mut kernel].into_iter().zip(argvs) {
+            stop::check()?;
             let (command, measure) = measure_run(world, counter, argv, row.baseline)?;
             println!(
                 "   run {run} {:<6} {:<32} sent {:>10.0} pps, arrived {:>10.0} pps ({} of \
