@@ -48,6 +48,8 @@ mod subject;
 mod summary;
 mod world;
 
+pub use stop::Interrupted;
+
 use std::{
     fs,
     path::{Path, PathBuf},

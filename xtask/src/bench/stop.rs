@@ -27,10 +27,23 @@ pub fn catch() -> Result<()> {
     Ok(())
 }
 
-/// An error once a stop was asked for.
+/// The error of a bench that stopped when asked to; `cargo xtask` exits with 130 for it, as a
+/// shell does for a command Ctrl-C ended.
+#[derive(Debug)]
+pub struct Interrupted;
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("interrupted: the bench stopped and removed its namespaces")
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
+/// [`Interrupted`] once a stop was asked for.
 pub fn check() -> Result<()> {
     if ASKED.load(Ordering::Relaxed) {
-        bail!("interrupted: the bench stopped and removed its namespaces");
+        return Err(Interrupted.into());
     }
     Ok(())
 }
