@@ -392,3 +392,58 @@ impl Drop for XdpPath {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use super::*;
+    use crate::transmit::next_hop::NextHop;
+
+    fn path(gauges: &PathGauges) -> XdpPath {
+        let umem = Arc::new(Umem::new(4).expect("a small UMEM"));
+        let gauges = vec![PathGauges {
+            af_xdp: gauges.af_xdp.clone(),
+            socket: gauges.socket.clone(),
+        }];
+        let table = Arc::new(NextHopTable::default());
+        let mut path = XdpPath::new(umem, None, table, Vec::new(), gauges, vec!["r".into()]);
+        path.say = false;
+        path
+    }
+
+    fn values(gauges: &PathGauges) -> [i64; 2] {
+        [gauges.af_xdp.get(), gauges.socket.get()]
+    }
+
+    #[test]
+    fn every_sender_counts_once_on_its_way() {
+        let gauges = PathGauges {
+            af_xdp: IntGauge::new("af_xdp", "test").unwrap(),
+            socket: IntGauge::new("socket", "test").unwrap(),
+        };
+        let xdp = Hop::Xdp(NextHop {
+            ifindex: 7,
+            eth: [0; ETH_LEN],
+            source: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            mtu: 1500,
+        });
+        let down = Hop::Socket(SocketReason::LinkDown);
+        let (mut first, mut second) = (path(&gauges), path(&gauges));
+        first.report(0, xdp, None);
+        second.report(0, xdp, None);
+        assert_eq!(values(&gauges), [2, 0]);
+        // The second thread's queue refused: it alone moves to the socket.
+        second.report(0, xdp, Some(SocketReason::BindFailed));
+        assert_eq!(values(&gauges), [1, 1]);
+        // Another reason on the same way changes nothing.
+        second.report(0, down, Some(SocketReason::LinkDown));
+        assert_eq!(values(&gauges), [1, 1]);
+        first.report(0, down, Some(SocketReason::LinkDown));
+        assert_eq!(values(&gauges), [0, 2]);
+        drop(second);
+        assert_eq!(values(&gauges), [0, 1]);
+        drop(first);
+        assert_eq!(values(&gauges), [0, 0]);
+    }
+}
