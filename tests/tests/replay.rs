@@ -793,15 +793,10 @@ fn speed_one_keeps_the_gaps() -> Result<()> {
             Duration::from_nanos(u64::try_from(offset.abs_diff(anchor)).unwrap_or(u64::MAX))
         })
         .collect();
-    let (worst, worst_at) = off
-        .iter()
-        .enumerate()
-        .map(|(i, off)| (*off, i))
-        .max()
-        .unwrap_or_default();
-    let mut sorted_off = off.clone();
-    sorted_off.sort_unstable();
-    let median_off = sorted_off[sorted_off.len() / 2];
+    let mut ranked: Vec<(Duration, usize)> = off.iter().copied().zip(0..).collect();
+    ranked.sort_unstable();
+    let (median_off, _) = ranked[ranked.len() / 2];
+    let (worst, worst_at) = ranked[ranked.len() - 1];
     let late: Vec<usize> = (0..off.len()).filter(|&i| off[i] > GAP_TOLERANCE).collect();
     let span = received[received.len() - 1]
         .timestamp

@@ -120,8 +120,8 @@ impl XdpPath {
             refused: Vec::new(),
             spare_target: spares.len(),
             spares,
+            counted: vec![None; gauges.len()],
             gauges,
-            counted: Vec::new(),
             labels,
             say: true,
             queue: 0,
@@ -173,12 +173,10 @@ impl XdpPath {
 
     /// Logs and shows the path of remote `index` after a change.
     fn report(&mut self, index: usize, hop: Hop, fallback: Option<SocketReason>) {
-        if let Some(gauges) = self.gauges.get(index) {
-            if self.counted.len() <= index {
-                self.counted.resize(index + 1, None);
-            }
+        if let (Some(gauges), Some(counted)) = (self.gauges.get(index), self.counted.get_mut(index))
+        {
             let af_xdp = fallback.is_none();
-            let was = self.counted[index].replace(af_xdp);
+            let was = counted.replace(af_xdp);
             if was != Some(af_xdp) {
                 if let Some(was) = was {
                     gauges.way(was).dec();
