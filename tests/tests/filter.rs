@@ -58,6 +58,9 @@ fn copies_only_what_the_filter_matches(path: &str) -> Result<()> {
     let agent = Agent::start(&world.node, &args)?;
 
     make_traffic(&world, Traffic::default())?;
+    // The TCP teardown's last segments may still be on their way when iperf3 exits; the agent
+    // counts them, so the pod's capture must hold them too.
+    pod_capture.wait_until_quiet(Duration::from_millis(500), Duration::from_secs(10));
     let all = pod_capture.finish()?;
     let kept: Vec<Vec<u8>> = all
         .iter()

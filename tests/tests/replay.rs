@@ -223,6 +223,7 @@ fn filter_sends_only_what_matches() -> Result<()> {
 fn record_traffic(world: &World) -> Result<(Capture, Vec<Vec<u8>>)> {
     let mut capture = Capture::start(&world.pod, POD_IF, Direction::InOut, None)?;
     make_traffic(world, Traffic::default())?;
+    capture.wait_until_quiet(SETTLE, ARRIVAL);
     let original = capture.finish()?;
     check_traffic(&original)?;
     Ok((capture, original))
@@ -330,6 +331,7 @@ fn pcapng_and_cooked_captures() -> Result<()> {
     let mut sll = start_tcpdump(&world.pod, &["-i", "any", "-y", "LINUX_SLL"], &sll_path)?;
     let mut sll2 = start_tcpdump(&world.pod, &["-i", "any", "-y", "LINUX_SLL2"], &sll2_path)?;
     make_traffic(&world, Traffic::default())?;
+    ethernet.wait_until_quiet(SETTLE, ARRIVAL);
     let original = ethernet.finish()?;
     stop_tcpdump(&mut sll)?;
     stop_tcpdump(&mut sll2)?;
@@ -847,6 +849,7 @@ fn link_types_that_carry_ip() -> Result<()> {
         tcp_rate: "100M",
     };
     make_traffic(&world, traffic)?;
+    ethernet.wait_until_quiet(SETTLE, ARRIVAL);
     let original = ethernet.finish()?;
     stop_tcpdump(&mut nflog)?;
     let ipv4: Vec<Vec<u8>> = original
