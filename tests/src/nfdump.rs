@@ -13,7 +13,8 @@ use std::{
     fmt::{self, Write as _},
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
     path::Path,
-    time::Duration,
+    thread,
+    time::{Duration, Instant},
 };
 
 use anyhow::{Context as _, Result, bail, ensure};
@@ -28,6 +29,8 @@ use crate::{
 pub const NFCAPD_PORT: u16 = 2055;
 /// How long nfcapd may take to bind its socket.
 const NFCAPD_START_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest nfcapd is given to read what is queued on its socket before it is stopped.
+const NFCAPD_DRAIN_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// TCP FIN.
 pub const TCP_FIN: u8 = 0x01;
@@ -314,6 +317,7 @@ impl NfcapdSummary {
 /// (or rotates, every 5 minutes), so stop it before reading the records.
 pub struct Nfcapd {
     label: String,
+    port: u16,
     process: Background,
     dir: ScratchDir,
     summary: Option<NfcapdSummary>,
@@ -345,10 +349,23 @@ impl Nfcapd {
             .with_context(|| format!("starting {label}"))?;
         Ok(Self {
             label,
+            port,
             process,
             dir,
             summary: None,
         })
+    }
+
+    /// Waits until nfcapd's socket has nothing queued twice in a row (or
+    /// [`NFCAPD_DRAIN_TIMEOUT`] passed), read from the process's own view of its namespace.
+    fn wait_until_drained(&self) {
+        let deadline = Instant::now() + NFCAPD_DRAIN_TIMEOUT;
+        let mut empty = 0;
+        while empty < 2 && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(50));
+            let queued = udp_queued(self.process.pid(), self.port);
+            empty = if queued == Some(0) { empty + 1 } else { 0 };
+        }
     }
 
     /// The directory nfcapd writes its files to.
@@ -361,6 +378,9 @@ impl Nfcapd {
         if let Some(summary) = self.summary {
             return Ok(summary);
         }
+        // An exporter's last datagrams may still wait on the socket when it exits, and nfcapd
+        // stops reading at SIGTERM.
+        self.wait_until_drained();
         let status = self
             .process
             .stop_with(Signal::Term)
@@ -383,6 +403,35 @@ impl Nfcapd {
         let summary = self.stop()?;
         Ok((summary, read_dir(self.dir())?))
     }
+}
+
+/// Bytes queued for reading on the UDP sockets bound to `port` in `pid`'s network namespace
+/// (`/proc/PID/net/udp` and `udp6`: `tx_queue:rx_queue` in hex); `None` if none is found.
+fn udp_queued(pid: u32, port: u16) -> Option<u64> {
+    let port = format!(":{port:04X}");
+    let mut found = None;
+    for table in ["udp", "udp6"] {
+        let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/net/{table}")) else {
+            continue;
+        };
+        for fields in text
+            .lines()
+            .skip(1)
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        {
+            let (Some(local), Some(queues)) = (fields.get(1), fields.get(4)) else {
+                continue;
+            };
+            if !local.ends_with(&port) {
+                continue;
+            }
+            let rx = queues
+                .split_once(':')
+                .and_then(|(_, rx)| u64::from_str_radix(rx, 16).ok())?;
+            found = Some(found.unwrap_or(0) + rx);
+        }
+    }
+    found
 }
 
 /// `nfdump -R DIR -o csv`, parsed.

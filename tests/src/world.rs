@@ -391,6 +391,13 @@ impl World {
     ) -> Result<Vec<Vec<u8>>> {
         let mut capture = Capture::start(&self.pod, POD_IF, Direction::InOut, None)?;
         self.ping_node_from_pod_on(cpu, count, size)?;
+        // ping exits on the last reply, which tcpdump may not have read yet: a SIGINT now would
+        // leave it in the ring (and the capture incomplete).
+        capture.wait_for_frames(
+            2 * count,
+            std::time::Duration::from_secs(10),
+            std::time::Duration::from_millis(200),
+        );
         let frames = capture.finish()?;
         anyhow::ensure!(
             frames.len() == 2 * count,

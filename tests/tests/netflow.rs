@@ -562,12 +562,13 @@ fn inactive_flows_are_exported_while_running() -> Result<()> {
         netflow_lines(&agent)
     );
 
-    let later = agent.wait_for_metric(
-        "mirror_netflow_records_total",
-        &collector_label,
-        2,
-        Duration::from_secs(8),
-    )?;
+    // The records count as they leave, the expiry and the gauge just after: a scrape between
+    // them sees the first alone, so all three are waited for.
+    let later = agent.wait_for_metrics(Duration::from_secs(8), |m| {
+        m.total("mirror_netflow_records_total", &collector_label) >= 2
+            && m.total("mirror_netflow_expired_flows_total", &inactive) >= 2
+            && m.total("mirror_netflow_active_flows", &[]) == 0
+    })?;
     let waited = last_packet.elapsed();
     println!(
         "{waited:?} after the last ping:\n  {}",

@@ -383,8 +383,8 @@ fn waiting_without_the_api_follows_netlink() -> Result<()> {
         agent.stderr_lines()
     );
     // No scan is due (the periodic one comes every 30 s): the new veth's link event must start it.
-    let started = Instant::now();
     let later = FakePod::start(&world.node, &name, "vethlater", 41)?;
+    let started = Instant::now();
     attached_within(&agent, 1, started, "a pod that appeared on the node")?;
     mirrors(&world, &[], &later)
 }
