@@ -543,6 +543,28 @@ impl Receiver {
         &self.path
     }
 
+    /// The receive buffer of its socket, in bytes as the kernel reserves them (twice what was
+    /// asked for): `ss`'s `rb` of the socket its process holds, in the namespace `ns`.
+    pub fn receive_buffer(&self, ns: &Netns) -> Result<u64> {
+        let out = ns.run("ss", ["-Hauwmp"])?;
+        let owner = format!("pid={},", self.process.pid());
+        let mut lines = out.lines();
+        while let Some(line) = lines.next() {
+            if !line.contains(&owner) {
+                continue;
+            }
+            let rb = lines
+                .next()
+                .and_then(|l| l.split_once("rb")?.1.split(',').next()?.parse().ok());
+            return rb
+                .with_context(|| format!("no skmem rb under the receiver's socket in:\n{out}"));
+        }
+        bail!(
+            "no socket of the receiver (pid {}) in:\n{out}",
+            self.process.pid()
+        )
+    }
+
     /// Complete frames in the file so far (it is flushed whenever the receiver is idle).
     pub fn frames_so_far(&self) -> usize {
         fs::read(&self.path).map_or(0, |bytes| count_complete_records(&bytes))

@@ -25,8 +25,8 @@ use crate::UsageError;
 /// The longest a receive waits before it returns `None`.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
 
-/// The socket receive buffer asked for, to ride out bursts (the kernel caps it at
-/// `net.core.rmem_max`).
+/// The socket receive buffer asked for, to ride out bursts (past `net.core.rmem_max` only with
+/// CAP_NET_ADMIN, which the raw sockets' root usually brings).
 const RECEIVE_BUFFER: libc::c_int = 8 << 20;
 
 /// IP protocol number of GRE.
@@ -91,8 +91,11 @@ impl Listener {
             tv_usec: libc::suseconds_t::try_from(POLL_INTERVAL.as_micros()).unwrap_or(100_000),
         };
         set_option(&fd, libc::SO_RCVTIMEO, &timeout).context("setting SO_RCVTIMEO")?;
-        // Best effort: a smaller buffer only means drops under bursts.
-        let _ = set_option(&fd, libc::SO_RCVBUF, &RECEIVE_BUFFER);
+        // Best effort: a smaller buffer only means drops under bursts. SO_RCVBUF alone is capped
+        // at rmem_max (208 KB by default: a hundred full-size copies).
+        if set_option(&fd, libc::SO_RCVBUFFORCE, &RECEIVE_BUFFER).is_err() {
+            let _ = set_option(&fd, libc::SO_RCVBUF, &RECEIVE_BUFFER);
+        }
         if let Err(err) = SockRef::from(&fd).bind(&addr.into()) {
             if err.raw_os_error() == Some(libc::EADDRNOTAVAIL) {
                 return Err(UsageError(format!(
