@@ -4,6 +4,7 @@
 //! with its own ring buffer, sender and uplink queues; they share the UMEM, the counters and the
 //! flow meter.
 mod order;
+mod ring_copy;
 mod segment;
 
 use std::{
@@ -20,11 +21,14 @@ use aya::maps::{MapData, RingBuf};
 use mirror_common::{CutHead, Direction, TAG_LEN, TAG_SELECTED, TAG_TRUNCATED, Tag};
 use prometheus::IntCounter;
 
-use self::order::Source;
+use self::{
+    order::Source,
+    ring_copy::{RingCopies, RingCopy},
+};
 use crate::{
     clock::{self, MonotonicToUnix},
     filter::Filter,
-    gather::{Gather, Piece},
+    gather::{Gather, Piece, PutFrame},
     kernel::{umem::Umem, xdp_socket::XDP_PKT_CONTD, xsk::Xsk},
     metrics::CopyCounters,
     netflow::{Interfaces, collector::FlowExport},
@@ -152,8 +156,10 @@ impl Capture {
         let mut recycle: Vec<u64> = Vec::with_capacity(4 * BATCH);
         let mut flows: Vec<Observed> = Vec::with_capacity(BATCH);
         let mut gather = Gather::default();
-        // The round's copies from the ring buffer, as frames in `gather`.
-        let mut cut_frames: Vec<usize> = Vec::with_capacity(BATCH);
+        // The round's copies from the ring buffer, in spare chunks or in `gather`.
+        let mut cut_frames: Vec<RingCopy> = Vec::with_capacity(2 * BATCH);
+        // Spare chunks of ring buffer copies that did not leave in place, for the sender.
+        let mut unsent: Vec<u64> = Vec::with_capacity(2 * BATCH);
         // The round's copies from both, oldest first.
         let mut round: Vec<(u64, Source)> = Vec::with_capacity(2 * BATCH);
         let mut ring_full_seen = 0;
@@ -164,7 +170,14 @@ impl Capture {
             self.give_back(&mut recycle)?;
             // The ring buffer first: a clone taken before its copies has had the time to
             // cross the veth by the time the AF_XDP ring is read, and is sent before them.
-            read_cuts(&mut self.ring, &mut gather, &mut cut_frames);
+            read_cuts(
+                &mut self.ring,
+                &mut RingCopies {
+                    sender: &mut self.sender,
+                    gather: &mut gather,
+                    copies: &mut cut_frames,
+                },
+            );
             let received = match &mut self.clones {
                 Some(xsk) => xsk
                     .socket
@@ -203,10 +216,21 @@ impl Capture {
                 for &(_, source) in &round {
                     // A frame larger than a chunk comes in pieces: put together in `gather`,
                     // its chunks back to the kernel at once. `chunk` is the copy's own chunk,
-                    // for a frame that came in one. A copy from the ring buffer is in `gather`
-                    // already.
+                    // for a frame that came in one. A copy from the ring buffer is in a spare
+                    // chunk (which goes back to the sender, not the kernel) or in `gather`.
                     let (desc, chunk, gathered) = match source {
-                        Source::Ring(index) => (EMPTY_DESC, None, Some(index)),
+                        Source::Ring(index) => match cut_frames.get(index) {
+                            Some(&RingCopy::Chunk { at, len }) => {
+                                let desc = libc::xdp_desc {
+                                    addr: at,
+                                    len: u32::try_from(len).unwrap_or(u32::MAX),
+                                    options: 0,
+                                };
+                                (desc, Some(Umem::chunk_of(at)), None)
+                            }
+                            Some(&RingCopy::Gathered(index)) => (EMPTY_DESC, None, Some(index)),
+                            None => continue,
+                        },
                         Source::Desc(desc)
                             if desc.options & XDP_PKT_CONTD != 0 || gather.is_open() =>
                         {
@@ -227,6 +251,11 @@ impl Capture {
                             }
                         }
                         Source::Desc(desc) => (desc, Some(Umem::chunk_of(desc.addr)), None),
+                    };
+                    let back = if matches!(source, Source::Ring(_)) {
+                        &mut unsent
+                    } else {
+                        &mut recycle
                     };
                     let (at, len) = (desc.addr, desc.len as usize);
                     if let Some(mac) = self.inner_dst_mac {
@@ -249,7 +278,7 @@ impl Capture {
                     };
                     let Some((tag, frame)) = split_tag(data) else {
                         self.malformed.inc();
-                        recycle.extend(chunk);
+                        back.extend(chunk);
                         continue;
                     };
                     let direction = usize::from(tag.direction & 1);
@@ -258,7 +287,7 @@ impl Capture {
                         slot.and_then(|s| Some((s, tallies.get_mut(s)?.get_mut(direction)?)))
                     else {
                         self.malformed.inc();
-                        recycle.extend(chunk);
+                        back.extend(chunk);
                         continue;
                     };
                     latest = latest.max(tag.ktime_ns);
@@ -271,7 +300,7 @@ impl Capture {
                         if !filter.matches(frame) {
                             filtered += 1;
                             tally.filtered += 1;
-                            recycle.extend(chunk);
+                            back.extend(chunk);
                             continue;
                         }
                         kept += 1;
@@ -298,7 +327,7 @@ impl Capture {
                         let in_place =
                             unsafe { self.sender.push_chunk(frame, at + TAG_OFFSET, &meta, owner) };
                         if !in_place {
-                            recycle.push(chunk);
+                            back.push(chunk);
                         }
                     } else {
                         // SAFETY: gathered frames stay unchanged until `next_round` below, after
@@ -322,6 +351,7 @@ impl Capture {
                 self.read.inc_by((received + from_ring) as u64);
                 cut_frames.clear();
                 self.give_back(&mut recycle)?;
+                self.sender.give_spares(&mut unsent);
                 if received < BATCH && from_ring < BATCH {
                     // Software interrupt coalescing: a short nap lets the ring fill, so a wakeup,
                     // a `poll` and a send serve a batch of copies instead of each one.
@@ -466,20 +496,20 @@ const EMPTY_DESC: libc::xdp_desc = libc::xdp_desc {
     options: 0,
 };
 
-/// Takes up to a batch of copies from the classifiers' ring buffer into `gather`, as frames
+/// Takes up to a batch of copies from the classifiers' ring buffer into `store`, as frames
 /// behind their tags (the VLAN tag the kernel held out of band put back, a TCP super-frame cut
-/// into its segments), their indices into `frames`.
-fn read_cuts(ring: &mut RingBuf<MapData>, gather: &mut Gather, frames: &mut Vec<usize>) {
-    while frames.len() < BATCH
+/// into its segments).
+fn read_cuts(ring: &mut RingBuf<MapData>, store: &mut RingCopies<'_>) {
+    while store.copies.len() < BATCH
         && let Some(record) = ring.next()
     {
-        cut_frames(&record, gather, frames);
+        cut_frames(&record, store);
     }
 }
 
-/// Puts a [`Cut`] record's frame (or its segments) behind its tag into `gather`, the indices
-/// into `frames`; nothing if the record is short.
-fn cut_frames(record: &[u8], gather: &mut Gather, frames: &mut Vec<usize>) {
+/// Puts a [`Cut`] record's frame (or its segments) behind its tag into `store`; nothing if the
+/// record is short.
+fn cut_frames(record: &[u8], store: &mut impl PutFrame) {
     let Some(head) = CutHead::from_bytes(record) else {
         return;
     };
@@ -494,12 +524,16 @@ fn cut_frames(record: &[u8], gather: &mut Gather, frames: &mut Vec<usize>) {
         [a, b, c, d]
     });
     let mss = usize::from(head.gso_size);
-    if mss != 0 && segment::segment_into(tag, (frame, vlan), mss, gather, frames) {
+    if mss != 0 && segment::segment_into(tag, (frame, vlan), mss, store) {
         return;
     }
     match (vlan, frame.split_at_checked(12)) {
-        (None, _) => frames.push(gather.put(&[tag, frame])),
-        (Some(vlan), Some((macs, rest))) => frames.push(gather.put(&[tag, macs, &vlan, rest])),
+        (None, _) => {
+            store.put_frame(&[tag, frame]);
+        }
+        (Some(vlan), Some((macs, rest))) => {
+            store.put_frame(&[tag, macs, &vlan, rest]);
+        }
         (Some(_), None) => {}
     }
 }
@@ -554,6 +588,7 @@ mod tests {
     use mirror_common::{Cut, Direction, mark_for};
 
     use super::*;
+    use crate::gather::Listed;
 
     fn tagged(tag: &Tag, frame: &[u8]) -> Vec<u8> {
         [&tag.to_bytes()[..], frame].concat()
@@ -619,7 +654,13 @@ mod tests {
     /// The frames `cut_frames` makes of `record`.
     fn frames_of(record: &[u8], gather: &mut Gather) -> Vec<usize> {
         let mut frames = Vec::new();
-        cut_frames(record, gather, &mut frames);
+        cut_frames(
+            record,
+            &mut Listed {
+                gather,
+                frames: &mut frames,
+            },
+        );
         frames
     }
 

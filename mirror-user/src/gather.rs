@@ -8,6 +8,27 @@
 /// mirror veth's MTU is far below), and counted as malformed.
 const MAX_GATHERED: usize = 65_536;
 
+/// Where a whole frame made of parts is put: a spare UMEM chunk (`capture::ring_copy`) or, with
+/// [`Listed`], the round's [`Gather`].
+pub trait PutFrame {
+    /// Puts the frame made of `parts`, one after the other; the frame, writable.
+    fn put_frame(&mut self, parts: &[&[u8]]) -> &mut [u8];
+}
+
+/// Frames put into a [`Gather`], their indices listed in `frames`.
+pub struct Listed<'a> {
+    pub gather: &'a mut Gather,
+    pub frames: &'a mut Vec<usize>,
+}
+
+impl PutFrame for Listed<'_> {
+    fn put_frame(&mut self, parts: &[&[u8]]) -> &mut [u8] {
+        let index = self.gather.put(parts);
+        self.frames.push(index);
+        self.gather.frame_mut(index)
+    }
+}
+
 /// What a piece did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Piece {

@@ -218,6 +218,21 @@ impl Sender {
         }
     }
 
+    /// A spare chunk of the AF_XDP path with `parts` written into it (a tag, then the frame,
+    /// placed so that [`Sender::push_chunk`] can send it in place): its UMEM address and bytes.
+    /// `None` without the AF_XDP path, a free spare or the room.
+    pub fn write_spare(&mut self, parts: &[&[u8]]) -> Option<(u64, &mut [u8])> {
+        self.xdp.as_mut()?.write_spare(parts)
+    }
+
+    /// Gives back the chunks of [`Sender::write_spare`] that did not leave in place.
+    pub fn give_spares(&mut self, chunks: &mut Vec<u64>) {
+        match &mut self.xdp {
+            Some(xdp) => xdp.give_spares(chunks),
+            None => chunks.clear(),
+        }
+    }
+
     /// Chunks AF_XDP transmit is done with, for the fill ring.
     pub fn reclaim(&mut self, out: &mut Vec<u64>) {
         if let Some(xdp) = &mut self.xdp {

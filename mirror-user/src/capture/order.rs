@@ -5,6 +5,7 @@
 //! as long as the clone has reached the AF_XDP ring by the time the round is read.
 use mirror_common::{TAG_LEN, Tag};
 
+use super::ring_copy::RingCopy;
 use crate::{gather::Gather, kernel::umem::Umem, kernel::xdp_socket::XDP_PKT_CONTD};
 
 /// Where a copy of the round is.
@@ -12,7 +13,7 @@ use crate::{gather::Gather, kernel::umem::Umem, kernel::xdp_socket::XDP_PKT_CONT
 pub enum Source {
     /// A piece of a clone on the AF_XDP ring (the whole clone, unless `XDP_PKT_CONTD`).
     Desc(libc::xdp_desc),
-    /// A copy from the ring buffer, as a frame of the round's `Gather`.
+    /// A copy from the ring buffer: the index of its [`RingCopy`].
     Ring(usize),
 }
 
@@ -21,7 +22,7 @@ pub enum Source {
 /// stay together, in order.
 pub fn in_order(
     descs: &[libc::xdp_desc],
-    ring: &[usize],
+    ring: &[RingCopy],
     continuing: bool,
     umem: &Umem,
     gather: &Gather,
@@ -31,7 +32,7 @@ pub fn in_order(
     if ring.is_empty() || descs.is_empty() {
         // One source: already in order, nothing to read.
         out.extend(descs.iter().map(|d| (0, Source::Desc(*d))));
-        out.extend(ring.iter().map(|&i| (0, Source::Ring(i))));
+        out.extend((0..ring.len()).map(|i| (0, Source::Ring(i))));
         return;
     }
     let mut continuing = continuing;
@@ -46,10 +47,14 @@ pub fn in_order(
         out.push((key, Source::Desc(*desc)));
         continuing = desc.options & XDP_PKT_CONTD != 0;
     }
-    out.extend(
-        ring.iter()
-            .map(|&i| (ktime(gather.frame(i)), Source::Ring(i))),
-    );
+    out.extend(ring.iter().enumerate().map(|(i, copy)| {
+        let head = match *copy {
+            // SAFETY: a spare chunk the sender lent; only read here.
+            RingCopy::Chunk { at, len } => unsafe { umem.bytes(at, len.min(TAG_LEN)) },
+            RingCopy::Gathered(index) => Some(gather.frame(index)),
+        };
+        (head.map_or(0, ktime), Source::Ring(i))
+    }));
     // Stable: equal keys (pieces of one frame) keep their order.
     out.sort_by_key(|(key, _)| *key);
 }
@@ -106,24 +111,18 @@ mod tests {
         let middle = gather.put(&[&tag(20), &[2; 60]]);
         let late = gather.put(&[&tag(50), &[3; 60]]);
         let mut out = Vec::new();
-        in_order(
-            &descs,
-            &[early, middle, late],
-            false,
-            &umem,
-            &gather,
-            &mut out,
-        );
+        let ring = [early, middle, late].map(RingCopy::Gathered);
+        in_order(&descs, &ring, false, &umem, &gather, &mut out);
         let order: Vec<Source> = out.iter().map(|(_, s)| *s).collect();
         assert_eq!(
             order,
             [
-                Source::Ring(early),
+                Source::Ring(0),
                 Source::Desc(descs[0]),
-                Source::Ring(middle),
+                Source::Ring(1),
                 Source::Desc(descs[1]),
                 Source::Desc(descs[2]),
-                Source::Ring(late),
+                Source::Ring(2),
             ]
         );
     }
@@ -135,17 +134,40 @@ mod tests {
         // The last piece of a frame begun last round (no tag of its own), then a whole frame.
         let descs = [desc(0, 500, false), desc(4096, 100, false)];
         let mut gather = Gather::default();
-        let ring = gather.put(&[&tag(20), &[1; 60]]);
+        let ring = [RingCopy::Gathered(gather.put(&[&tag(20), &[1; 60]]))];
         let mut out = Vec::new();
-        in_order(&descs, &[ring], true, &umem, &gather, &mut out);
+        in_order(&descs, &ring, true, &umem, &gather, &mut out);
         let order: Vec<Source> = out.iter().map(|(_, s)| *s).collect();
         assert_eq!(
             order,
             [
                 Source::Desc(descs[0]),
-                Source::Ring(ring),
+                Source::Ring(0),
                 Source::Desc(descs[1])
             ]
+        );
+    }
+
+    #[test]
+    fn ring_copies_in_spare_chunks_are_read_for_their_time() {
+        let umem = Umem::new(4).unwrap();
+        write(&umem, 0, 10);
+        write(&umem, 8192 + 240, 20);
+        let descs = [desc(0, 100, false)];
+        let mut gather = Gather::default();
+        let ring = [
+            RingCopy::Gathered(gather.put(&[&tag(30), &[1; 60]])),
+            RingCopy::Chunk {
+                at: 8192 + 240,
+                len: 80,
+            },
+        ];
+        let mut out = Vec::new();
+        in_order(&descs, &ring, false, &umem, &gather, &mut out);
+        let order: Vec<Source> = out.iter().map(|(_, s)| *s).collect();
+        assert_eq!(
+            order,
+            [Source::Desc(descs[0]), Source::Ring(1), Source::Ring(0)]
         );
     }
 

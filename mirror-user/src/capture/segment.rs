@@ -3,7 +3,7 @@
 //! `mss` bytes of payload; the IP length (and the IPv4 identification, one more per segment),
 //! the sequence number and the flags patched (FIN and PSH on the last segment only, CWR on the
 //! first only); the IPv4 header and TCP checksums computed in full, as a NIC finishes them.
-use crate::{gather::Gather, wire::checksum};
+use crate::{gather::PutFrame, wire::checksum};
 
 /// Where the headers of an Ethernet + IPv4/IPv6 + TCP frame are.
 #[derive(Clone, Copy)]
@@ -47,14 +47,13 @@ const PSH: u8 = 0x08;
 const CWR: u8 = 0x80;
 
 /// Puts the segments of `frame`, each behind `tag` (and with `vlan`, an 802.1Q tag, put back
-/// after the MAC addresses), into `gather`, their indices into `frames`; `false`, with nothing
-/// put, if `frame` is not Ethernet + IP + TCP with more than `mss` bytes of payload.
+/// after the MAC addresses), into `store`; `false`, with nothing put, if `frame` is not
+/// Ethernet + IP + TCP with more than `mss` bytes of payload.
 pub fn segment_into(
     tag: &[u8],
     (frame, vlan): (&[u8], Option<[u8; 4]>),
     mss: usize,
-    gather: &mut Gather,
-    frames: &mut Vec<usize>,
+    store: &mut impl PutFrame,
 ) -> bool {
     let Some(mut layout) = Layout::of(frame) else {
         return false;
@@ -69,11 +68,10 @@ pub fn segment_into(
     layout.tcp += vlan.len();
     let count = payload.len().div_ceil(mss);
     for (k, piece) in payload.chunks(mss).enumerate() {
-        let index = gather.put(&[tag, macs, vlan, rest, piece]);
-        if let Some(segment) = gather.frame_mut(index).get_mut(tag.len()..) {
+        let put = store.put_frame(&[tag, macs, vlan, rest, piece]);
+        if let Some(segment) = put.get_mut(tag.len()..) {
             patch(segment, layout, (k, count), k * mss);
         }
-        frames.push(index);
     }
     true
 }
@@ -139,6 +137,7 @@ mod tests {
     use etherparse::{PacketBuilder, SlicedPacket, TransportSlice};
 
     use super::*;
+    use crate::gather::{Gather, Listed};
 
     fn super_frame(ipv6: bool, payload: &[u8]) -> Vec<u8> {
         let eth = PacketBuilder::ethernet2([2; 6], [4; 6]);
@@ -169,8 +168,10 @@ mod tests {
             &[9; 16],
             (&frame, None),
             1448,
-            &mut gather,
-            &mut frames
+            &mut Listed {
+                gather: &mut gather,
+                frames: &mut frames
+            }
         ));
         assert_eq!(frames.len(), 3);
         let mut joined = Vec::new();
@@ -244,8 +245,10 @@ mod tests {
             &[0; 16],
             (&short, None),
             1448,
-            &mut gather,
-            &mut frames
+            &mut Listed {
+                gather: &mut gather,
+                frames: &mut frames
+            }
         ));
         let mut udp = Vec::new();
         PacketBuilder::ethernet2([2; 6], [4; 6])
@@ -257,8 +260,10 @@ mod tests {
             &[0; 16],
             (&udp, None),
             1448,
-            &mut gather,
-            &mut frames
+            &mut Listed {
+                gather: &mut gather,
+                frames: &mut frames
+            }
         ));
         assert!(frames.is_empty());
     }

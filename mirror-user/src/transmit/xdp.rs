@@ -368,6 +368,42 @@ impl XdpPath {
         }
     }
 
+    /// A spare chunk with `parts` written into it one after the other, the second part where
+    /// [`XdpPath::send`] can send it in place (the first is a tag the headers go over): the
+    /// UMEM address of the first byte and the bytes, writable, until the chunk is sent in
+    /// place or given back with [`XdpPath::give_spares`]. `None` if no spare is free or the
+    /// frame would not fit.
+    pub fn write_spare(&mut self, parts: &[&[u8]]) -> Option<(u64, &mut [u8])> {
+        let tag = parts.first()?.len() as u64;
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        if tag > SPARE_AT || SPARE_AT - tag + len as u64 > u64::from(CHUNK_SIZE) {
+            return None;
+        }
+        if self.spares.is_empty() {
+            self.collect_spares();
+        }
+        let spare = self.spares.pop()?;
+        let at = spare + SPARE_AT - tag;
+        // SAFETY: the spare chunk is ours until it is queued or given back, and no slice of
+        // it lives.
+        let Some(out) = (unsafe { self.umem.bytes_mut(at, len) }) else {
+            self.spares.push(spare);
+            return None;
+        };
+        let mut rest = &mut *out;
+        for part in parts {
+            let (head, tail) = rest.split_at_mut(part.len());
+            head.copy_from_slice(part);
+            rest = tail;
+        }
+        Some((at, out))
+    }
+
+    /// Takes back chunks [`XdpPath::write_spare`] lent that did not leave in place.
+    pub fn give_spares(&mut self, chunks: &mut Vec<u64>) {
+        self.spares.extend(chunks.drain(..).map(Umem::chunk_of));
+    }
+
     /// Takes every chunk the uplinks are done with as a spare.
     fn collect_spares(&mut self) {
         let first = self.spares.len();
@@ -443,5 +479,34 @@ mod tests {
         assert_eq!(values(&gauges), [0, 1]);
         drop(first);
         assert_eq!(values(&gauges), [0, 0]);
+    }
+    #[test]
+    fn spares_take_frames_where_they_leave_in_place() {
+        let gauges = PathGauges {
+            af_xdp: IntGauge::new("af_xdp", "test").unwrap(),
+            socket: IntGauge::new("socket", "test").unwrap(),
+        };
+        let mut path = path(&gauges);
+        path.spares = vec![0, 4096];
+        let tag = [7_u8; 16];
+        let frame = [9_u8; 100];
+        let (at, bytes) = path
+            .write_spare(&[&tag, &frame[..40], &frame[40..]])
+            .unwrap();
+        assert_eq!(bytes.len(), 116);
+        // The frame where the headers fit in front of it, in the same chunk; the tag before it.
+        assert_eq!((at, Umem::chunk_of(at)), (4096 + SPARE_AT - 16, 4096));
+        // SAFETY: test UMEM, the slice above is gone.
+        let written = unsafe { path.umem.bytes(at, 116) }.unwrap();
+        assert_eq!((&written[..16], &written[16..]), (&tag[..], &frame[..]));
+        // Too long for a chunk behind the headroom: no spare taken.
+        let long = vec![0_u8; CHUNK_SIZE as usize];
+        assert!(path.write_spare(&[&tag, &long]).is_none());
+        assert_eq!(path.spares, [0]);
+        assert!(path.write_spare(&[&tag, &frame]).is_some());
+        assert!(path.write_spare(&[&tag, &frame]).is_none(), "no spare left");
+        // Given back by any address in them, they are spares again.
+        path.give_spares(&mut vec![at, SPARE_AT - 16]);
+        assert_eq!(path.spares, [4096, 0]);
     }
 }
