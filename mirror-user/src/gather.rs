@@ -3,6 +3,9 @@
 //! their pieces together here and gives the chunks straight back; the whole frame then takes
 //! the copying path of the sender (a spare chunk cannot hold it, so the raw socket sends it,
 //! whole, cut or in fragments as `--oversize` says).
+//!
+//! It also holds the round's copies from the classifiers' ring buffer that no spare chunk took
+//! (`capture::ring_copy`): none was free, or a segment is larger than one.
 
 /// The longest frame put together; anything longer is broken (the kernel never sends one: the
 /// mirror veth's MTU is far below), and counted as malformed.
