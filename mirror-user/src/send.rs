@@ -158,6 +158,9 @@ pub struct Sender {
     xdp: Option<XdpPath>,
     /// Whether a copy's inner flow hash is needed (balancing, or some remote's headers).
     needs_hash: bool,
+    /// The longest frame some remote takes in place from AF_XDP (0: none), as of the last
+    /// [`Sender::refresh`].
+    in_place_max: usize,
 }
 
 impl Sender {
@@ -191,6 +194,7 @@ impl Sender {
             fragment_step: 1,
             xdp: None,
             needs_hash,
+            in_place_max: 0,
         })
     }
 
@@ -215,6 +219,12 @@ impl Sender {
                 max_inner: &mut d.max_inner,
                 mtu: &mut d.mtu,
             }));
+            let truncate = self.options.oversize == Oversize::Truncate;
+            self.in_place_max = (self.destinations.iter().enumerate())
+                .filter(|&(index, _)| xdp.serves(index))
+                .map(|(_, d)| if truncate { usize::MAX } else { d.max_inner })
+                .max()
+                .unwrap_or(0);
         }
     }
 
@@ -222,6 +232,13 @@ impl Sender {
     /// placed so that [`Sender::push_chunk`] can send it in place): its UMEM address and bytes.
     /// `None` without the AF_XDP path, a free spare or the room.
     pub fn write_spare(&mut self, parts: &[&[u8]]) -> Option<(u64, &mut [u8])> {
+        // Only where a remote could take it in place: a copy that leaves in fragments or
+        // through the raw socket is copied from wherever it is, and the spare would be a waste.
+        let len = parts.iter().skip(1).map(|p| p.len()).sum::<usize>();
+        let len = self.options.snaplen.map_or(len, |snaplen| len.min(snaplen));
+        if len > self.in_place_max {
+            return None;
+        }
         self.xdp.as_mut()?.write_spare(parts)
     }
 
