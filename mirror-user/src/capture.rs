@@ -272,8 +272,9 @@ impl Capture {
                     }
                     let data = match gathered {
                         Some(index) => gather.frame(index),
-                        // SAFETY: the kernel wrote this frame and hands it to us until we give
-                        // the chunk back; only the bytes in front of it are written below.
+                        // SAFETY: the kernel (or, for a ring buffer copy, the sender's spare)
+                        // holds this frame for us until we give the chunk back; only the bytes
+                        // in front of it are written below.
                         None => unsafe { self.umem.bytes(at, len) }.unwrap_or_default(),
                     };
                     let Some((tag, frame)) = split_tag(data) else {
